@@ -1,0 +1,89 @@
+# Developer entry points. Every target creates .venv on first use (with the
+# default python3) and reinstalls it when pyproject.toml changes.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# The test suite runs twice: on SQLite, then on PostgreSQL. The PostgreSQL run
+# skips visibly when no server is reachable (and fails when CI=true).
+PYTEST_ARGS ?=
+PYTEST_SQLITE := $(BIN)/pytest $(PYTEST_ARGS)
+PYTEST_POSTGRES := $(BIN)/pytest --ds=tests.settings_postgres $(PYTEST_ARGS)
+
+# Lint only the paths that exist.
+LINT_PATHS := $(wildcard src tests example benchmarks noxfile.py)
+
+DEMO_ADDR ?= 127.0.0.1:8000
+
+.DEFAULT_GOAL := help
+
+.PHONY: help venv demo test test-sqlite test-postgres lint format bench docs docs-serve nox build clean
+
+help:
+	@echo "make demo        migrate, seed and serve the example project on http://$(DEMO_ADDR)"
+	@echo "make test        run the test suite on SQLite, then on PostgreSQL"
+	@echo "make lint        ruff check, ruff format --check, mypy (strict)"
+	@echo "make format      apply ruff fixes and formatting"
+	@echo "make bench       run the benchmarks"
+	@echo "make docs        build the documentation (mkdocs --strict) into site/"
+	@echo "make docs-serve  serve the documentation on http://127.0.0.1:8001"
+	@echo "make nox         run every nox session (built wheel, all Pythons and Djangos)"
+	@echo "make build       build the sdist and wheel into dist/"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	cd example && ../$(BIN)/python manage.py migrate --noinput
+	cd example && ../$(BIN)/python manage.py migrate --database audit --noinput
+	cd example && ../$(BIN)/python manage.py seed_demo
+	cd example && ../$(BIN)/python manage.py runserver $(DEMO_ADDR)
+
+test: $(STAMP)
+	$(PYTEST_SQLITE)
+	$(PYTEST_POSTGRES)
+
+test-sqlite: $(STAMP)
+	$(PYTEST_SQLITE)
+
+test-postgres: $(STAMP)
+	$(PYTEST_POSTGRES)
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
+
+bench: $(STAMP)
+	@if [ -f benchmarks/__main__.py ]; then \
+		$(BIN)/python -m benchmarks; \
+	else \
+		echo "benchmarks/__main__.py does not exist yet: nothing to run"; \
+	fi
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve --dev-addr 127.0.0.1:8001
+
+nox: $(STAMP)
+	$(BIN)/nox
+
+build: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist
+
+clean:
+	rm -rf dist build site .nox .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""The demo project: settings and URL configuration for the invoice-approval example."""

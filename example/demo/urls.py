@@ -1,0 +1,22 @@
+"""URL configuration of the demo project."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.urls import include, path
+from django.views.generic import RedirectView
+
+urlpatterns = [
+    path(
+        "",
+        login_required(RedirectView.as_view(pattern_name="invoices:list", permanent=False)),
+        name="home",
+    ),
+    path("invoices/", include("invoices.urls")),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]
+
+# A denial raised by clearance is a PermissionDenied: show which gate said no, and why.
+handler403 = "invoices.views.permission_denied"

@@ -1,0 +1,1 @@
+"""Invoice approval: the demo app protected by clearance's three gates."""

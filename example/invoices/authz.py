@@ -1,0 +1,70 @@
+"""Who may do what with an invoice: the actions and rules clearance enforces.
+
+Gate 1 (permission) comes from Django's permissions, granted through the groups that
+``manage.py seed_demo`` creates. Gate 2 (policy) and gate 3 (invariant) are declared here.
+"""
+
+from clearance import ACTOR, Action, model_invariant, where
+
+from .models import Invoice
+
+tenant_member = where(tenant__memberships__user=ACTOR)
+
+view = Action(
+    "invoices.view",
+    model=Invoice,
+    permission="invoices.view_invoice",
+    label="See an invoice",
+)
+view.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may see it."
+)
+
+submit = Action(
+    "invoices.submit",
+    model=Invoice,
+    permission="invoices.submit_invoice",
+    label="Submit a draft invoice for approval",
+)
+submit.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may submit it."
+)
+submit.policy("owner", where(owner=ACTOR), reason="Only the invoice's author may submit it.")
+submit.policy("draft", where(state="draft"), reason="Only draft invoices can be submitted.")
+
+approve = Action(
+    "invoices.approve",
+    model=Invoice,
+    permission="invoices.approve_invoice",
+    label="Approve a submitted invoice",
+)
+approve.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may approve it."
+)
+approve.policy("four_eyes", ~where(owner=ACTOR), reason="Nobody approves their own invoice.")
+approve.policy(
+    "submitted", where(state="submitted"), reason="Only submitted invoices can be approved."
+)
+approve.invariant(
+    "within_limit",
+    where(amount__lte=10_000),
+    reason="Invoices above 10,000 can never be approved.",
+)
+
+pay = Action(
+    "invoices.pay",
+    model=Invoice,
+    permission="invoices.pay_invoice",
+    label="Pay an approved invoice",
+)
+pay.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may pay it."
+)
+pay.policy("approved", where(state="approved"), reason="Only approved invoices can be paid.")
+
+model_invariant(
+    Invoice,
+    "paid_is_final",
+    ~where(state="paid") | where(amount__gt=0),
+    reason="A paid invoice keeps a positive amount.",
+)

@@ -1,0 +1,161 @@
+"""``manage.py seed_demo``: (re)create the demo's groups, tenants, users and invoices.
+
+Safe to run again: groups, tenants and users are updated in place, and the demo tenants'
+memberships and invoices are wiped and re-created, so the demo always starts from the same state.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.management import create_permissions
+from django.contrib.auth.models import Group, Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.management.base import BaseCommand
+from django.db import transaction
+from django.utils import timezone
+
+from invoices.models import Invoice, Membership, Tenant
+
+PASSWORD = "demo"
+URL = "http://127.0.0.1:8000/"
+
+# Gate 1: what each role may attempt, as codenames of the Invoice model's permissions.
+GROUPS = {
+    "clerk": ["view_invoice", "add_invoice", "change_invoice", "submit_invoice"],
+    "approver": ["view_invoice", "approve_invoice", "pay_invoice"],
+    "auditor": ["view_invoice"],
+}
+
+TENANTS = {"acme": "Acme", "globex": "Globex"}
+
+# username -> (role, tenant slugs); the role is a group name, or "superuser".
+USERS = {
+    "alice": ("approver", ["acme"]),
+    "bob": ("clerk", ["acme"]),
+    "carol": ("approver", ["acme", "globex"]),
+    "dave": ("clerk", ["globex"]),
+    "erin": ("auditor", ["acme"]),
+    "admin": ("superuser", ["acme"]),
+}
+
+# (tenant, number, owner, amount, state, approved by, description)
+INVOICES = [
+    ("acme", "ACME-001", "bob", "120.00", "draft", None, "Office chairs"),
+    ("acme", "ACME-002", "bob", "980.00", "submitted", None, "Laptop docking stations"),
+    ("acme", "ACME-003", "alice", "450.00", "submitted", None, "Team offsite catering"),
+    ("acme", "ACME-004", "bob", "18500.00", "submitted", None, "Server room cooling"),
+    ("acme", "ACME-005", "bob", "2300.00", "approved", "alice", "Annual software licences"),
+    ("acme", "ACME-006", "alice", "760.00", "approved", "carol", "Conference travel"),
+    ("acme", "ACME-007", "bob", "310.00", "paid", "carol", "Printer maintenance"),
+    ("acme", "ACME-008", "alice", "95.00", "draft", None, "Books for the team library"),
+    ("globex", "GLX-001", "dave", "240.00", "draft", None, "Cleaning supplies"),
+    ("globex", "GLX-002", "dave", "1250.00", "submitted", None, "Warehouse shelving"),
+    ("globex", "GLX-003", "dave", "640.00", "approved", "carol", "Forklift service"),
+    ("globex", "GLX-004", "dave", "2000.00", "paid", "carol", "Safety training"),
+]
+
+
+class Command(BaseCommand):
+    """Create (or reset) the demo data and print the logins."""
+
+    help = "Create or reset the demo's groups, tenants, users and invoices (password: demo)."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Seed the database, then print a table of logins and the demo's URL."""
+        with transaction.atomic():
+            groups = self.seed_groups()
+            tenants = self.seed_tenants()
+            users = self.seed_users(groups, tenants)
+            self.seed_invoices(tenants, users)
+        self.print_logins()
+
+    def seed_groups(self) -> dict[str, Group]:
+        """Create the role groups with exactly their Invoice permissions."""
+        create_permissions(apps.get_app_config("invoices"), verbosity=0)
+        content_type = ContentType.objects.get_for_model(Invoice)
+        groups = {}
+        for name, codenames in GROUPS.items():
+            group, _ = Group.objects.get_or_create(name=name)
+            permissions = Permission.objects.filter(
+                content_type=content_type, codename__in=codenames
+            )
+            group.permissions.set(permissions)
+            groups[name] = group
+        return groups
+
+    def seed_tenants(self) -> dict[str, Tenant]:
+        """Create the demo tenants and remove their memberships and invoices."""
+        tenants = {}
+        for slug, name in TENANTS.items():
+            tenant, _ = Tenant.objects.update_or_create(slug=slug, defaults={"name": name})
+            tenants[slug] = tenant
+        Invoice.objects.filter(tenant__in=tenants.values()).delete()
+        Membership.objects.filter(tenant__in=tenants.values()).delete()
+        return tenants
+
+    def seed_users(self, groups: dict[str, Group], tenants: dict[str, Tenant]) -> dict[str, Any]:
+        """Create the demo users, their groups and their tenant memberships."""
+        user_model = get_user_model()
+        password = make_password(PASSWORD)
+        users = {}
+        for username, (role, slugs) in USERS.items():
+            superuser = role == "superuser"
+            user, _ = user_model.objects.update_or_create(
+                username=username,
+                defaults={
+                    "email": f"{username}@example.com",
+                    "password": password,
+                    "is_active": True,
+                    "is_staff": superuser,
+                    "is_superuser": superuser,
+                },
+            )
+            user.groups.set([] if superuser else [groups[role]])
+            user.user_permissions.clear()
+            Membership.objects.filter(user=user).delete()
+            for slug in slugs:
+                Membership.objects.create(user=user, tenant=tenants[slug], role=role)
+            users[username] = user
+        return users
+
+    def seed_invoices(self, tenants: dict[str, Tenant], users: dict[str, Any]) -> None:
+        """Create invoices in every state in both tenants."""
+        now = timezone.now()
+        for days_ago, row in enumerate(reversed(INVOICES)):
+            slug, number, owner, amount, state, approver, description = row
+            Invoice.objects.create(
+                tenant=tenants[slug],
+                number=number,
+                owner=users[owner],
+                amount=Decimal(amount),
+                state=state,
+                description=description,
+                approved_by=users[approver] if approver else None,
+                approved_at=now - timedelta(days=days_ago) if approver else None,
+            )
+
+    def print_logins(self) -> None:
+        """Print who can log in, as what, and where."""
+        header = ("username", "password", "role", "tenants")
+        rows = [
+            (username, PASSWORD, role, ", ".join(TENANTS[slug] for slug in slugs))
+            for username, (role, slugs) in USERS.items()
+        ]
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+
+        def line(cells: tuple[str, ...]) -> str:
+            padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+            return "  ".join(padded).rstrip()
+
+        self.stdout.write(self.style.SUCCESS("Demo data ready."))
+        self.stdout.write("")
+        self.stdout.write(line(header))
+        self.stdout.write(line(tuple("-" * width for width in widths)))
+        for row in rows:
+            self.stdout.write(line(row))
+        self.stdout.write("")
+        self.stdout.write(f"Run `python manage.py runserver` and open {URL}")

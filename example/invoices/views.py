@@ -1,0 +1,110 @@
+"""Views of the invoices app.
+
+Every question "may this user do that?" is answered by clearance: the list and detail pages
+show each decision with the gate, rule and reason behind a denial, and the POST endpoints
+enforce the action before changing anything.
+"""
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+import clearance
+
+from .models import Invoice
+
+# The state-changing actions offered on an invoice's page, in workflow order.
+WORKFLOW = [
+    ("invoices.submit", "Submit", "invoices:submit"),
+    ("invoices.approve", "Approve", "invoices:approve"),
+    ("invoices.pay", "Pay", "invoices:pay"),
+]
+
+
+def visible_invoices(request: HttpRequest) -> QuerySet[Invoice]:
+    """Return the invoices the current user may view, in one SQL query."""
+    invoices = Invoice.objects.select_related("tenant", "owner", "approved_by")
+    return clearance.authorized(request.user, "invoices.view", invoices)
+
+
+def get_visible_invoice(request: HttpRequest, pk: int) -> Invoice:
+    """Return the invoice ``pk``, or raise Http404 if the user may not view it."""
+    return get_object_or_404(visible_invoices(request), pk=pk)
+
+
+@login_required
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    """List the invoices the user may view, each with the decision to approve it."""
+    invoices = visible_invoices(request).order_by("tenant__name", "number")
+    rows = [
+        (invoice, clearance.authorize(request.user, "invoices.approve", invoice, request=request))
+        for invoice in invoices
+    ]
+    return render(request, "invoices/invoice_list.html", {"rows": rows})
+
+
+@login_required
+def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """Show one invoice and, for each workflow action, whether the user may take it."""
+    invoice = get_visible_invoice(request, pk)
+    actions = [
+        {
+            "label": label,
+            "url_name": url_name,
+            "decision": clearance.authorize(request.user, action, invoice, request=request),
+        }
+        for action, label, url_name in WORKFLOW
+    ]
+    return render(request, "invoices/invoice_detail.html", {"invoice": invoice, "actions": actions})
+
+
+@login_required
+@require_POST
+def submit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Submit a draft invoice for approval."""
+    invoice = get_visible_invoice(request, pk)
+    clearance.enforce(request.user, "invoices.submit", invoice, request=request)
+    invoice.state = Invoice.State.SUBMITTED
+    invoice.save()
+    messages.success(request, f"Invoice {invoice.number} submitted for approval.")
+    return redirect(invoice)
+
+
+@login_required
+@require_POST
+def approve(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve a submitted invoice."""
+    invoice = get_visible_invoice(request, pk)
+    clearance.enforce(request.user, "invoices.approve", invoice, request=request)
+    invoice.state = Invoice.State.APPROVED
+    invoice.approved_by = request.user
+    invoice.approved_at = timezone.now()
+    invoice.save()
+    messages.success(request, f"Invoice {invoice.number} approved.")
+    return redirect(invoice)
+
+
+@login_required
+@require_POST
+def pay(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark an approved invoice as paid."""
+    invoice = get_visible_invoice(request, pk)
+    clearance.enforce(request.user, "invoices.pay", invoice, request=request)
+    invoice.state = Invoice.State.PAID
+    invoice.save()
+    messages.success(request, f"Invoice {invoice.number} paid.")
+    return redirect(invoice)
+
+
+def permission_denied(request: HttpRequest, exception: PermissionDenied) -> HttpResponse:
+    """Render the 403 page; for a clearance denial, show its gate, rule and reason."""
+    context = {
+        "exception": str(exception),
+        "decision": getattr(exception, "decision", None),
+    }
+    return render(request, "403.html", context, status=403)

@@ -1,0 +1,61 @@
+"""django-clearance: layered authorization for Django.
+
+Permissions say what an actor may attempt, policies whether the attempt is valid now, and
+invariants what must never happen, whoever asks. Every public name is importable from here.
+"""
+
+from __future__ import annotations
+
+from .actions import ANYONE, Action, model_invariant
+from .decisions import (
+    Decision,
+    Denied,
+    InvariantViolation,
+    Layer,
+    NotFilterable,
+    PermissionMissing,
+    PolicyDenied,
+    UnknownAction,
+)
+from .engine import (
+    aauthorize,
+    aauthorized,
+    aenforce,
+    aexplain,
+    authorize,
+    authorize_many,
+    authorized,
+    enforce,
+    explain,
+)
+from .rules import ACTOR, CTX, Context, predicate, where
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "ACTOR",
+    "ANYONE",
+    "CTX",
+    "Action",
+    "Context",
+    "Decision",
+    "Denied",
+    "InvariantViolation",
+    "Layer",
+    "NotFilterable",
+    "PermissionMissing",
+    "PolicyDenied",
+    "UnknownAction",
+    "aauthorize",
+    "aauthorized",
+    "aenforce",
+    "aexplain",
+    "authorize",
+    "authorize_many",
+    "authorized",
+    "enforce",
+    "explain",
+    "model_invariant",
+    "predicate",
+    "where",
+]

@@ -1,0 +1,449 @@
+"""Actions, their named rules, the registry that holds them, and autodiscovery of ``authz.py``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models
+
+from .decisions import Layer, UnknownAction
+from .rules import Predicate, Rule, predicate
+
+__all__ = [
+    "ANYONE",
+    "Action",
+    "ModelInvariant",
+    "NamedRule",
+    "Registry",
+    "autodiscover",
+    "model_invariant",
+    "registry",
+]
+
+
+class _Anyone:
+    """Marker for an action that any actor may attempt, anonymous ones included."""
+
+    _instance: _Anyone | None = None
+
+    def __new__(cls) -> _Anyone:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ANYONE"
+
+    def __reduce__(self) -> str:
+        return "ANYONE"
+
+
+#: Gate 1 for an action anyone may attempt (stated explicitly; there is no default).
+ANYONE = _Anyone()
+
+_ACTION_NAME = re.compile(r"^[A-Za-z_][\w]*\.[\w][\w.\-]*$")
+_PERMISSION = re.compile(r"^[A-Za-z_][\w]*\.[\w][\w\-]*$")
+
+
+def _declared_at() -> str:
+    """Where the caller outside this package declared something: ``path:line``."""
+    frame = sys._getframe(1)
+    here = __name__.rsplit(".", 1)[0]
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(here + "."):
+        if frame.f_globals.get("__name__", "").startswith(here + ".testing"):
+            break
+        frame = frame.f_back  # type: ignore[assignment]
+    if frame is None:
+        return "<unknown>"
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+@dataclass(frozen=True)
+class NamedRule:
+    """A rule attached to an action or a model, under a name, with a reason for people."""
+
+    name: str
+    rule: Rule
+    reason: str
+    layer: Layer
+    declared_at: str = "<unknown>"
+
+    @property
+    def code(self) -> str:
+        """``"<layer>.<name>"``, the code a denial by this rule carries."""
+        return f"{self.layer.value}.{self.name}"
+
+    @property
+    def expression(self) -> str:
+        """The rule's readable text, e.g. ``~where(owner=ACTOR)``."""
+        return str(self.rule)
+
+
+@dataclass(frozen=True)
+class ModelInvariant(NamedRule):
+    """A rule every instance of a model must satisfy whenever it is written."""
+
+    model: type[models.Model] | None = None
+    on: frozenset[str] = frozenset({"save", "delete"})
+
+
+def _coerce_rule(rule: Any, uses_object: bool = True) -> Rule:
+    if isinstance(rule, Rule):
+        return rule
+    if callable(rule):
+        return cast(Rule, predicate(rule, uses_object=uses_object))
+    raise TypeError(f"expected a rule (where(...), a predicate or a function of ctx), got {rule!r}")
+
+
+def _default_reason(fn: Any, layer: Layer, name: str) -> str:
+    doc = (getattr(fn, "__doc__", None) or "").strip()
+    if doc:
+        return doc.splitlines()[0].strip()
+    return f"The {layer.value} rule {name!r} does not allow this."
+
+
+class Action:
+    """Something an actor may do, protected by three gates.
+
+    ``name`` is ``"<app_label>.<verb>"`` and unique. ``permission`` is exactly one Django
+    permission (``"app_label.codename"``) or :data:`ANYONE`, stated explicitly. ``model`` is the
+    model the action acts on (None for an action about no object).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        permission: str | _Anyone,
+        model: type[models.Model] | str | None = None,
+        label: str = "",
+        description: str = "",
+        register: bool = True,
+    ) -> None:
+        if not isinstance(name, str) or not _ACTION_NAME.match(name):
+            raise ImproperlyConfigured(
+                f"Action name {name!r} must look like '<app_label>.<verb>', e.g. 'invoices.approve'"
+            )
+        if permission is not ANYONE and (
+            not isinstance(permission, str) or not _PERMISSION.match(permission)
+        ):
+            raise ImproperlyConfigured(
+                f"Action {name!r}: permission must be one Django permission "
+                f"('app_label.codename') or clearance.ANYONE, got {permission!r}"
+            )
+        if (
+            model is not None
+            and not isinstance(model, str)
+            and not (isinstance(model, type) and issubclass(model, models.Model))
+        ):
+            raise ImproperlyConfigured(
+                f"Action {name!r}: model must be a Django model, got {model!r}"
+            )
+        self.name = name
+        self.permission = permission
+        self._model = model
+        self.label = label or name
+        self.description = description
+        self.policies: list[NamedRule] = []
+        self.invariants: list[NamedRule] = []
+        self.declared_at = _declared_at()
+        self.registry: Registry | None = None
+        if register:
+            registry.register(self)
+
+    # -- declaration ----------------------------------------------------------------------
+
+    @property
+    def model(self) -> type[models.Model] | None:
+        """The model this action acts on (resolved lazily from a ``"app_label.Model"`` string)."""
+        if isinstance(self._model, str):
+            self._model = apps.get_model(self._model)
+        return self._model
+
+    @property
+    def app_label(self) -> str:
+        """The part of the name before the dot."""
+        return self.name.split(".", 1)[0]
+
+    def policy(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        rule: Rule | Callable[..., Any] | None = None,
+        *,
+        reason: str | None = None,
+        uses_object: bool = True,
+    ) -> Any:
+        """Add a gate-2 rule: ``action.policy("name", rule, reason=...)`` or as a decorator."""
+        return self._attach(Layer.POLICY, self.policies, name, rule, reason, uses_object)
+
+    def invariant(
+        self,
+        name: str | Callable[..., Any] | None = None,
+        rule: Rule | Callable[..., Any] | None = None,
+        *,
+        reason: str | None = None,
+        uses_object: bool = True,
+    ) -> Any:
+        """Add a gate-3 rule: ``action.invariant("name", rule, reason=...)`` or as a decorator."""
+        return self._attach(Layer.INVARIANT, self.invariants, name, rule, reason, uses_object)
+
+    def _attach(
+        self,
+        layer: Layer,
+        target: list[NamedRule],
+        name: Any,
+        rule: Any,
+        reason: str | None,
+        uses_object: bool,
+    ) -> Any:
+        if callable(name) and not isinstance(name, str):
+            # Bare decorator: @action.policy
+            fn = name
+            pred = fn if isinstance(fn, Predicate) else predicate(fn, uses_object=uses_object)
+            self._add(
+                layer,
+                target,
+                _rule_name(fn),
+                pred,
+                reason or _default_reason(fn, layer, _rule_name(fn)),
+            )
+            return pred
+        if rule is None:
+            # Called decorator: @action.policy(reason=...) or @action.policy("name", reason=...)
+            def decorator(fn: Callable[..., Any]) -> Any:
+                pred = fn if isinstance(fn, Predicate) else predicate(fn, uses_object=uses_object)
+                rule_name = name or _rule_name(fn)
+                self._add(
+                    layer, target, rule_name, pred, reason or _default_reason(fn, layer, rule_name)
+                )
+                return pred
+
+            return decorator
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{self.name}: a rule needs a name, got {name!r}")
+        coerced = _coerce_rule(rule, uses_object)
+        self._add(layer, target, name, coerced, reason or _default_reason(rule, layer, name))
+        return self
+
+    def _add(
+        self, layer: Layer, target: list[NamedRule], name: str, rule: Rule, reason: str
+    ) -> None:
+        if not re.match(r"^[\w][\w\-.]*$", name):
+            raise ImproperlyConfigured(
+                f"{self.name}: rule name {name!r} must be a plain identifier"
+            )
+        target.append(NamedRule(name, rule, reason, layer, _declared_at()))
+        if self.registry is not None:
+            self.registry.changed()
+
+    # -- introspection --------------------------------------------------------------------
+
+    @property
+    def rules(self) -> list[NamedRule]:
+        """Policies then invariants, in the order they are evaluated."""
+        return [*self.policies, *self.invariants]
+
+    @property
+    def permission_label(self) -> str:
+        """The permission string, or ``"ANYONE"``."""
+        return "ANYONE" if self.permission is ANYONE else cast(str, self.permission)
+
+    def model_invariants(self) -> list[ModelInvariant]:
+        """The model invariants in force for this action's model."""
+        model = self.model
+        reg = self.registry or registry
+        return reg.invariants_for(model) if model is not None else []
+
+    def fingerprint(self) -> str:
+        """A stable hash of the rule set in force for this action (names, kinds, rule text)."""
+        reg = self.registry or registry
+        return reg.fingerprint(self)
+
+    def __repr__(self) -> str:
+        return f"<Action {self.name}>"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+def _rule_name(fn: Any) -> str:
+    return cast(str, getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+class Registry:
+    """Every declared action and model invariant, enumerable for tooling."""
+
+    def __init__(self) -> None:
+        self._actions: dict[str, Action] = {}
+        self._invariants: dict[type[models.Model], list[ModelInvariant]] = {}
+        self.version = 0
+        self._fingerprints: dict[str, tuple[int, str]] = {}
+
+    # -- actions --------------------------------------------------------------------------
+
+    def register(self, action: Action) -> None:
+        """Add an action; a second action with the same name is a configuration error."""
+        existing = self._actions.get(action.name)
+        if existing is not None and existing is not action:
+            raise ImproperlyConfigured(
+                f"Action {action.name!r} is declared twice: at {existing.declared_at} and at "
+                f"{action.declared_at}"
+            )
+        self._actions[action.name] = action
+        action.registry = self
+        self.changed()
+
+    def unregister(self, name: str) -> Action:
+        """Remove an action (for tests); returns it."""
+        action = self._actions.pop(name)
+        self.changed()
+        return action
+
+    def get(self, name: str | Action) -> Action:
+        """The action called ``name``, or :class:`UnknownAction`."""
+        if isinstance(name, Action):
+            return name
+        try:
+            return self._actions[name]
+        except (KeyError, TypeError):
+            raise UnknownAction(name, list(self._actions)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._actions
+
+    def __iter__(self) -> Iterator[Action]:
+        return iter(sorted(self._actions.values(), key=lambda a: a.name))
+
+    def __len__(self) -> int:
+        return len(self._actions)
+
+    @property
+    def actions(self) -> list[Action]:
+        """Every declared action, sorted by name."""
+        return list(self)
+
+    def actions_for(self, model: type[models.Model]) -> list[Action]:
+        """Actions whose model is ``model`` (or its concrete model)."""
+        concrete = model._meta.concrete_model
+        return [a for a in self if a.model is not None and a.model._meta.concrete_model is concrete]
+
+    # -- model invariants -----------------------------------------------------------------
+
+    def add_invariant(self, invariant: ModelInvariant) -> None:
+        """Attach a model invariant."""
+        assert invariant.model is not None
+        self._invariants.setdefault(invariant.model, []).append(invariant)
+        self.changed()
+
+    def invariants_for(self, model: type[models.Model]) -> list[ModelInvariant]:
+        """Invariants in force for ``model``: its own, its concrete model's and its parents'."""
+        found: list[ModelInvariant] = []
+        seen: set[type[models.Model]] = set()
+        for klass in (model, model._meta.concrete_model, *model._meta.get_parent_list()):
+            if klass is None or klass in seen:
+                continue
+            seen.add(klass)
+            found.extend(self._invariants.get(klass, ()))
+        return found
+
+    @property
+    def model_invariants(self) -> dict[type[models.Model], list[ModelInvariant]]:
+        """Every model invariant, by model."""
+        return {model: list(rules) for model, rules in self._invariants.items()}
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """Note a change of the rule set (fingerprints are recomputed)."""
+        self.version += 1
+
+    def fingerprint(self, action: Action) -> str:
+        """A stable hash of the rules in force for ``action``."""
+        cached = self._fingerprints.get(action.name)
+        if cached is not None and cached[0] == self.version:
+            return cached[1]
+        model = action.model
+        lines = [
+            f"action {action.name}",
+            f"model {model._meta.label if model is not None else '-'}",
+            f"permission {action.permission_label}",
+        ]
+        lines += [f"{r.layer.value} {r.name} {r.rule}" for r in action.rules]
+        lines += [
+            f"model_invariant {r.name} {','.join(sorted(r.on))} {r.rule}"
+            for r in action.model_invariants()
+        ]
+        digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+        self._fingerprints[action.name] = (self.version, digest)
+        return digest
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """Capture the registry's state (restore it with :meth:`restore`)."""
+        return (
+            dict(self._actions),
+            {a.name: (list(a.policies), list(a.invariants)) for a in self._actions.values()},
+            {m: list(r) for m, r in self._invariants.items()},
+        )
+
+    def restore(self, state: tuple[Any, ...]) -> None:
+        """Put back a state captured with :meth:`snapshot`."""
+        actions, rules, invariants = state
+        self._actions = dict(actions)
+        for name, (policies, invs) in rules.items():
+            self._actions[name].policies[:] = policies
+            self._actions[name].invariants[:] = invs
+        self._invariants = {m: list(r) for m, r in invariants.items()}
+        self.changed()
+
+
+#: The process-wide registry that ``authz.py`` modules fill.
+registry = Registry()
+
+
+def model_invariant(
+    model: type[models.Model],
+    name: str,
+    rule: Rule | Callable[..., Any],
+    *,
+    reason: str | None = None,
+    on: tuple[str, ...] | list[str] | frozenset[str] = ("save", "delete"),
+) -> ModelInvariant:
+    """Declare a rule every instance of ``model`` must satisfy, whatever the write path.
+
+    Checked on ``save()`` (the new state) and ``delete()``, for superusers and the shell too,
+    and after guarded bulk writes.
+    """
+    if not (isinstance(model, type) and issubclass(model, models.Model)):
+        raise ImproperlyConfigured(f"model_invariant(): expected a model class, got {model!r}")
+    events = frozenset(on)
+    unknown = events - {"save", "delete"}
+    if unknown or not events:
+        raise ImproperlyConfigured(
+            f"model_invariant({model._meta.label}, {name!r}): on= takes 'save' and/or 'delete', "
+            f"got {sorted(on)!r}"
+        )
+    invariant = ModelInvariant(
+        name=name,
+        rule=_coerce_rule(rule),
+        reason=reason or _default_reason(rule, Layer.INVARIANT, name),
+        layer=Layer.INVARIANT,
+        declared_at=_declared_at(),
+        model=model,
+        on=events,
+    )
+    registry.add_invariant(invariant)
+    return invariant
+
+
+def autodiscover() -> None:
+    """Import every installed app's ``authz`` module, as the admin does with ``admin.py``."""
+    from django.utils.module_loading import autodiscover_modules
+
+    autodiscover_modules("authz")

@@ -1,0 +1,20 @@
+"""Django app configuration: autodiscovers ``authz`` modules when the app registry is ready."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ClearanceConfig(AppConfig):
+    """The ``clearance`` app."""
+
+    name = "clearance"
+    label = "clearance"
+    verbose_name = "Clearance"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Import every app's ``authz.py``."""
+        from .actions import autodiscover
+
+        autodiscover()

@@ -1,0 +1,79 @@
+"""The ``CLEARANCE`` settings dictionary, with documented defaults and validation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings as django_settings
+from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+
+__all__ = ["DEFAULTS", "clearance_settings"]
+
+#: Every setting, with its default. Override any of them in ``settings.CLEARANCE``.
+DEFAULTS: dict[str, Any] = {
+    # Audit sinks: dotted paths to classes with one method, ``record(decision, request)``.
+    "AUDIT_SINKS": ["clearance.audit.sinks.LoggingSink"],
+    # Record allowed decisions too: False (denials only), True (all), or a sampling rate 0..1.
+    "RECORD_ALLOWED": False,
+    # Database alias the audit rows are written to (None: a dedicated connection to the
+    # database the AuditRecord model is routed to).
+    "AUDIT_DATABASE": None,
+    # A decision that could not be recorded becomes a denial (high-assurance projects).
+    "AUDIT_FAIL_CLOSED": False,
+    # Allowed decisions buffered before a batched write (denials are always written through).
+    "AUDIT_BATCH_SIZE": 1,
+    # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).
+    "RAISE_RULE_ERRORS": False,
+    # HTTP status for an invariant violation in the integrations (409 Conflict by default).
+    "INVARIANT_STATUS": 409,
+}
+
+
+class _Settings:
+    """Attribute access to the merged ``CLEARANCE`` settings, refreshed when they change."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, Any] | None = None
+
+    def _load(self) -> dict[str, Any]:
+        user = getattr(django_settings, "CLEARANCE", {}) or {}
+        if not isinstance(user, dict):
+            raise ImproperlyConfigured("settings.CLEARANCE must be a dict")
+        unknown = set(user) - set(DEFAULTS)
+        if unknown:
+            raise ImproperlyConfigured(
+                f"Unknown CLEARANCE setting(s): {', '.join(sorted(unknown))}. "
+                f"Known: {', '.join(sorted(DEFAULTS))}"
+            )
+        merged = {**DEFAULTS, **user}
+        allowed = merged["RECORD_ALLOWED"]
+        if not isinstance(allowed, (bool, int, float)) or not 0 <= float(allowed) <= 1:
+            raise ImproperlyConfigured(
+                "CLEARANCE['RECORD_ALLOWED'] must be True, False or a rate between 0 and 1"
+            )
+        return merged
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._cache is None:
+            self._cache = self._load()
+        try:
+            return self._cache[name]
+        except KeyError:
+            raise AttributeError(f"No CLEARANCE setting {name!r}") from None
+
+    def reload(self) -> None:
+        """Forget the cached values (done automatically when Django's settings change)."""
+        self._cache = None
+
+
+clearance_settings = _Settings()
+
+
+@receiver(setting_changed)
+def _reload(*, setting: str, **kwargs: Any) -> None:
+    if setting == "CLEARANCE":
+        clearance_settings.reload()

@@ -1,0 +1,362 @@
+"""Decisions, the layer that made them, their traces, and the exceptions that carry them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+
+__all__ = [
+    "ActorRef",
+    "Decision",
+    "Denied",
+    "InvariantViolation",
+    "Layer",
+    "NotFilterable",
+    "PermissionMissing",
+    "PolicyDenied",
+    "ResourceRef",
+    "TraceEntry",
+    "UnknownAction",
+]
+
+
+class Layer(str, enum.Enum):
+    """The gate a rule belongs to, in the order the gates run."""
+
+    PERMISSION = "permission"
+    POLICY = "policy"
+    INVARIANT = "invariant"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class ActorRef:
+    """Who asked: a readable label and the primary key (None for anonymous actors)."""
+
+    label: str
+    pk: Any = None
+    kind: str = "user"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """What was acted on: the model label (``app_label.Model``) and the primary key."""
+
+    model: str
+    pk: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.model}:{self.pk}" if self.pk is not None else f"{self.model}:(unsaved)"
+
+
+@dataclass(frozen=True, slots=True)
+class TraceEntry:
+    """One rule as it was evaluated: its gate, name, outcome and how long it took.
+
+    ``outcome`` is True when the rule held, False when it denied. ``error`` is set when the rule
+    raised (the outcome is then False: rules fail closed).
+    """
+
+    layer: Layer
+    rule: str
+    outcome: bool
+    reason: str
+    expression: str
+    duration: float
+    error: str | None = None
+
+    @property
+    def code(self) -> str:
+        """The machine-readable code a denial by this rule carries."""
+        return f"{self.layer.value}.{self.rule}"
+
+
+_FIELDS = (
+    "allowed",
+    "action",
+    "actor",
+    "resource",
+    "layer",
+    "rule",
+    "reason",
+    "code",
+    "at",
+    "fingerprint",
+    "error",
+    "explained",
+    "performed",
+)
+
+# A raw trace row: (layer, rule name, outcome, reason, expression, seconds, error).
+RawTrace = tuple[Layer, str, bool, str, str, float, "str | None"]
+
+
+class Decision:
+    """The answer to "may this actor do this action on this object?", with everything behind it.
+
+    A Decision is immutable and truthy only when the action is allowed. When it is denied,
+    ``layer``, ``rule``, ``reason`` and ``code`` name the first gate and rule that said no.
+    ``trace`` lists every rule evaluated, with its outcome and time; ``error`` is set when a
+    rule raised; ``fingerprint`` identifies the rule set in force.
+    """
+
+    allowed: bool
+    action: str
+    actor: ActorRef
+    resource: ResourceRef | None
+    layer: Layer | None
+    rule: str | None
+    reason: str
+    code: str
+    at: dt.datetime
+    fingerprint: str
+    error: str | None
+    explained: bool
+    performed: bool | None
+
+    __slots__ = ("__weakref__", "_raw", "_trace", *_FIELDS)
+
+    def __init__(
+        self,
+        *,
+        allowed: bool,
+        action: str,
+        actor: ActorRef,
+        resource: ResourceRef | None,
+        layer: Layer | None,
+        rule: str | None,
+        reason: str,
+        code: str,
+        at: dt.datetime,
+        fingerprint: str,
+        trace: tuple[TraceEntry, ...] | list[RawTrace] = (),
+        error: str | None = None,
+        explained: bool = False,
+        performed: bool | None = None,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "allowed", bool(allowed))
+        setter(self, "action", action)
+        setter(self, "actor", actor)
+        setter(self, "resource", resource)
+        setter(self, "layer", layer)
+        setter(self, "rule", rule)
+        setter(self, "reason", reason)
+        setter(self, "code", code)
+        setter(self, "at", at)
+        setter(self, "fingerprint", fingerprint)
+        setter(self, "error", error)
+        setter(self, "explained", explained)
+        setter(self, "performed", performed)
+        if isinstance(trace, tuple) and all(isinstance(t, TraceEntry) for t in trace):
+            setter(self, "_trace", trace)
+            setter(self, "_raw", None)
+        else:
+            setter(self, "_trace", None)
+            setter(self, "_raw", trace)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Decision is immutable; cannot set {name!r}")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Decision is immutable; cannot delete {name!r}")
+
+    @property
+    def trace(self) -> tuple[TraceEntry, ...]:
+        """Each rule evaluated, in order: its gate, name, outcome, reason and time."""
+        trace = self._trace
+        if trace is None:
+            trace = tuple(TraceEntry(*row) for row in self._raw or ())
+            object.__setattr__(self, "_trace", trace)
+            object.__setattr__(self, "_raw", None)
+        return trace
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return all(getattr(self, f) == getattr(other, f) for f in _FIELDS) and (
+            self.trace == other.trace
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.allowed, self.action, self.code, self.at, self.resource))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self._fields(),))
+
+    def _fields(self) -> dict[str, Any]:
+        fields = {f: getattr(self, f) for f in _FIELDS}
+        fields["trace"] = self.trace
+        return fields
+
+    @property
+    def denied(self) -> bool:
+        """True when the action is not allowed."""
+        return not self.allowed
+
+    def replace(self, **changes: Any) -> Decision:
+        """Return a copy with some fields changed (the Decision itself never changes)."""
+        fields = self._fields()
+        unknown = set(changes) - set(fields)
+        if unknown:
+            raise TypeError(f"Decision has no field(s) {sorted(unknown)}")
+        fields.update(changes)
+        return Decision(**fields)
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dictionary of every field (for logs, APIs and audit rows)."""
+        return {
+            "allowed": self.allowed,
+            "action": self.action,
+            "actor": {
+                "label": self.actor.label,
+                "pk": _plain(self.actor.pk),
+                "kind": self.actor.kind,
+            },
+            "resource": (
+                {"model": self.resource.model, "pk": _plain(self.resource.pk)}
+                if self.resource is not None
+                else None
+            ),
+            "layer": self.layer.value if self.layer is not None else None,
+            "rule": self.rule,
+            "reason": self.reason,
+            "code": self.code,
+            "error": self.error,
+            "at": self.at.isoformat(),
+            "fingerprint": self.fingerprint,
+            "explained": self.explained,
+            "performed": self.performed,
+            "trace": [
+                {
+                    "layer": t.layer.value,
+                    "rule": t.rule,
+                    "outcome": t.outcome,
+                    "reason": t.reason,
+                    "expression": t.expression,
+                    "duration_ms": round(t.duration * 1000, 4),
+                    "error": t.error,
+                }
+                for t in self.trace
+            ],
+        }
+
+    def __repr__(self) -> str:
+        return f"<Decision {self}>"
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else f"denied by {self.code}"
+        target = f" on {self.resource}" if self.resource is not None else ""
+        return f"{self.actor} {self.action}{target}: {verdict}"
+
+
+def _rebuild(fields: dict[str, Any]) -> Decision:
+    return Decision(**fields)
+
+
+def _plain(value: Any) -> Any:
+    if value is None or isinstance(value, (int, str, float, bool)):
+        return value
+    return str(value)
+
+
+class Denied(PermissionDenied):
+    """An action was refused. Carries the :class:`Decision` as ``.decision``.
+
+    A subclass of Django's ``PermissionDenied``, so an unhandled denial in a view answers 403.
+    """
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(decision.reason)
+
+    def __str__(self) -> str:
+        return self.decision.reason
+
+    @property
+    def code(self) -> str:
+        """The denying rule's machine-readable code, e.g. ``policy.four_eyes``."""
+        return self.decision.code
+
+    @property
+    def layer(self) -> Layer | None:
+        """The gate that denied."""
+        return self.decision.layer
+
+    @property
+    def reason(self) -> str:
+        """The reason written for people."""
+        return self.decision.reason
+
+
+class PermissionMissing(Denied):
+    """Gate 1 denied: the actor lacks the capability (or is anonymous or inactive)."""
+
+
+class PolicyDenied(Denied):
+    """Gate 2 denied: the action is not valid in the current context."""
+
+
+class InvariantViolation(Denied):
+    """Gate 3 denied: the action or write would break a rule of the system."""
+
+
+_EXCEPTION_FOR_LAYER: dict[Layer, type[Denied]] = {
+    Layer.PERMISSION: PermissionMissing,
+    Layer.POLICY: PolicyDenied,
+    Layer.INVARIANT: InvariantViolation,
+}
+
+
+def exception_for(decision: Decision) -> Denied:
+    """The :class:`Denied` subclass instance matching a denied decision's layer."""
+    assert decision.layer is not None, "an allowed decision has no exception"
+    return _EXCEPTION_FOR_LAYER[decision.layer](decision)
+
+
+class UnknownAction(LookupError):
+    """An action name that nobody declared. This is a programming error, not a denial."""
+
+    def __init__(self, name: object, known: list[str] | None = None) -> None:
+        self.name = name
+        hint = ""
+        if known:
+            import difflib
+
+            close = difflib.get_close_matches(str(name), known, n=3)
+            if close:
+                hint = f" Did you mean {', '.join(repr(c) for c in close)}?"
+        super().__init__(
+            f"No action named {name!r} is declared. Declare it with "
+            f"clearance.Action({name!r}, ...) in an app's authz.py.{hint}"
+        )
+
+
+class NotFilterable(Exception):
+    """A rule cannot become SQL, so ``authorized()`` cannot filter a queryset with it.
+
+    Raised instead of returning a wider result. ``.action`` and ``.rule`` name the culprit.
+    """
+
+    def __init__(self, action: str, rule: str, detail: str = "") -> None:
+        self.action = action
+        self.rule = rule
+        message = (
+            f"Rule {rule!r} of action {action!r} cannot be expressed as a database filter"
+            f"{': ' + detail if detail else ''}. Express it with where(...), declare the "
+            "predicate with uses_object=False if it does not read the object, or pass "
+            "evaluate_in_python=True to authorized() to check rows one by one (slow)."
+        )
+        super().__init__(message)

@@ -1,0 +1,490 @@
+"""The three gates: ``authorize``, ``enforce``, ``explain``, ``authorized``, ``authorize_many``.
+
+Gate 1 (permission) asks Django whether the actor holds the action's permission, without an
+object, so every configured authentication backend is honoured. Gate 2 (policies) and gate 3
+(invariants) evaluate the action's rules in declaration order. ``authorize`` stops at the first
+denial; ``explain`` evaluates every rule. A rule that raises denies (fail closed).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from time import perf_counter
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import models
+from django.utils import timezone
+
+from . import audit
+from .actions import ANYONE, Action, NamedRule, registry
+from .conf import clearance_settings
+from .decisions import (
+    ActorRef,
+    Decision,
+    Layer,
+    NotFilterable,
+    RawTrace,
+    ResourceRef,
+    exception_for,
+)
+from .request_context import current_request, note_decision
+from .rules import Context, RuleNotFilterable, Where, clear_actor_cache
+
+__all__ = [
+    "aauthorize",
+    "aauthorized",
+    "aenforce",
+    "aexplain",
+    "authorize",
+    "authorize_many",
+    "authorized",
+    "can_attempt",
+    "clear_actor_cache",
+    "enforce",
+    "explain",
+]
+
+logger = logging.getLogger("clearance")
+
+_M = TypeVar("_M", bound=models.Model)
+
+_ALLOWED = "allowed"
+
+# --------------------------------------------------------------------------------------------
+# Validation of the arguments
+# --------------------------------------------------------------------------------------------
+
+
+def _check_actor(actor: Any) -> None:
+    if actor is None:
+        raise TypeError(
+            "The actor is None. Pass request.user (AnonymousUser when nobody is signed in), "
+            "or a clearance system actor for jobs."
+        )
+
+
+def _resolve(actor: Any, action: str | Action, obj: Any) -> Action:
+    _check_actor(actor)
+    act = registry.get(action)
+    model = act.model
+    if model is None:
+        if obj is not None:
+            raise TypeError(f"Action {act.name!r} acts on no model; it takes no object")
+        return act
+    if obj is None:
+        raise TypeError(
+            f"Action {act.name!r} acts on {model._meta.label} objects; pass the object "
+            "(an unsaved instance for a creation), or use can_attempt() for gate 1 alone"
+        )
+    if not isinstance(obj, models.Model) or (
+        not isinstance(obj, model) and obj._meta.concrete_model is not model._meta.concrete_model
+    ):
+        got = obj._meta.label if isinstance(obj, models.Model) else type(obj).__name__
+        raise TypeError(f"Action {act.name!r} acts on {model._meta.label} objects, got a {got}")
+    return act
+
+
+def _check_queryset(act: Action, queryset: models.QuerySet[Any]) -> None:
+    if not isinstance(queryset, models.QuerySet):
+        raise TypeError(f"authorized() needs a QuerySet, got {type(queryset).__name__}")
+    model = act.model
+    if model is None or queryset.model._meta.concrete_model is not model._meta.concrete_model:
+        expected = model._meta.label if model is not None else "no model"
+        raise TypeError(
+            f"Action {act.name!r} acts on {expected}; the queryset is of "
+            f"{queryset.model._meta.label}"
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# References for the decision record
+# --------------------------------------------------------------------------------------------
+
+
+def actor_ref(actor: Any) -> ActorRef:
+    """A small, serializable reference to the actor (label and primary key)."""
+    ref = getattr(actor, "actor_ref", None)
+    if isinstance(ref, ActorRef):
+        return ref
+    if not getattr(actor, "is_authenticated", False):
+        return ActorRef("anonymous", None, "anonymous")
+    get_username = getattr(actor, "get_username", None)
+    label = get_username() if callable(get_username) else str(actor)
+    return ActorRef(str(label), getattr(actor, "pk", None), "user")
+
+
+def resource_ref(obj: Any) -> ResourceRef | None:
+    """A small, serializable reference to the object (model label and primary key)."""
+    if obj is None:
+        return None
+    return ResourceRef(obj._meta.label, obj.pk)
+
+
+# --------------------------------------------------------------------------------------------
+# The gates
+# --------------------------------------------------------------------------------------------
+
+
+def _permission_code(act: Action) -> str:
+    return f"permission.{act.permission_label}"
+
+
+def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
+    """(allowed, reason, error) for gate 1."""
+    if act.permission is ANYONE:
+        return True, "Anyone may attempt this action.", None
+    if not getattr(actor, "is_authenticated", False):
+        return False, "You must be signed in to do this.", None
+    if not getattr(actor, "is_active", True):
+        return False, "This account is inactive.", None
+    try:
+        held = actor.has_perm(act.permission)
+    except Exception as exc:
+        if clearance_settings.RAISE_RULE_ERRORS:
+            raise
+        logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
+        return False, "The permission check failed.", _describe(exc)
+    if held is True:
+        return True, f"Holds the permission {act.permission}.", None
+    return False, f"This needs the permission {act.permission}, which you do not hold.", None
+
+
+def can_attempt(actor: Any, action: str | Action) -> bool:
+    """Gate 1 alone: may ``actor`` attempt ``action`` at all (for list pages, menus)?"""
+    _check_actor(actor)
+    return _gate1(actor, registry.get(action))[0]
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
+    try:
+        return named.rule.evaluate(ctx) is True, None
+    except Exception as exc:
+        if clearance_settings.RAISE_RULE_ERRORS:
+            raise
+        logger.exception(
+            "Rule %s of action %s raised; denying",
+            named.code,
+            ctx.action.name if ctx.action is not None else "?",
+        )
+        return False, _describe(exc)
+
+
+def _decide(
+    act: Action,
+    ctx: Context,
+    *,
+    full: bool,
+    gate1: tuple[bool, str, str | None] | None = None,
+) -> Decision:
+    trace: list[RawTrace] = []
+    denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
+    error: str | None = None
+
+    start = perf_counter()
+    ok, reason, err = gate1 if gate1 is not None else _gate1(ctx.actor, act)
+    perm = act.permission_label
+    trace.append(
+        (Layer.PERMISSION, perm, ok, reason, f"has_perm({perm!r})", perf_counter() - start, err)
+    )
+    if not ok:
+        denial = (Layer.PERMISSION, perm, reason, _permission_code(act), err)
+        error = err
+    if denial is None or full:
+        for named in act.policies if denial is None or full else ():
+            start = perf_counter()
+            ok, err = _run_rule(named, ctx)
+            trace.append(
+                (
+                    Layer.POLICY,
+                    named.name,
+                    ok,
+                    named.reason,
+                    named.expression,
+                    perf_counter() - start,
+                    err,
+                )
+            )
+            if not ok and denial is None:
+                denial = (Layer.POLICY, named.name, named.reason, named.code, err)
+                error = err
+                if not full:
+                    break
+        if denial is None or full:
+            for named in act.invariants:
+                start = perf_counter()
+                ok, err = _run_rule(named, ctx)
+                trace.append(
+                    (
+                        Layer.INVARIANT,
+                        named.name,
+                        ok,
+                        named.reason,
+                        named.expression,
+                        perf_counter() - start,
+                        err,
+                    )
+                )
+                if not ok and denial is None:
+                    denial = (Layer.INVARIANT, named.name, named.reason, named.code, err)
+                    error = err
+                    if not full:
+                        break
+
+    if denial is None:
+        return Decision(
+            allowed=True,
+            action=act.name,
+            actor=actor_ref(ctx.actor),
+            resource=resource_ref(ctx.obj),
+            layer=None,
+            rule=None,
+            reason="",
+            code=_ALLOWED,
+            at=ctx.now,
+            fingerprint=act.fingerprint(),
+            trace=trace,
+            error=None,
+            explained=full,
+        )
+    layer, rule, reason, code, _ = denial
+    return Decision(
+        allowed=False,
+        action=act.name,
+        actor=actor_ref(ctx.actor),
+        resource=resource_ref(ctx.obj),
+        layer=layer,
+        rule=rule,
+        reason=reason,
+        code=code,
+        at=ctx.now,
+        fingerprint=act.fingerprint(),
+        trace=trace,
+        error=error,
+        explained=full,
+    )
+
+
+def _context(actor: Any, act: Action, obj: Any, request: Any, extra: dict[str, Any]) -> Context:
+    if request is None:
+        request = current_request.get()
+    return Context(actor, act, obj, now=timezone.now(), request=request, extra=extra)
+
+
+def _finish(decision: Decision, request: Any) -> Decision:
+    note_decision()
+    return audit.emit(decision, request)
+
+
+def authorize(
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> Decision:
+    """Decide whether ``actor`` may do ``action`` on ``obj``; never raises for a denial.
+
+    Runs gate 1 (permission), then the policies, then the invariants, and stops at the first
+    denial. ``request`` and ``**extra`` are visible to rules (``ctx.request``, ``CTX.<name>``).
+    """
+    act = _resolve(actor, action, obj)
+    ctx = _context(actor, act, obj, request, extra)
+    return _finish(_decide(act, ctx, full=False), ctx.request)
+
+
+def explain(
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> Decision:
+    """Like :func:`authorize`, but evaluates every rule, so the trace shows all of them.
+
+    The verdict, layer and rule are the same as ``authorize`` would give.
+    """
+    act = _resolve(actor, action, obj)
+    ctx = _context(actor, act, obj, request, extra)
+    return _finish(_decide(act, ctx, full=True), ctx.request)
+
+
+def enforce(
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> Decision:
+    """Like :func:`authorize`, but raise the matching :class:`~clearance.Denied` on a denial."""
+    decision = authorize(actor, action, obj, request=request, **extra)
+    if not decision.allowed:
+        raise exception_for(decision)
+    return decision
+
+
+def authorize_many(
+    actor: Any,
+    action: str | Action,
+    objects: Iterable[Any],
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> list[Decision]:
+    """Decide ``action`` for each object of a page at once; one decision per object, in order.
+
+    Gate 1 runs once, a predicate that does not read the object runs once, and each to-many
+    rule is answered for the whole batch with one query.
+    """
+    objs = list(objects)
+    _check_actor(actor)
+    act = registry.get(action)
+    for obj in objs:
+        _resolve(actor, act, obj)
+    if not objs:
+        return []
+    base = _context(actor, act, None, request, extra)
+    gate1 = _gate1(actor, act)
+    if gate1[0]:
+        _prefetch(act, base, objs)
+    decisions = []
+    for obj in objs:
+        ctx = base.with_object(obj)
+        decisions.append(_finish(_decide(act, ctx, full=False, gate1=gate1), ctx.request))
+    return decisions
+
+
+def _prefetch(act: Action, ctx: Context, objs: Sequence[Any]) -> None:
+    by_model: dict[type[models.Model], list[Any]] = {}
+    for obj in objs:
+        by_model.setdefault(type(obj), []).append(obj)
+    for named in act.rules:
+        for leaf in named.rule.leaves():
+            if not isinstance(leaf, Where):
+                continue
+            for model, group_objs in by_model.items():
+                try:
+                    for group in leaf.groups(model):
+                        group.prefetch(group_objs, ctx)
+                except Exception:
+                    # Left to per-object evaluation, which fails closed and records the error.
+                    logger.debug("prefetch of %s failed", named.code, exc_info=True)
+
+
+def authorized(
+    actor: Any,
+    action: str | Action,
+    queryset: models.QuerySet[_M],
+    *,
+    request: Any = None,
+    evaluate_in_python: bool = False,
+    chunk_size: int = 2000,
+    **extra: Any,
+) -> models.QuerySet[_M]:
+    """The objects of ``queryset`` on which ``actor`` may do ``action``, filtered in SQL.
+
+    Returns exactly what per-object :func:`authorize` would allow, as a plain queryset (no
+    duplicate rows, further filterable and sliceable). Raises :class:`~clearance.NotFilterable`
+    for a rule that cannot become SQL, unless ``evaluate_in_python=True``, which checks such
+    rules row by row in chunks and returns a queryset filtered by primary key (slow).
+    """
+    _check_actor(actor)
+    act = registry.get(action)
+    _check_queryset(act, queryset)
+    ctx = _context(actor, act, None, request, extra)
+    if not _gate1(actor, act)[0]:
+        return queryset.none()
+    model = queryset.model
+    condition: Any = True
+    in_python: list[NamedRule] = []
+    for named in act.rules:
+        try:
+            q = named.rule.to_q(ctx, model)
+        except RuleNotFilterable as exc:
+            if not evaluate_in_python:
+                raise NotFilterable(act.name, named.name, exc.detail) from None
+            in_python.append(named)
+            continue
+        except Exception:
+            if clearance_settings.RAISE_RULE_ERRORS:
+                raise
+            logger.exception("Rule %s of action %s raised while filtering", named.code, act.name)
+            return queryset.none()
+        if q is False:
+            return queryset.none()
+        if q is not True:
+            condition = q if condition is True else condition & q
+    result = queryset if condition is True else queryset.filter(condition)
+    if not in_python:
+        return result
+    keep = []
+    for obj in result.iterator(chunk_size=chunk_size):
+        row_ctx = ctx.with_object(obj)
+        if all(_run_rule(named, row_ctx)[0] for named in in_python):
+            keep.append(obj.pk)
+    return queryset.filter(pk__in=keep)
+
+
+# --------------------------------------------------------------------------------------------
+# Async twins
+# --------------------------------------------------------------------------------------------
+
+
+async def aauthorize(
+    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+) -> Decision:
+    """Async twin of :func:`authorize`."""
+    return await sync_to_async(authorize)(actor, action, obj, request=request, **extra)
+
+
+async def aenforce(
+    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+) -> Decision:
+    """Async twin of :func:`enforce`."""
+    return await sync_to_async(enforce)(actor, action, obj, request=request, **extra)
+
+
+async def aexplain(
+    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+) -> Decision:
+    """Async twin of :func:`explain`."""
+    return await sync_to_async(explain)(actor, action, obj, request=request, **extra)
+
+
+async def aauthorized(
+    actor: Any,
+    action: str | Action,
+    queryset: models.QuerySet[_M],
+    *,
+    request: Any = None,
+    evaluate_in_python: bool = False,
+    **extra: Any,
+) -> models.QuerySet[_M]:
+    """Async twin of :func:`authorized` (gate 1 may query; the queryset stays lazy)."""
+    return await sync_to_async(authorized)(
+        actor,
+        action,
+        queryset,
+        request=request,
+        evaluate_in_python=evaluate_in_python,
+        **extra,
+    )
+
+
+async def aauthorize_many(
+    actor: Any, action: str | Action, objects: Iterable[Any], *, request: Any = None, **extra: Any
+) -> list[Decision]:
+    """Async twin of :func:`authorize_many`."""
+    return await sync_to_async(authorize_many)(actor, action, objects, request=request, **extra)
+
+
+# Re-exported for callers that revoke memberships within one request.
+clear_actor_cache = clear_actor_cache

@@ -1,0 +1,1015 @@
+"""Rules: ``where`` (ORM lookups), ``predicate`` (Python), placeholders and their algebra.
+
+A rule answers one question about one decision: does it hold? Every rule can be evaluated on a
+single object in Python (:meth:`Rule.evaluate`), and ``where`` rules also compile to a ``Q`` for
+querysets (:meth:`Rule.to_q`), with the same answer, NULLs included.
+
+Per-object evaluation reads local fields and foreign-key ids from the object without touching
+the database (``where(owner=ACTOR)`` compares ``owner_id`` with ``actor.pk``). A lookup that
+crosses a to-many relation (``tenant__memberships__user=ACTOR``) costs one query, and when it
+is tied to the actor, the set of matching ids is computed once and cached on the actor object
+(as Django caches ``_perm_cache``), so the next decision for the same actor object is free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import functools
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
+from django.db import connections, models, router
+from django.db.models import Q
+from django.db.models.expressions import Combinable
+
+if TYPE_CHECKING:
+    from .actions import Action
+
+__all__ = [
+    "ACTOR",
+    "CTX",
+    "Context",
+    "Predicate",
+    "Ref",
+    "Rule",
+    "Where",
+    "predicate",
+    "where",
+]
+
+#: The attribute on an actor object where per-actor results are cached (like ``_perm_cache``).
+ACTOR_CACHE_ATTR = "_clearance_cache"
+
+
+# --------------------------------------------------------------------------------------------
+# Decision context
+# --------------------------------------------------------------------------------------------
+
+
+class Context:
+    """Everything a rule may look at while one decision is made.
+
+    ``actor`` (the user or job asking), ``action`` (the :class:`~clearance.Action`), ``obj``
+    (the object acted on, or None), ``now`` (an aware datetime fixed for the decision),
+    ``request`` (the HTTP request, when there is one) and ``extra`` (the keyword arguments given
+    to ``authorize``; ``CTX.<name>`` reads them).
+    """
+
+    __slots__ = ("action", "actor", "extra", "fresh", "memo", "now", "obj", "request")
+
+    def __init__(
+        self,
+        actor: Any,
+        action: Action | None,
+        obj: Any = None,
+        *,
+        now: dt.datetime,
+        request: Any = None,
+        extra: Mapping[str, Any] | None = None,
+        memo: dict[Any, Any] | None = None,
+        fresh: bool = False,
+    ) -> None:
+        self.actor = actor
+        self.action = action
+        self.obj = obj
+        self.now = now
+        self.request = request
+        self.extra: Mapping[str, Any] = extra if extra is not None else {}
+        self.memo: dict[Any, Any] = memo if memo is not None else {}
+        self.fresh = fresh
+
+    def with_object(self, obj: Any) -> Context:
+        """The same context for another object (shares the per-call memo)."""
+        return Context(
+            self.actor,
+            self.action,
+            obj,
+            now=self.now,
+            request=self.request,
+            extra=self.extra,
+            memo=self.memo,
+            fresh=self.fresh,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Context actor={self.actor!r} action={self.action!r} obj={self.obj!r}>"
+
+
+# --------------------------------------------------------------------------------------------
+# Placeholders
+# --------------------------------------------------------------------------------------------
+
+
+class Ref:
+    """A placeholder bound at decision time: ``ACTOR``, ``ACTOR.<attr path>``, ``CTX.<name>``."""
+
+    __slots__ = ("_path", "_root")
+
+    def __init__(self, root: str, path: tuple[str, ...] = ()) -> None:
+        object.__setattr__(self, "_root", root)
+        object.__setattr__(self, "_path", path)
+
+    def __getattr__(self, name: str) -> Ref:
+        if name.startswith("__") and name.endswith("__"):
+            raise AttributeError(name)
+        return Ref(self._root, (*self._path, name))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("placeholders are immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Ref, (self._root, self._path))
+
+    @property
+    def root(self) -> str:
+        """``"ACTOR"`` or ``"CTX"``."""
+        return cast(str, object.__getattribute__(self, "_root"))
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The attribute path after the root."""
+        return cast("tuple[str, ...]", object.__getattribute__(self, "_path"))
+
+    def resolve(self, ctx: Context) -> Any:
+        """The value this placeholder stands for in ``ctx``; None if the path meets a None."""
+        path = self._path
+        if self._root == "ACTOR":
+            value = ctx.actor
+        else:
+            if not path:
+                raise TypeError("CTX must be followed by a name, e.g. CTX.tenant")
+            name, path = path[0], path[1:]
+            if name in ctx.extra:
+                value = ctx.extra[name]
+            elif name in _CTX_ATTRIBUTES:
+                value = getattr(ctx, name)
+            else:
+                raise LookupError(
+                    f"CTX.{name} has no value: pass {name}=... to authorize() (given: "
+                    f"{', '.join(sorted(ctx.extra)) or 'nothing'})"
+                )
+        for attr in path:
+            if value is None:
+                return None
+            value = getattr(value, attr)
+        return value
+
+    def __repr__(self) -> str:
+        return ".".join((self._root, *self._path))
+
+    __str__ = __repr__
+
+
+_CTX_ATTRIBUTES = frozenset({"now", "request", "obj", "actor", "action"})
+
+#: The actor of the decision (``ACTOR.pk``, ``ACTOR.profile.tenant_id``, ...).
+ACTOR = Ref("ACTOR")
+#: A value from the decision's context: ``CTX.<name>`` reads ``authorize(..., name=value)``.
+CTX = Ref("CTX")
+
+
+def _contains_ref(value: Any, root: str | None = None) -> bool:
+    if isinstance(value, Ref):
+        return root is None or value.root == root
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_contains_ref(v, root) for v in value)
+    return False
+
+
+def _bind(value: Any, ctx: Context) -> Any:
+    if isinstance(value, Ref):
+        return value.resolve(ctx)
+    if isinstance(value, (list, tuple, set, frozenset)) and _contains_ref(value):
+        return type(value)(_bind(v, ctx) for v in value)
+    return value
+
+
+def _show(value: Any) -> str:
+    """A deterministic, readable rendering of a rule's value."""
+    if isinstance(value, Ref):
+        return repr(value)
+    if isinstance(value, (set, frozenset)):
+        return "{" + ", ".join(sorted(_show(v) for v in value)) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(_show(v) for v in value)
+        return f"({inner},)" if len(value) == 1 else f"({inner})"
+    if isinstance(value, models.Model):
+        return f"<{value._meta.label} pk={value.pk!r}>"
+    return repr(value)
+
+
+# --------------------------------------------------------------------------------------------
+# Rule algebra
+# --------------------------------------------------------------------------------------------
+
+
+class RuleNotFilterable(Exception):
+    """Internal: a rule (``.rule``) cannot become SQL."""
+
+    def __init__(self, rule: Rule, detail: str) -> None:
+        self.rule = rule
+        self.detail = detail
+        super().__init__(detail)
+
+
+class Rule:
+    """Base class of every rule. Compose rules with ``&``, ``|`` and ``~``."""
+
+    #: Whether evaluating this rule reads the object (False: it can be decided once per call).
+    uses_object: bool = True
+    _precedence = 3
+
+    def evaluate(self, ctx: Context) -> bool:
+        """Decide the rule for ``ctx.obj`` in Python."""
+        raise NotImplementedError
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        """Compile the rule to a ``Q`` on ``model`` (or a constant True/False)."""
+        raise NotImplementedError
+
+    def leaves(self) -> Iterator[Rule]:
+        """Every ``where`` and ``predicate`` inside this rule."""
+        yield self
+
+    @property
+    def filterable(self) -> bool:
+        """Whether :meth:`to_q` can compile this rule (no object-reading predicate inside)."""
+        return all(not (isinstance(leaf, Predicate) and leaf.uses_object) for leaf in self.leaves())
+
+    def __and__(self, other: Rule) -> Rule:
+        return All(self, _as_rule(other))
+
+    def __or__(self, other: Rule) -> Rule:
+        return Any_(self, _as_rule(other))
+
+    def __invert__(self) -> Rule:
+        return Not(self)
+
+    def _wrapped(self, parent_precedence: int) -> str:
+        text = str(self)
+        return f"({text})" if self._precedence < parent_precedence else text
+
+
+def _as_rule(value: Any) -> Rule:
+    if isinstance(value, Rule):
+        return value
+    if callable(value):
+        return Predicate(value)
+    raise TypeError(f"expected a rule (where(...), a predicate), got {value!r}")
+
+
+class All(Rule):
+    """Every rule holds (``a & b``). Evaluation stops at the first that does not."""
+
+    _precedence = 1
+
+    def __init__(self, *rules: Rule) -> None:
+        flat: list[Rule] = []
+        for rule in rules:
+            flat.extend(rule.rules if isinstance(rule, All) else (rule,))
+        self.rules = tuple(flat)
+        self.uses_object = any(r.uses_object for r in self.rules)
+
+    def evaluate(self, ctx: Context) -> bool:
+        return all(rule.evaluate(ctx) for rule in self.rules)
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        result: Q | bool = True
+        for rule in self.rules:
+            q = rule.to_q(ctx, model)
+            if q is False:
+                return False
+            if q is True:
+                continue
+            result = q if result is True else cast(Q, result) & q
+        return result
+
+    def leaves(self) -> Iterator[Rule]:
+        for rule in self.rules:
+            yield from rule.leaves()
+
+    def __str__(self) -> str:
+        return " & ".join(r._wrapped(2) for r in self.rules)
+
+
+class Any_(Rule):
+    """At least one rule holds (``a | b``). Evaluation stops at the first that does."""
+
+    _precedence = 0
+
+    def __init__(self, *rules: Rule) -> None:
+        flat: list[Rule] = []
+        for rule in rules:
+            flat.extend(rule.rules if isinstance(rule, Any_) else (rule,))
+        self.rules = tuple(flat)
+        self.uses_object = any(r.uses_object for r in self.rules)
+
+    def evaluate(self, ctx: Context) -> bool:
+        return any(rule.evaluate(ctx) for rule in self.rules)
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        result: Q | bool = False
+        for rule in self.rules:
+            q = rule.to_q(ctx, model)
+            if q is True:
+                return True
+            if q is False:
+                continue
+            result = q if result is False else cast(Q, result) | q
+        return result
+
+    def leaves(self) -> Iterator[Rule]:
+        for rule in self.rules:
+            yield from rule.leaves()
+
+    def __str__(self) -> str:
+        return " | ".join(r._wrapped(1) for r in self.rules)
+
+
+class Not(Rule):
+    """The rule does not hold (``~a``)."""
+
+    _precedence = 2
+
+    def __init__(self, rule: Rule) -> None:
+        self.rule = rule
+        self.uses_object = rule.uses_object
+
+    def evaluate(self, ctx: Context) -> bool:
+        return not self.rule.evaluate(ctx)
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        q = self.rule.to_q(ctx, model)
+        if isinstance(q, bool):
+            return not q
+        return ~q
+
+    def leaves(self) -> Iterator[Rule]:
+        return self.rule.leaves()
+
+    def __invert__(self) -> Rule:
+        return self.rule
+
+    def __str__(self) -> str:
+        return "~" + self.rule._wrapped(3)
+
+
+# --------------------------------------------------------------------------------------------
+# Predicates
+# --------------------------------------------------------------------------------------------
+
+
+class Predicate(Rule):
+    """A rule written as a Python function of one argument, the :class:`Context`.
+
+    A predicate that does not read the object (``uses_object=False``) is decided once per
+    ``authorized()`` call and folds to all-or-nothing; one that reads it cannot be filtered.
+    """
+
+    def __init__(
+        self, fn: Callable[[Context], Any], *, uses_object: bool = True, name: str | None = None
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"predicate() needs a callable, got {fn!r}")
+        self.fn = fn
+        self.uses_object = uses_object
+        self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+
+    def __call__(self, ctx: Context) -> bool:
+        return bool(self.fn(ctx))
+
+    def evaluate(self, ctx: Context) -> bool:
+        if self.uses_object:
+            return bool(self.fn(ctx))
+        key = ("predicate", id(self))
+        memo = ctx.memo
+        if key not in memo:
+            memo[key] = bool(self.fn(ctx))
+        return cast(bool, memo[key])
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        if self.uses_object:
+            raise RuleNotFilterable(
+                self, f"predicate {self.name!r} reads the object and has no SQL form"
+            )
+        return self.evaluate(ctx)
+
+    def __str__(self) -> str:
+        return f"{self.name}()"
+
+
+def predicate(
+    fn: Callable[[Context], Any] | None = None,
+    *,
+    uses_object: bool = True,
+    name: str | None = None,
+) -> Any:
+    """Wrap a function of ``ctx`` as a rule; usable bare (``@predicate``) or called.
+
+    ``uses_object=False`` declares that the function does not read ``ctx.obj``, which lets
+    ``authorized()`` decide it once and filter the rest in SQL.
+    """
+    if fn is None:
+        return lambda f: Predicate(f, uses_object=uses_object, name=name)
+    return Predicate(fn, uses_object=uses_object, name=name)
+
+
+# --------------------------------------------------------------------------------------------
+# where(): ORM lookups
+# --------------------------------------------------------------------------------------------
+
+_PY_LOOKUPS = frozenset(
+    {
+        "exact",
+        "iexact",
+        "in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "isnull",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "range",
+    }
+)
+
+_NONE_OK = frozenset({"exact", "iexact"})
+_PLAIN_LOOKUPS = frozenset({"exact", "in", "gt", "gte", "lt", "lte", "range"})
+_TEXT_LOOKUPS = frozenset(
+    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
+)
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+class _Nothing:
+    """A bound value that matches nothing (an ACTOR or CTX path that resolved to None)."""
+
+    def __repr__(self) -> str:
+        return "<nothing>"
+
+
+NOTHING = _Nothing()
+
+
+def _fold(text: str, vendor: str) -> str:
+    # Mirrors how each backend compares case-insensitively: SQLite's LIKE folds ASCII only,
+    # PostgreSQL compares UPPER() of both sides.
+    if vendor == "sqlite":
+        return text.translate(_ASCII_LOWER)
+    if vendor == "postgresql":
+        return text.upper()
+    return text.lower()
+
+
+def _text_match(lookup: str, a: Any, b: Any, vendor: str) -> bool:
+    a, b = str(a), str(b)
+    insensitive = lookup.startswith("i") or (vendor == "sqlite" and lookup != "exact")
+    if insensitive:
+        a, b = _fold(a, vendor), _fold(b, vendor)
+    base = lookup[1:] if lookup.startswith("i") else lookup
+    if base == "exact":
+        return a == b
+    if base == "contains":
+        return b in a
+    if base == "startswith":
+        return a.startswith(b)
+    return a.endswith(b)  # endswith
+
+
+def _compare(lookup: str, a: Any, b: Any, vendor: str) -> bool:
+    """Decide ``a <lookup> b`` as the database would (``a`` is the object's value, not None)."""
+    if lookup == "exact":
+        return bool(a == b)
+    if lookup == "in":
+        return a in b
+    if lookup == "gt":
+        return bool(a > b)
+    if lookup == "gte":
+        return bool(a >= b)
+    if lookup == "lt":
+        return bool(a < b)
+    if lookup == "lte":
+        return bool(a <= b)
+    if lookup == "range":
+        low, high = b
+        return bool(low <= a <= high)
+    return _text_match(lookup, a, b, vendor)
+
+
+@dataclass
+class _Step:
+    """Walk one attribute from an object: a local attribute or a forward relation to fetch."""
+
+    attr: str
+    fetch: bool  # True: follow a forward relation (may query unless cached)
+
+
+@dataclass
+class _LocalLookup:
+    """A lookup decided from the object's own attributes (and forward relations)."""
+
+    key: str
+    steps: list[_Step]
+    field: models.Field[Any, Any]
+    lookup: str
+    value: Any
+    related_model: type[models.Model] | None  # set when the value is compared as a relation
+    target_attname: str | None
+    needs_vendor: bool
+    dynamic: bool = False
+
+    def check(self, obj: Any, ctx: Context) -> bool:
+        value = self.value
+        if self.dynamic:
+            value = self.normalize(_bind(value, ctx))
+        if value is NOTHING:
+            return False
+        a = obj
+        for step in self.steps:
+            if a is None:
+                break
+            if step.fetch:
+                try:
+                    a = getattr(a, step.attr)
+                except ObjectDoesNotExist:
+                    a = None
+            else:
+                a = getattr(a, step.attr)
+        if self.lookup == "isnull":
+            return (a is None) == bool(value)
+        if value is None:  # literal None with exact/iexact: IS NULL
+            return a is None
+        if a is None:
+            return False
+        if self.lookup in _PLAIN_LOOKUPS:
+            return _compare(self.lookup, a, value, "")
+        vendor = ""
+        if self.needs_vendor:
+            model = type(ctx.obj) if ctx.obj is not None else self.field.model
+            vendor = connections[router.db_for_read(model)].vendor
+        return _compare(self.lookup, a, value, vendor)
+
+    def normalize(self, value: Any) -> Any:
+        """Prepare a bound value: model instances become their key; None matches nothing."""
+        if value is None:
+            return NOTHING
+        if self.lookup in ("in", "range"):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise TypeError(f"{self.key}: expected a collection, got {value!r}")
+            items = [self._key(v) for v in value]
+            if self.lookup == "range":
+                if len(items) != 2 or any(i is NOTHING for i in items):
+                    return NOTHING
+                return tuple(items)
+            return frozenset(i for i in items if i is not NOTHING)
+        if self.lookup == "isnull":
+            return bool(value)
+        return self._key(value)
+
+    def _key(self, value: Any) -> Any:
+        if value is None:
+            return NOTHING
+        if self.related_model is not None:
+            if isinstance(value, models.Model):
+                if not isinstance(value, self.related_model):
+                    raise TypeError(
+                        f"{self.key}: expected a {self.related_model._meta.label} instance, "
+                        f"got a {value._meta.label}"
+                    )
+                key = getattr(value, cast(str, self.target_attname))
+                return NOTHING if key is None else key
+            if hasattr(value, "is_anonymous") or hasattr(value, "has_perm"):
+                # An actor that is not a row (anonymous user, job): it owns nothing.
+                key = getattr(value, "pk", None)
+                return NOTHING if key is None else key
+        if self.lookup in _TEXT_LOOKUPS:
+            return value
+        # Convert as the database would (a "3" from a URL compares equal to the integer 3).
+        return self.field.to_python(value)
+
+
+@dataclass
+class _ManyGroup:
+    """Lookups that cross a to-many relation from the same single-valued prefix.
+
+    Decided as "the anchor (the object, or the row its foreign keys lead to) is among the rows
+    of ``anchor_model`` matching the lookups", which is one query, or a set cached on the actor.
+    """
+
+    prefix_steps: list[_Step]
+    anchor_attr: str  # attribute on the last object of the prefix holding the anchor value
+    anchor_model: type[models.Model]
+    anchor_field: str
+    prefix: str  # ORM path of the prefix ("" for the object itself)
+    lookups: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def actor_tied(self) -> bool:
+        return any(
+            _contains_ref(v, "ACTOR") and k.rsplit("__", 1)[-1] not in _NOT_BOUNDING
+            for k, v in self.lookups.items()
+        )
+
+    def bound(self, ctx: Context) -> dict[str, Any] | None:
+        out = {}
+        for key, value in self.lookups.items():
+            bound = _bind(value, ctx)
+            if isinstance(value, Ref):
+                if bound is None:
+                    return None  # matches nothing
+                bound = _row_key(bound)
+                if bound is None:
+                    return None
+            out[key] = bound
+        return out
+
+    def matching(self, bound: dict[str, Any]) -> models.QuerySet[Any]:
+        manager = self.anchor_model._base_manager
+        return manager.filter(**bound).values(self.anchor_field)
+
+    def to_q(self, ctx: Context) -> Q | bool:
+        bound = self.bound(ctx)
+        if bound is None:
+            return False
+        target = f"{self.prefix}__in" if self.prefix else "pk__in"
+        return Q(**{target: self.matching(bound)})
+
+    def anchor(self, obj: Any) -> Any:
+        current = obj
+        for step in self.prefix_steps:
+            if current is None:
+                return None
+            try:
+                current = getattr(current, step.attr)
+            except ObjectDoesNotExist:
+                return None
+        if current is None:
+            return None
+        return getattr(current, self.anchor_attr)
+
+    def check(self, obj: Any, ctx: Context) -> bool:
+        anchor = self.anchor(obj)
+        if anchor is None:
+            return False
+        bound = self.bound(ctx)
+        if bound is None:
+            return False
+        frozen = _freeze(bound)
+        if self.actor_tied and not ctx.fresh and ctx.actor is not None:
+            cache = _actor_cache(ctx.actor)
+            key = (id(self), frozen)
+            ids = cache.get(key)
+            if ids is None:
+                ids = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
+                cache[key] = ids
+            return anchor in ids
+        key = ("many", id(self), frozen)
+        batch = ctx.memo.get(key)
+        if batch is not None:
+            domain, hits = batch
+            if anchor in domain:
+                return anchor in hits
+        single = (key, anchor)
+        if single not in ctx.memo:
+            ctx.memo[single] = self.matching(bound).filter(**{self.anchor_field: anchor}).exists()
+        return cast(bool, ctx.memo[single])
+
+    def prefetch(self, objects: Iterable[Any], ctx: Context) -> None:
+        """Answer this group for many objects with one query (used by ``authorize_many``)."""
+        bound = self.bound(ctx)
+        if bound is None:
+            return
+        if self.actor_tied and not ctx.fresh and ctx.actor is not None:
+            self.check_any(ctx, bound)
+            return
+        anchors = {a for a in (self.anchor(o) for o in objects) if a is not None}
+        if not anchors:
+            return
+        hits = frozenset(
+            self.matching(bound)
+            .filter(**{f"{self.anchor_field}__in": anchors})
+            .values_list(self.anchor_field, flat=True)
+        )
+        ctx.memo[("many", id(self), _freeze(bound))] = (frozenset(anchors), hits)
+
+    def check_any(self, ctx: Context, bound: dict[str, Any]) -> None:
+        cache = _actor_cache(ctx.actor)
+        key = (id(self), _freeze(bound))
+        if key not in cache:
+            cache[key] = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
+
+
+_NOT_BOUNDING = frozenset({"gt", "gte", "lt", "lte", "range", "contains", "icontains", "isnull"})
+
+
+def _row_key(value: Any) -> Any:
+    if isinstance(value, models.Model):
+        return value.pk
+    if hasattr(value, "is_anonymous") or hasattr(value, "has_perm"):
+        return getattr(value, "pk", None)
+    return value
+
+
+def _freeze(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, (set, frozenset)):
+        return frozenset(_freeze(v) for v in value)
+    if isinstance(value, models.Model):
+        return (value._meta.label, value.pk)
+    try:
+        hash(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def _actor_cache(actor: Any) -> dict[Any, Any]:
+    cache = actor.__dict__.get(ACTOR_CACHE_ATTR) if hasattr(actor, "__dict__") else None
+    if cache is None:
+        cache = {}
+        # An actor that takes no attributes gets a cache for this call only.
+        with contextlib.suppress(AttributeError):
+            setattr(actor, ACTOR_CACHE_ATTR, cache)
+    return cast("dict[Any, Any]", cache)
+
+
+def clear_actor_cache(actor: Any) -> None:
+    """Forget what was cached on ``actor`` (to-many results); the next decision re-queries."""
+    if hasattr(actor, "__dict__"):
+        actor.__dict__.pop(ACTOR_CACHE_ATTR, None)
+
+
+@dataclass
+class _DbLookup:
+    """A lookup Python cannot decide (a transform, an expression): asked of the database."""
+
+    key: str
+    value: Any
+
+    def check(self, obj: Any, ctx: Context) -> bool:
+        if obj.pk is None:
+            raise ValueError(
+                f"where({self.key}=...) can only be decided in the database, and the object "
+                "is not saved"
+            )
+        q = self.q(ctx)
+        if isinstance(q, bool):
+            return q
+        manager = type(obj)._base_manager
+        return bool(manager.filter(pk=obj.pk).filter(q).exists())
+
+    def q(self, ctx: Context) -> Q | bool:
+        value = _bind(self.value, ctx)
+        if isinstance(self.value, Ref):
+            value = _row_key(value)
+            if value is None:
+                return False
+        return Q(**{self.key: value})
+
+
+@dataclass
+class _Plan:
+    local: list[Any]  # _LocalLookup | _DbLookup
+    groups: list[_ManyGroup]
+
+
+class Where(Rule):
+    """A rule made of Django ORM lookups; see :func:`where`."""
+
+    def __init__(self, **lookups: Any) -> None:
+        if not lookups:
+            raise TypeError("where() needs at least one lookup, e.g. where(owner=ACTOR)")
+        for key, value in lookups.items():
+            last = key.rsplit("__", 1)[-1]
+            if value is None and "__" in key and last in _PY_LOOKUPS and last not in _NONE_OK:
+                raise ValueError(f"where({key}=None): None only works with exact or iexact")
+        self.lookups: dict[str, Any] = dict(lookups)
+        self.uses_object = True
+        self._plans: dict[type[models.Model], _Plan] = {}
+
+    # -- compilation ---------------------------------------------------------------------
+
+    def plan(self, model: type[models.Model]) -> _Plan:
+        """The compiled evaluation plan of this rule on ``model`` (cached per model)."""
+        try:
+            return self._plans[model]
+        except KeyError:
+            pass
+        local: list[Any] = []
+        groups: dict[str, _ManyGroup] = {}
+        for key, value in self.lookups.items():
+            compiled = _compile_lookup(model, key, value)
+            if isinstance(compiled, _ManyGroup):
+                group = groups.get(compiled.prefix)
+                if group is None:
+                    groups[compiled.prefix] = group = compiled
+                else:
+                    group.lookups.update(compiled.lookups)
+            else:
+                local.append(compiled)
+        plan = _Plan(local, list(groups.values()))
+        self._plans[model] = plan
+        return plan
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def evaluate(self, ctx: Context) -> bool:
+        obj = ctx.obj
+        if obj is None:
+            raise TypeError(f"{self} needs an object to decide on, and none was given")
+        plan = self._plans.get(type(obj)) or self.plan(type(obj))
+        for lookup in plan.local:
+            if not lookup.check(obj, ctx):
+                return False
+        return all(group.check(obj, ctx) for group in plan.groups)
+
+    def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        plan = self.plan(model)
+        result: Q | bool = True
+        for lookup in plan.local:
+            q = lookup.q(ctx) if isinstance(lookup, _DbLookup) else _local_q(lookup, ctx)
+            if q is False:
+                return False
+            if q is not True:
+                result = q if result is True else cast(Q, result) & q
+        for group in plan.groups:
+            q = group.to_q(ctx)
+            if q is False:
+                return False
+            result = q if result is True else cast(Q, result) & q
+        return result
+
+    def groups(self, model: type[models.Model]) -> list[_ManyGroup]:
+        """The to-many lookup groups of this rule on ``model``."""
+        return self.plan(model).groups
+
+    def __str__(self) -> str:
+        inner = ", ".join(f"{k}={_show(v)}" for k, v in self.lookups.items())
+        return f"where({inner})"
+
+
+def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:
+    value = lookup.value
+    if isinstance(value, Ref) or _contains_ref(value):
+        value = lookup.normalize(_bind(value, ctx))
+        if value is NOTHING:
+            return False
+        if lookup.lookup == "in" and not value:
+            return False
+        if isinstance(value, frozenset):
+            value = sorted(value, key=repr)
+    return Q(**{lookup.key: value})
+
+
+def _compile_lookup(model: type[models.Model], key: str, value: Any) -> Any:
+    parts = key.split("__")
+    opts = model._meta
+    steps: list[_Step] = []
+    path: list[str] = []
+    i = 0
+    while i < len(parts):
+        name = parts[i]
+        if name == "pk":
+            name = cast(models.Field[Any, Any], opts.pk).name
+        try:
+            fld = opts.get_field(name)
+        except FieldDoesNotExist:
+            if i == 0:
+                raise FieldError(f"where({key}=...): {opts.label} has no field {name!r}") from None
+            break
+        is_many = fld.many_to_many or fld.one_to_many or (fld.one_to_one and not fld.concrete)
+        if fld.is_relation and is_many:
+            # Everything from here on is asked of the database, anchored at the prefix: the
+            # object itself, or the row its chain of foreign keys leads to.
+            rest_key = "__".join(parts[i:])
+            if not path:
+                return _ManyGroup(
+                    prefix_steps=[],
+                    anchor_attr="pk",
+                    anchor_model=cast(type[models.Model], opts.model),
+                    anchor_field="pk",
+                    prefix="",
+                    lookups={rest_key: value},
+                )
+            fk = _forward_field(model, path)
+            return _ManyGroup(
+                prefix_steps=steps[:-1],
+                anchor_attr=fk.attname,
+                anchor_model=cast(type[models.Model], fk.related_model),
+                anchor_field=fk.target_field.name,
+                prefix="__".join(path),
+                lookups={rest_key: value},
+            )
+        if fld.is_relation:
+            rest = parts[i + 1 :]
+            target = fld.target_field  # type: ignore[union-attr]
+            if not rest or (len(rest) == 1 and rest[0] in _PY_LOOKUPS):
+                lookup = rest[0] if rest else "exact"
+                steps.append(_Step(fld.attname, fetch=False))  # type: ignore[union-attr]
+                return _local(key, steps, target, lookup, value, fld.related_model)
+            if rest[0] in (target.name, "pk" if target.primary_key else None) and (
+                len(rest) == 1 or (len(rest) == 2 and rest[1] in _PY_LOOKUPS)
+            ):
+                lookup = rest[1] if len(rest) == 2 else "exact"
+                steps.append(_Step(fld.attname, fetch=False))  # type: ignore[union-attr]
+                return _local(key, steps, target, lookup, value, None)
+            steps.append(_Step(fld.name, fetch=True))
+            path.append(fld.name)
+            opts = fld.related_model._meta  # type: ignore[union-attr]
+            i += 1
+            continue
+        rest = parts[i + 1 :]
+        if not rest or (len(rest) == 1 and rest[0] in _PY_LOOKUPS):
+            steps.append(_Step(fld.attname, fetch=False))  # type: ignore[union-attr]
+            return _local(key, steps, fld, rest[0] if rest else "exact", value, None)
+        break
+    # A transform, an unknown lookup, or an expression: the database decides.
+    _validate_db_lookup(model, key)
+    return _DbLookup(key, value)
+
+
+def _forward_field(model: type[models.Model], path: list[str]) -> Any:
+    opts = model._meta
+    fld: Any = None
+    for name in path:
+        fld = opts.get_field(name)
+        opts = fld.related_model._meta
+    return fld
+
+
+def _validate_db_lookup(model: type[models.Model], key: str) -> None:
+    try:
+        model._base_manager.filter(**{key: _ProbeValue()}).query  # noqa: B018
+    except FieldError:
+        raise
+    except Exception:  # value errors from the probe are fine: the path resolved
+        return
+
+
+class _ProbeValue:
+    pass
+
+
+def _local(
+    key: str,
+    steps: list[_Step],
+    fld: Any,
+    lookup: str,
+    value: Any,
+    related_model: Any,
+) -> _LocalLookup | _DbLookup:
+    if isinstance(value, (Combinable, models.QuerySet)):
+        return _DbLookup(key, value)
+    needs_vendor = lookup in _TEXT_LOOKUPS
+    compiled = _LocalLookup(
+        key=key,
+        steps=steps,
+        field=fld,
+        lookup=lookup,
+        value=value,
+        related_model=related_model,
+        target_attname=fld.attname if related_model is not None else None,
+        needs_vendor=needs_vendor,
+        dynamic=_contains_ref(value),
+    )
+    if not compiled.dynamic:
+        if value is None:
+            if lookup not in ("exact", "iexact"):
+                raise ValueError(f"where({key}=None): None only works with exact or iexact")
+            compiled.value = None
+        elif lookup in ("in", "range"):
+            normalized = compiled.normalize(value)
+            if normalized is NOTHING:
+                normalized = frozenset() if lookup == "in" else NOTHING
+            compiled.value = normalized
+        elif lookup == "isnull":
+            compiled.value = bool(value)
+        else:
+            compiled.value = compiled.normalize(value)
+    return compiled
+
+
+def where(**lookups: Any) -> Where:
+    """A rule written as Django ORM lookups, e.g. ``where(tenant__memberships__user=ACTOR)``.
+
+    Values may be literals or placeholders (``ACTOR``, ``ACTOR.<attr>``, ``CTX.<name>``). A
+    placeholder that resolves to None matches nothing (an anonymous actor owns no invoice); a
+    literal None means ``IS NULL``. Lookups that cross the same to-many relation in one
+    ``where()`` must hold for the same related row, as in one ``filter()`` call.
+    """
+    return Where(**lookups)

@@ -1,0 +1,351 @@
+"""The three gates, decided one object at a time."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.test import override_settings
+
+from clearance import (
+    ACTOR,
+    ANYONE,
+    CTX,
+    Action,
+    Decision,
+    Denied,
+    InvariantViolation,
+    Layer,
+    PermissionMissing,
+    PolicyDenied,
+    UnknownAction,
+    aauthorize,
+    aenforce,
+    aexplain,
+    authorize,
+    enforce,
+    explain,
+    predicate,
+    where,
+)
+from tests.testapp.models import Document, Note
+
+pytestmark = pytest.mark.django_db
+
+
+def test_allowed_when_every_gate_passes(alice: User, bob: User, make_doc: Any) -> None:
+    doc = make_doc(owner=bob)
+    decision = authorize(alice, "testapp.approve", doc)
+    assert decision.allowed and bool(decision)
+    assert decision.layer is None and decision.rule is None
+    assert decision.code == "allowed"
+    assert [t.rule for t in decision.trace] == [
+        "testapp.approve_document",
+        "tenant_member",
+        "four_eyes",
+        "submitted",
+        "within_limit",
+    ]
+    assert decision.actor.label == "alice" and decision.actor.pk == alice.pk
+    assert decision.resource is not None
+    assert (decision.resource.model, decision.resource.pk) == ("testapp.Document", doc.pk)
+
+
+def test_permission_denies_alone(make_user: Any, tenant: Any, bob: User, make_doc: Any) -> None:
+    clerk = make_user("clerk", approver=False, tenants=(tenant,))
+    doc = make_doc(owner=bob)  # every policy and invariant would pass
+    decision = authorize(clerk, "testapp.approve", doc)
+    assert not decision
+    assert decision.layer is Layer.PERMISSION
+    assert decision.rule == "testapp.approve_document"
+    assert decision.code == "permission.testapp.approve_document"
+    assert "testapp.approve_document" in decision.reason
+
+
+def test_policy_denies_alone(alice: User, make_doc: Any) -> None:
+    doc = make_doc(owner=alice)  # only four_eyes fails
+    decision = authorize(alice, "testapp.approve", doc)
+    assert not decision
+    assert (decision.layer, decision.rule, decision.code) == (
+        Layer.POLICY,
+        "four_eyes",
+        "policy.four_eyes",
+    )
+    assert decision.reason == "Nobody approves their own document."
+
+
+def test_invariant_denies_alone(alice: User, bob: User, make_doc: Any) -> None:
+    doc = make_doc(owner=bob, amount=Decimal("10000.01"))
+    decision = authorize(alice, "testapp.approve", doc)
+    assert (decision.allowed, decision.layer, decision.rule) == (
+        False,
+        Layer.INVARIANT,
+        "within_limit",
+    )
+    assert decision.code == "invariant.within_limit"
+
+
+def test_policy_not_evaluated_when_permission_missing(
+    fresh_registry: Any, make_user: Any, make_doc: Any
+) -> None:
+    calls: list[int] = []
+
+    @predicate
+    def counted(ctx: Any) -> bool:
+        calls.append(1)
+        return True
+
+    action = Action("testapp.count", model=Document, permission="testapp.approve_document")
+    action.policy("counted", counted, reason="Counted.")
+    clerk = make_user("clerk2", approver=False)
+    approver = make_user("approver2")
+    doc = make_doc()
+
+    assert authorize(clerk, action, doc).layer is Layer.PERMISSION
+    assert calls == []
+    assert authorize(approver, action, doc).allowed
+    assert calls == [1]
+
+
+def test_explain_lists_every_rule_and_agrees_with_authorize(
+    make_user: Any, tenant: Any, make_doc: Any
+) -> None:
+    clerk = make_user("clerk3", approver=False, tenants=(tenant,))
+    doc = make_doc(owner=clerk, state="draft", amount=Decimal("20000"))
+    quick = authorize(clerk, "testapp.approve", doc)
+    full = explain(clerk, "testapp.approve", doc)
+    assert len(quick.trace) == 1  # stopped at gate 1
+    assert [(t.layer, t.rule, t.outcome) for t in full.trace] == [
+        (Layer.PERMISSION, "testapp.approve_document", False),
+        (Layer.POLICY, "tenant_member", True),
+        (Layer.POLICY, "four_eyes", False),
+        (Layer.POLICY, "submitted", False),
+        (Layer.INVARIANT, "within_limit", False),
+    ]
+    assert (full.allowed, full.layer, full.rule) == (quick.allowed, quick.layer, quick.rule)
+    assert full.explained and not quick.explained
+    assert all(t.duration >= 0 for t in full.trace)
+    assert full.trace[2].expression == "~where(owner=ACTOR)"
+
+
+def test_raising_rule_denies_with_error(
+    fresh_registry: Any, alice: User, make_doc: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    action = Action("testapp.fragile", model=Document, permission="testapp.approve_document")
+
+    @action.policy(reason="Explodes.")
+    def explodes(ctx: Any) -> bool:
+        raise RuntimeError("boom")
+
+    with caplog.at_level("ERROR", logger="clearance"):
+        decision = authorize(alice, action, make_doc())
+    assert not decision
+    assert decision.rule == "explodes" and decision.layer is Layer.POLICY
+    assert decision.error == "RuntimeError: boom"
+    assert decision.trace[-1].error == "RuntimeError: boom"
+    assert any("explodes" in r.getMessage() and r.exc_info for r in caplog.records)
+
+
+def test_raising_rule_reraises_when_configured(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    action = Action("testapp.fragile2", model=Document, permission="testapp.approve_document")
+    action.policy("explodes", predicate(lambda ctx: 1 / 0), reason="Explodes.")
+    with override_settings(CLEARANCE={"RAISE_RULE_ERRORS": True}), pytest.raises(ZeroDivisionError):
+        authorize(alice, action, make_doc())
+
+
+def test_missing_ctx_value_denies_with_error(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    action = Action("testapp.ctx", model=Document, permission="testapp.approve_document")
+    action.policy("same_state", where(state=CTX.state), reason="State must match.")
+    doc = make_doc(state="submitted")
+    assert authorize(alice, action, doc, state="submitted").allowed
+    missing = authorize(alice, action, doc)
+    assert not missing and missing.error is not None and "CTX.state" in missing.error
+
+
+def test_anonymous_and_inactive_fail_gate_one(make_user: Any, tenant: Any, make_doc: Any) -> None:
+    doc = make_doc()
+    anon = authorize(AnonymousUser(), "testapp.approve", doc)
+    assert anon.layer is Layer.PERMISSION and "signed in" in anon.reason
+    assert anon.actor.label == "anonymous" and anon.actor.pk is None
+
+    sleeper = make_user("sleeper", tenants=(tenant,), is_active=False)
+    inactive = authorize(sleeper, "testapp.approve", doc)
+    assert inactive.layer is Layer.PERMISSION and "inactive" in inactive.reason
+
+    # An inactive superuser is still refused: gate 1 checks activity itself.
+    boss = User.objects.create_superuser("boss", password="x", is_active=False)
+    assert authorize(boss, "testapp.approve", doc).layer is Layer.PERMISSION
+
+
+def test_anyone_lets_anonymous_and_inactive_through_gate_one(make_user: Any, make_doc: Any) -> None:
+    doc = make_doc()
+    assert authorize(AnonymousUser(), "testapp.read", doc).allowed
+    sleeper = make_user("sleeper2", is_active=False)
+    assert authorize(sleeper, "testapp.read", doc).allowed
+    archived = make_doc(state="archived")
+    denied = authorize(AnonymousUser(), "testapp.read", archived)
+    assert denied.layer is Layer.POLICY and denied.rule == "not_archived"
+
+
+def test_anonymous_actor_owns_nothing(fresh_registry: Any, make_doc: Any) -> None:
+    action = Action("testapp.own", model=Document, permission=ANYONE)
+    action.policy("owner", where(owner=ACTOR), reason="Owners only.")
+    unowned = make_doc(owner=None)
+    # ACTOR.pk is None for an anonymous user: that must not match a NULL owner.
+    assert not authorize(AnonymousUser(), action, unowned)
+
+
+def test_superuser_passes_gate_one_but_not_policy_or_invariant(tenant: Any, make_doc: Any) -> None:
+    root = User.objects.create_superuser("root", password="x")
+    own = make_doc(owner=root)
+    assert authorize(root, "testapp.approve", own).rule == "tenant_member"
+    from tests.testapp.models import Membership
+
+    Membership.objects.create(user=root, tenant=tenant)
+    root = User.objects.get(pk=root.pk)
+    assert authorize(root, "testapp.approve", own).rule == "four_eyes"
+    big = make_doc(amount=Decimal("50000"))
+    decision = authorize(root, "testapp.approve", big)
+    assert decision.layer is Layer.INVARIANT and decision.rule == "within_limit"
+    assert authorize(root, "testapp.approve", make_doc()).allowed
+
+
+def test_unknown_action(alice: User, make_doc: Any) -> None:
+    with pytest.raises(UnknownAction) as info:
+        authorize(alice, "testapp.aprove", make_doc())
+    assert isinstance(info.value, LookupError)
+    assert "testapp.approve" in str(info.value)  # suggests the close match
+
+
+def test_wrong_model_object_is_a_type_error(alice: User) -> None:
+    note = Note.objects.create(text="x")
+    with pytest.raises(TypeError, match=r"acts on testapp.Document objects, got a testapp.Note"):
+        authorize(alice, "testapp.approve", note)
+    with pytest.raises(TypeError, match="pass the object"):
+        authorize(alice, "testapp.approve")
+
+
+def test_none_actor_is_a_type_error(make_doc: Any) -> None:
+    with pytest.raises(TypeError, match="actor is None"):
+        authorize(None, "testapp.approve", make_doc())
+
+
+def test_unsaved_object_is_decided_from_its_attributes(alice: User, bob: User, tenant: Any) -> None:
+    draft = Document(tenant=tenant, owner=bob, state="submitted", amount=Decimal("5"))
+    decision = authorize(alice, "testapp.approve", draft)
+    assert decision.allowed
+    assert decision.resource is not None and decision.resource.pk is None
+    draft.owner = alice
+    assert authorize(alice, "testapp.approve", draft).rule == "four_eyes"
+
+
+def test_decision_is_immutable_and_truthy_only_when_allowed(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    allowed = authorize(alice, "testapp.approve", make_doc(owner=bob))
+    denied = authorize(alice, "testapp.approve", make_doc(owner=alice))
+    assert bool(allowed) is True and bool(denied) is False
+    with pytest.raises(AttributeError):
+        allowed.allowed = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        del denied.reason
+    with pytest.raises((AttributeError, dataclasses.FrozenInstanceError)):
+        allowed.trace[0].outcome = False  # type: ignore[misc]
+    assert isinstance(allowed.trace, tuple)
+    copy = denied.replace(reason="other")
+    assert copy.reason == "other" and denied.reason != "other"
+
+
+def test_enforce_raises_the_layer_subclass(
+    make_user: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    clerk = make_user("clerk4", approver=False)
+    with pytest.raises(PermissionMissing) as missing:
+        enforce(clerk, "testapp.approve", make_doc())
+    assert missing.value.decision.code == "permission.testapp.approve_document"
+    with pytest.raises(PolicyDenied) as policy:
+        enforce(alice, "testapp.approve", make_doc(owner=alice))
+    assert str(policy.value) == "Nobody approves their own document."
+    with pytest.raises(InvariantViolation) as invariant:
+        enforce(alice, "testapp.approve", make_doc(amount=Decimal("99999")))
+    assert isinstance(invariant.value, Denied)
+    from django.core.exceptions import PermissionDenied
+
+    assert isinstance(invariant.value, PermissionDenied)
+    assert enforce(alice, "testapp.approve", make_doc(owner=bob)).allowed
+
+
+def test_fingerprint_changes_when_a_rule_is_added_and_not_otherwise(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    doc = make_doc(owner=bob)
+    first = authorize(alice, "testapp.approve", doc).fingerprint
+    assert authorize(alice, "testapp.approve", doc).fingerprint == first
+    assert authorize(alice, "testapp.approve", make_doc(owner=alice)).fingerprint == first
+    # Declaring another action leaves this action's fingerprint alone.
+    Action("testapp.unrelated", model=Document, permission=ANYONE).policy(
+        "x", where(state="x"), reason="x"
+    )
+    assert authorize(alice, "testapp.approve", doc).fingerprint == first
+    fresh_registry.get("testapp.approve").policy(
+        "small", where(amount__lt=1_000_000), reason="Small."
+    )
+    second = authorize(alice, "testapp.approve", doc).fingerprint
+    assert second != first
+    assert authorize(alice, "testapp.approve", doc).fingerprint == second
+
+
+def test_fingerprint_is_stable_across_processes() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import django; django.setup(); from clearance.actions import registry; "
+        "print(registry.get('testapp.approve').fingerprint())"
+    )
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "PYTHONHASHSEED": "random"}
+    import os
+
+    env = {**os.environ, **env}
+    runs = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+        ).stdout.strip()
+        for _ in range(2)
+    }
+    assert len(runs) == 1 and len(runs.pop()) == 16
+
+
+def test_decision_reaches_the_signal(alice: User, bob: User, make_doc: Any) -> None:
+    from clearance.signals import decision_made
+
+    seen: list[Decision] = []
+
+    def receiver(sender: Any, decision: Decision, **kwargs: Any) -> None:
+        seen.append(decision)
+
+    decision_made.connect(receiver)
+    try:
+        d = authorize(alice, "testapp.approve", make_doc(owner=bob))
+    finally:
+        decision_made.disconnect(receiver)
+    assert seen == [d]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_twins_agree(alice: User, bob: User, make_doc: Any) -> None:
+    from asgiref.sync import sync_to_async
+
+    doc = await sync_to_async(make_doc)(owner=bob)
+    own = await sync_to_async(make_doc)(owner=alice)
+    assert (await aauthorize(alice, "testapp.approve", doc)).allowed
+    assert (await aexplain(alice, "testapp.approve", own)).rule == "four_eyes"
+    with pytest.raises(PolicyDenied):
+        await aenforce(alice, "testapp.approve", own)

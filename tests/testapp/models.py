@@ -1,0 +1,68 @@
+"""Models the library's own tests run against."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class Tenant(models.Model):
+    """An organisation; users belong to tenants through memberships."""
+
+    name = models.CharField(max_length=50)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    """A user's membership of a tenant, with a role."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tenant_memberships"
+    )
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, default="member")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.tenant_id}"
+
+
+class Document(models.Model):
+    """Something to act on: owned, in a tenant, with a state, an amount and watchers."""
+
+    tenant = models.ForeignKey(
+        Tenant, null=True, blank=True, on_delete=models.CASCADE, related_name="documents"
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_documents",
+    )
+    title = models.CharField(max_length=100, default="")
+    state = models.CharField(max_length=20, default="draft")
+    amount = models.DecimalField(max_digits=12, decimal_places=2, default=0)
+    priority = models.IntegerField(null=True, blank=True)
+    watchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="watched_documents"
+    )
+
+    class Meta:
+        permissions = [
+            ("approve_document", "Can approve documents"),
+            ("submit_document", "Can submit documents"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Document {self.pk}"
+
+
+class Note(models.Model):
+    """A model of another kind (for wrong-model checks)."""
+
+    text = models.CharField(max_length=100, default="")
+
+    def __str__(self) -> str:
+        return self.text

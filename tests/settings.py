@@ -17,16 +17,15 @@ USE_TZ = True
 TIME_ZONE = "UTC"
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
 
+# Test databases are in memory (one per alias), so parallel runs never share a file.
 DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(BASE_DIR / "test-default.sqlite3"),
-        "TEST": {"NAME": str(BASE_DIR / "test-default.sqlite3")},
+        "NAME": str(BASE_DIR / "default.sqlite3"),
     },
     "audit": {
         "ENGINE": "django.db.backends.sqlite3",
-        "NAME": str(BASE_DIR / "test-audit.sqlite3"),
-        "TEST": {"NAME": str(BASE_DIR / "test-audit.sqlite3")},
+        "NAME": str(BASE_DIR / "audit.sqlite3"),
     },
 }
 

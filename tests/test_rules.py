@@ -1,0 +1,303 @@
+"""Rules on one object: lookups, placeholders, the algebra and its readable text."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.exceptions import FieldError
+from django.utils import timezone
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from clearance import ACTOR, CTX, predicate, where
+from clearance.rules import Context, Rule
+from tests.testapp.models import Document, Membership, Tenant
+
+
+def ctx_for(obj: Any, actor: Any = None, **extra: Any) -> Context:
+    return Context(actor, None, obj, now=timezone.now(), extra=extra)
+
+
+def holds(rule: Rule, obj: Any, actor: Any = None, **extra: Any) -> bool:
+    return rule.evaluate(ctx_for(obj, actor, **extra))
+
+
+# -- lookups on local fields and foreign-key ids --------------------------------------------
+
+
+def test_lookups_on_local_fields() -> None:
+    doc = Document(title="Quarterly Report", state="submitted", amount=Decimal("250.00"))
+    assert holds(where(state="submitted"), doc)
+    assert not holds(where(state="draft"), doc)
+    assert holds(where(state__in=["draft", "submitted"]), doc)
+    assert not holds(where(state__in=[]), doc)
+    assert holds(where(amount__gt=100), doc) and not holds(where(amount__gt=250), doc)
+    assert holds(where(amount__gte=250), doc) and holds(where(amount__lte=250), doc)
+    assert holds(where(amount__lt="250.01"), doc)  # converted as the database would
+    assert holds(where(amount__range=(200, 300)), doc)
+    assert holds(where(title__iexact="quarterly report"), doc)
+    assert holds(where(title__icontains="REPORT"), doc)
+    assert holds(where(title__startswith="Quarterly"), doc)
+    assert holds(where(title__istartswith="quarterly"), doc)
+    assert holds(where(title__endswith="Report"), doc)
+    assert holds(where(priority__isnull=True), doc)
+    assert not holds(where(priority__isnull=False), doc)
+    assert holds(where(priority=None), doc)
+
+
+def test_null_fields_never_match_a_comparison() -> None:
+    doc = Document(priority=None)
+    for rule in (
+        where(priority=1),
+        where(priority__gt=0),
+        where(priority__lt=10),
+        where(priority__in=[1, 2]),
+    ):
+        assert not holds(rule, doc)
+        assert holds(~rule, doc)  # as SQL's NOT (col op x AND col IS NOT NULL)
+
+
+@pytest.mark.django_db
+def test_foreign_key_compares_ids_without_fetching(django_assert_num_queries: Any) -> None:
+    owner = User(pk=7, username="owner")
+    doc = Document(owner_id=7, tenant_id=3)
+    with django_assert_num_queries(0):
+        assert holds(where(owner=ACTOR), doc, owner)
+        assert holds(where(owner__pk=ACTOR.pk), doc, owner)
+        assert holds(where(owner_id=7), doc)
+        assert holds(where(owner__in=[User(pk=1), User(pk=7)]), doc)
+        assert holds(where(tenant=3), doc)
+        assert not holds(where(owner=ACTOR), doc, User(pk=8))
+        assert holds(~where(owner=ACTOR), Document(owner_id=None), owner)
+
+
+def test_placeholder_resolving_to_none_matches_nothing() -> None:
+    unowned = Document(owner_id=None)
+    assert not holds(where(owner=ACTOR), unowned, AnonymousUser())
+    assert not holds(where(owner=CTX.who), unowned, None, who=None)
+    assert holds(where(owner=None), unowned)  # a literal None is IS NULL
+
+
+def test_ctx_values_and_attribute_paths() -> None:
+    doc = Document(state="submitted", amount=Decimal("10"))
+    assert holds(where(state=CTX.state), doc, state="submitted")
+    assert not holds(where(state=CTX.state), doc, state="draft")
+    actor = User(pk=1, username="x", first_name="submitted")
+    assert holds(where(state=ACTOR.first_name), doc, actor)
+    with pytest.raises(LookupError, match=r"CTX\.limit has no value"):
+        holds(where(amount__lte=CTX.limit), doc)
+    when = timezone.now() + dt.timedelta(days=1)
+    assert holds(where(state="submitted") & predicate(lambda c: c.now < when), doc)
+
+
+def test_unknown_field_is_a_field_error() -> None:
+    with pytest.raises(FieldError, match="has no field 'nope'"):
+        holds(where(nope=1), Document())
+
+
+def test_none_with_a_comparison_is_refused_at_declaration() -> None:
+    with pytest.raises(ValueError, match="None only works with exact or iexact"):
+        where(amount__gt=None)
+
+
+def test_wrong_model_instance_as_value_is_refused() -> None:
+    with pytest.raises(TypeError, match=r"expected a auth\.User instance"):
+        holds(where(owner=CTX.who), Document(owner_id=1), None, who=Tenant(pk=1))
+
+
+@pytest.mark.django_db
+def test_to_many_costs_one_query_then_none_for_the_same_actor(
+    django_assert_num_queries: Any,
+) -> None:
+    acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    rule = where(tenant__memberships__user=ACTOR)
+    mine, theirs = Document(tenant=acme), Document(tenant=globex)
+    with django_assert_num_queries(1):
+        assert holds(rule, mine, user)
+        assert not holds(rule, theirs, user)
+    fresh = User.objects.get(pk=user.pk)  # a new request loads a new user object
+    Membership.objects.filter(user=user).delete()
+    with django_assert_num_queries(1):
+        assert not holds(rule, mine, fresh)  # a revoked membership is seen at once
+
+
+@pytest.mark.django_db
+def test_to_many_lookups_in_one_where_match_the_same_row() -> None:
+    acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme, role="viewer")
+    Membership.objects.create(user=User.objects.create_user("boss"), tenant=acme, role="admin")
+    Membership.objects.create(user=user, tenant=globex, role="admin")
+    same_row = where(tenant__memberships__user=ACTOR, tenant__memberships__role="admin")
+    assert not holds(same_row, Document(tenant=acme), user)
+    assert holds(same_row, Document(tenant=globex), user)
+
+
+@pytest.mark.django_db
+def test_to_many_on_the_object_itself() -> None:
+    user = User.objects.create_user("watcher")
+    watched = Document.objects.create()
+    watched.watchers.add(user)
+    assert holds(where(watchers=ACTOR), watched, user)
+    assert not holds(where(watchers=ACTOR), Document.objects.create(), user)
+    assert not holds(where(watchers=ACTOR), Document(), user)  # unsaved: nobody watches it
+
+
+@pytest.mark.django_db
+def test_forward_relation_to_another_field() -> None:
+    acme = Tenant.objects.create(name="Acme")
+    assert holds(where(tenant__name="Acme"), Document(tenant=acme))
+    assert not holds(where(tenant__name="Acme"), Document(tenant=None))
+    assert holds(where(tenant__name__isnull=True), Document(tenant=None))
+
+
+@pytest.mark.django_db
+def test_transforms_are_asked_of_the_database() -> None:
+    doc = Document.objects.create(title="x")
+    rule = where(title__regex=r"^x$")
+    assert holds(rule, doc) and not holds(rule, Document.objects.create(title="y"))
+    with pytest.raises(ValueError, match="not saved"):
+        holds(rule, Document(title="x"))
+
+
+# -- the algebra ----------------------------------------------------------------------------
+
+STATES = ["draft", "submitted", "approved", "paid"]
+
+documents = st.builds(
+    Document,
+    title=st.text(alphabet="abAB", max_size=3),
+    state=st.sampled_from(STATES),
+    amount=st.decimals(min_value=-5, max_value=5, places=0),
+    priority=st.none() | st.integers(min_value=-3, max_value=3),
+    owner_id=st.none() | st.integers(min_value=1, max_value=3),
+    tenant_id=st.none() | st.integers(min_value=1, max_value=3),
+)
+
+leaves = st.one_of(
+    st.sampled_from(STATES).map(lambda s: where(state=s)),
+    st.lists(st.sampled_from(STATES), max_size=3).map(lambda s: where(state__in=s)),
+    st.integers(-4, 4).map(lambda n: where(amount__gt=n)),
+    st.integers(-4, 4).map(lambda n: where(amount__lte=n)),
+    st.integers(-3, 3).map(lambda n: where(priority=n)),
+    st.integers(-3, 3).map(lambda n: where(priority__gte=n)),
+    st.booleans().map(lambda b: where(priority__isnull=b)),
+    st.just(where(owner=ACTOR)),
+    st.just(where(owner=None)),
+    st.integers(1, 3).map(lambda n: where(tenant=n)),
+    st.sampled_from(["a", "b", "A", ""]).map(lambda s: where(title__icontains=s)),
+    st.sampled_from(["a", "B"]).map(lambda s: where(title__startswith=s)),
+)
+
+rules = st.recursive(
+    leaves,
+    lambda children: st.one_of(
+        st.tuples(children, children).map(lambda p: p[0] & p[1]),
+        st.tuples(children, children).map(lambda p: p[0] | p[1]),
+        children.map(lambda r: ~r),
+    ),
+    max_leaves=8,
+)
+
+actors = st.integers(1, 3).map(lambda pk: User(pk=pk, username=f"u{pk}"))
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=rules, b=rules, obj=documents, actor=actors)
+def test_de_morgan(a: Rule, b: Rule, obj: Document, actor: User) -> None:
+    assert holds(~(a & b), obj, actor) == holds(~a | ~b, obj, actor)
+    assert holds(~(a | b), obj, actor) == holds(~a & ~b, obj, actor)
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=rules, obj=documents, actor=actors)
+def test_double_negation_and_excluded_middle(a: Rule, obj: Document, actor: User) -> None:
+    assert holds(~~a, obj, actor) == holds(a, obj, actor)
+    assert holds(a | ~a, obj, actor) is True
+    assert holds(a & ~a, obj, actor) is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(a=rules, b=rules, c=rules, obj=documents, actor=actors)
+def test_and_or_are_associative_and_distribute(
+    a: Rule, b: Rule, c: Rule, obj: Document, actor: User
+) -> None:
+    assert holds((a & b) & c, obj, actor) == holds(a & (b & c), obj, actor)
+    assert holds(a & (b | c), obj, actor) == holds((a & b) | (a & c), obj, actor)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    state=st.sampled_from(STATES),
+    amount=st.integers(-4, 4),
+    priority=st.none() | st.integers(-3, 3),
+    obj=documents,
+    actor=actors,
+)
+def test_where_with_several_lookups_is_their_conjunction(
+    state: str, amount: int, priority: int | None, obj: Document, actor: User
+) -> None:
+    combined = where(state=state, amount__lte=amount, priority=priority, owner=ACTOR)
+    split = where(state=state) & where(amount__lte=amount) & where(priority=priority)
+    split = split & where(owner=ACTOR)
+    assert holds(combined, obj, actor) == holds(split, obj, actor)
+
+
+def _rebuild(rule: Rule) -> Rule:
+    """A structurally identical rule built from scratch."""
+    from clearance.rules import All, Any_, Not, Where
+
+    if isinstance(rule, Where):
+        return Where(**dict(rule.lookups))
+    if isinstance(rule, Not):
+        return ~_rebuild(rule.rule)
+    if isinstance(rule, All):
+        return All(*(_rebuild(r) for r in rule.rules))
+    if isinstance(rule, Any_):
+        return Any_(*(_rebuild(r) for r in rule.rules))
+    return rule
+
+
+@settings(max_examples=200, deadline=None)
+@given(a=rules)
+def test_str_is_deterministic(a: Rule) -> None:
+    assert str(a) == str(a) == str(_rebuild(a))
+
+
+def test_str_shows_the_structure() -> None:
+    a, b, c = where(state="paid"), where(amount__gt=0), where(owner=ACTOR)
+    assert str(a) == "where(state='paid')"
+    assert str(~a | b) == "~where(state='paid') | where(amount__gt=0)"
+    assert str(~(a | b) & c) == "~(where(state='paid') | where(amount__gt=0)) & where(owner=ACTOR)"
+    assert str((a | b) & c) == "(where(state='paid') | where(amount__gt=0)) & where(owner=ACTOR)"
+    assert str(a & (b & c)) == str((a & b) & c)
+    assert str(where(state__in={"b", "a"})) == "where(state__in={'a', 'b'})"
+    assert str(where(tenant__memberships__user=ACTOR.pk)) == (
+        "where(tenant__memberships__user=ACTOR.pk)"
+    )
+    assert str(where(due__lte=CTX.now)) == "where(due__lte=CTX.now)"
+
+    @predicate(uses_object=False)
+    def business_hours(ctx: Any) -> bool:
+        return True
+
+    assert str(a & business_hours) == "where(state='paid') & business_hours()"
+
+
+def test_predicate_receives_the_context() -> None:
+    seen: list[Context] = []
+
+    @predicate
+    def look(ctx: Context) -> bool:
+        seen.append(ctx)
+        return ctx.extra.get("ok", False) is True
+
+    doc = Document(state="draft")
+    assert holds(look, doc, None, ok=True) and not holds(look, doc, None)
+    assert seen[0].obj is doc and isinstance(seen[0].now, dt.datetime)

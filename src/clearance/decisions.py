@@ -123,6 +123,9 @@ class Decision:
     explained: bool
     performed: bool | None
 
+    _trace: tuple[TraceEntry, ...] | None
+    _raw: list[RawTrace] | None
+
     __slots__ = ("__weakref__", "_raw", "_trace", *_FIELDS)
 
     def __init__(
@@ -162,7 +165,7 @@ class Decision:
             setter(self, "_raw", None)
         else:
             setter(self, "_trace", None)
-            setter(self, "_raw", trace)
+            setter(self, "_raw", list(trace))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Decision is immutable; cannot set {name!r}")
@@ -175,7 +178,8 @@ class Decision:
         """Each rule evaluated, in order: its gate, name, outcome, reason and time."""
         trace = self._trace
         if trace is None:
-            trace = tuple(TraceEntry(*row) for row in self._raw or ())
+            rows: list[RawTrace] = self._raw or []
+            trace = tuple(TraceEntry(*row) for row in rows)
             object.__setattr__(self, "_trace", trace)
             object.__setattr__(self, "_raw", None)
         return trace

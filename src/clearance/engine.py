@@ -401,7 +401,7 @@ def authorized(
     _check_queryset(act, queryset)
     ctx = _context(actor, act, None, request, extra)
     if not _gate1(actor, act)[0]:
-        return queryset.none()
+        return _none(queryset)
     model = queryset.model
     condition: Any = True
     in_python: list[NamedRule] = []
@@ -417,12 +417,12 @@ def authorized(
             if clearance_settings.RAISE_RULE_ERRORS:
                 raise
             logger.exception("Rule %s of action %s raised while filtering", named.code, act.name)
-            return queryset.none()
+            return _none(queryset)
         if q is False:
-            return queryset.none()
+            return _none(queryset)
         if q is not True:
             condition = q if condition is True else condition & q
-    result = queryset if condition is True else queryset.filter(condition)
+    result: models.QuerySet[_M] = queryset if condition is True else queryset.filter(condition)
     if not in_python:
         return result
     keep = []
@@ -430,7 +430,13 @@ def authorized(
         row_ctx = ctx.with_object(obj)
         if all(_run_rule(named, row_ctx)[0] for named in in_python):
             keep.append(obj.pk)
-    return queryset.filter(pk__in=keep)
+    by_pk: models.QuerySet[_M] = queryset.filter(pk__in=keep)
+    return by_pk
+
+
+def _none(queryset: models.QuerySet[_M]) -> models.QuerySet[_M]:
+    empty: models.QuerySet[_M] = queryset.none()
+    return empty
 
 
 # --------------------------------------------------------------------------------------------

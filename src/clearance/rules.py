@@ -107,6 +107,8 @@ class Ref:
     """A placeholder bound at decision time: ``ACTOR``, ``ACTOR.<attr path>``, ``CTX.<name>``."""
 
     __slots__ = ("_path", "_root")
+    _root: str
+    _path: tuple[str, ...]
 
     def __init__(self, root: str, path: tuple[str, ...] = ()) -> None:
         object.__setattr__(self, "_root", root)
@@ -272,7 +274,7 @@ class All(Rule):
         flat: list[Rule] = []
         for rule in rules:
             flat.extend(rule.rules if isinstance(rule, All) else (rule,))
-        self.rules = tuple(flat)
+        self.rules: tuple[Rule, ...] = tuple(flat)
         self.uses_object = any(r.uses_object for r in self.rules)
 
     def evaluate(self, ctx: Context) -> bool:
@@ -306,7 +308,7 @@ class Any_(Rule):
         flat: list[Rule] = []
         for rule in rules:
             flat.extend(rule.rules if isinstance(rule, Any_) else (rule,))
-        self.rules = tuple(flat)
+        self.rules: tuple[Rule, ...] = tuple(flat)
         self.uses_object = any(r.uses_object for r in self.rules)
 
     def evaluate(self, ctx: Context) -> bool:
@@ -379,7 +381,7 @@ class Predicate(Rule):
         self.fn = fn
         self.uses_object = uses_object
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def __call__(self, ctx: Context) -> bool:
         return bool(self.fn(ctx))
@@ -480,12 +482,12 @@ def _text_match(lookup: str, a: Any, b: Any, vendor: str) -> bool:
         a, b = _fold(a, vendor), _fold(b, vendor)
     base = lookup[1:] if lookup.startswith("i") else lookup
     if base == "exact":
-        return a == b
+        return bool(a == b)
     if base == "contains":
         return b in a
     if base == "startswith":
-        return a.startswith(b)
-    return a.endswith(b)  # endswith
+        return bool(a.startswith(b))
+    return bool(a.endswith(b))  # endswith
 
 
 def _compare(lookup: str, a: Any, b: Any, vendor: str) -> bool:
@@ -637,7 +639,7 @@ class _ManyGroup:
 
     def matching(self, bound: dict[str, Any]) -> models.QuerySet[Any]:
         manager = self.anchor_model._base_manager
-        return manager.filter(**bound).values(self.anchor_field)
+        return cast("models.QuerySet[Any]", manager.filter(**bound).values(self.anchor_field))
 
     def to_q(self, ctx: Context) -> Q | bool:
         bound = self.bound(ctx)
@@ -675,13 +677,13 @@ class _ManyGroup:
                 ids = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
                 cache[key] = ids
             return anchor in ids
-        key = ("many", id(self), frozen)
-        batch = ctx.memo.get(key)
+        memo_key = ("many", id(self), frozen)
+        batch = ctx.memo.get(memo_key)
         if batch is not None:
             domain, hits = batch
             if anchor in domain:
                 return anchor in hits
-        single = (key, anchor)
+        single = (memo_key, anchor)
         if single not in ctx.memo:
             ctx.memo[single] = self.matching(bound).filter(**{self.anchor_field: anchor}).exists()
         return cast(bool, ctx.memo[single])
@@ -851,7 +853,8 @@ class Where(Rule):
             q = group.to_q(ctx)
             if q is False:
                 return False
-            result = q if result is True else cast(Q, result) & q
+            if q is not True:
+                result = q if result is True else cast(Q, result) & q
         return result
 
     def groups(self, model: type[models.Model]) -> list[_ManyGroup]:
@@ -901,7 +904,7 @@ def _compile_lookup(model: type[models.Model], key: str, value: Any) -> Any:
                 return _ManyGroup(
                     prefix_steps=[],
                     anchor_attr="pk",
-                    anchor_model=cast(type[models.Model], opts.model),
+                    anchor_model=opts.model,
                     anchor_field="pk",
                     prefix="",
                     lookups={rest_key: value},

@@ -1,0 +1,74 @@
+"""``manage.py seed_demo`` builds the demo's world, and can be run again."""
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+
+from invoices.models import Invoice, Membership, Tenant
+
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def permissions_of(group: str) -> set[str]:
+    """Return the codenames granted to a group."""
+    return set(Group.objects.get(name=group).permissions.values_list("codename", flat=True))
+
+
+def test_groups_grant_the_roles_permissions(demo: str) -> None:
+    assert permissions_of("clerk") == {
+        "view_invoice",
+        "add_invoice",
+        "change_invoice",
+        "submit_invoice",
+    }
+    assert permissions_of("approver") == {"view_invoice", "approve_invoice", "pay_invoice"}
+    assert permissions_of("auditor") == {"view_invoice"}
+
+
+def test_users_roles_and_tenants(demo: str) -> None:
+    memberships = {
+        (m.user.username, m.tenant.name, m.role)
+        for m in Membership.objects.select_related("user", "tenant")
+    }
+    assert memberships == {
+        ("alice", "Acme", "approver"),
+        ("bob", "Acme", "clerk"),
+        ("carol", "Acme", "approver"),
+        ("carol", "Globex", "approver"),
+        ("dave", "Globex", "clerk"),
+        ("erin", "Acme", "auditor"),
+        ("admin", "Acme", "superuser"),
+    }
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    for user in get_user_model().objects.all():
+        assert user.check_password("demo"), user.username
+
+
+def test_invoices_in_every_state_in_both_tenants(demo: str) -> None:
+    for tenant in Tenant.objects.all():
+        states = set(tenant.invoices.values_list("state", flat=True))
+        assert states == set(Invoice.State.values), tenant.name
+    assert Invoice.objects.filter(owner__username="alice", state="submitted").exists()
+    assert Invoice.objects.filter(state="submitted", amount__gt=10_000).count() == 1
+
+
+def test_running_it_twice_gives_the_same_demo(demo: str) -> None:
+    before = sorted(Invoice.objects.values_list("tenant__slug", "number", "state", "amount"))
+    call_command("seed_demo", stdout=io.StringIO())
+    after = sorted(Invoice.objects.values_list("tenant__slug", "number", "state", "amount"))
+
+    assert after == before
+    assert Tenant.objects.count() == 2
+    assert Membership.objects.count() == 7
+    assert get_user_model().objects.count() == 6
+
+
+def test_it_prints_the_logins_and_the_url(demo: str) -> None:
+    lines = demo.splitlines()
+    assert any(line.split()[:3] == ["carol", "demo", "approver"] for line in lines if line)
+    assert "Acme, Globex" in demo
+    assert "http://127.0.0.1:8000/" in demo

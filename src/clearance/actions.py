@@ -121,7 +121,7 @@ class Action:
         self,
         name: str,
         *,
-        permission: str | _Anyone,
+        permission: str | _Anyone | None = None,
         model: type[models.Model] | str | None = None,
         label: str = "",
         description: str = "",
@@ -130,6 +130,11 @@ class Action:
         if not isinstance(name, str) or not _ACTION_NAME.match(name):
             raise ImproperlyConfigured(
                 f"Action name {name!r} must look like '<app_label>.<verb>', e.g. 'invoices.approve'"
+            )
+        if permission is None:
+            raise ImproperlyConfigured(
+                f"Action {name!r} must name its permission: permission='app_label.codename', "
+                "or permission=clearance.ANYONE for an action anyone may attempt"
             )
         if permission is not ANYONE and (
             not isinstance(permission, str) or not _PERMISSION.match(permission)

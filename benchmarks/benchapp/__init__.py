@@ -1,0 +1,1 @@
+"""The benchmark scenario: tenants, memberships and invoices, and their approval rule."""

@@ -6,7 +6,7 @@ import hashlib
 import re
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 from django.apps import apps
@@ -21,7 +21,9 @@ __all__ = [
     "Action",
     "ModelInvariant",
     "NamedRule",
+    "PendingRule",
     "Registry",
+    "attach",
     "autodiscover",
     "model_invariant",
     "registry",
@@ -114,7 +116,9 @@ class Action:
 
     ``name`` is ``"<app_label>.<verb>"`` and unique. ``permission`` is exactly one Django
     permission (``"app_label.codename"``) or :data:`ANYONE`, stated explicitly. ``model`` is the
-    model the action acts on (None for an action about no object).
+    model the action acts on (None for an action about no object). ``permission_model`` states
+    that the permission belongs to another model than ``model`` (the system checks otherwise
+    report a permission of another model as a mistake).
     """
 
     def __init__(
@@ -126,6 +130,7 @@ class Action:
         label: str = "",
         description: str = "",
         register: bool = True,
+        permission_model: type[models.Model] | str | None = None,
     ) -> None:
         if not isinstance(name, str) or not _ACTION_NAME.match(name):
             raise ImproperlyConfigured(
@@ -154,6 +159,7 @@ class Action:
         self.name = name
         self.permission = permission
         self._model = model
+        self._permission_model = permission_model
         self.label = label or name
         self.description = description
         self.policies: list[NamedRule] = []
@@ -171,6 +177,13 @@ class Action:
         if isinstance(self._model, str):
             self._model = apps.get_model(self._model)
         return self._model
+
+    @property
+    def permission_model(self) -> type[models.Model] | None:
+        """The model the permission was stated to belong to, when it is not :attr:`model`."""
+        if isinstance(self._permission_model, str):
+            self._permission_model = apps.get_model(self._permission_model)
+        return self._permission_model
 
     @property
     def app_label(self) -> str:
@@ -290,6 +303,7 @@ class Registry:
         self._invariants: dict[type[models.Model], list[ModelInvariant]] = {}
         self.version = 0
         self._fingerprints: dict[str, tuple[int, str]] = {}
+        self._pending: list[PendingRule] = []
 
     # -- actions --------------------------------------------------------------------------
 
@@ -304,6 +318,11 @@ class Registry:
         self._actions[action.name] = action
         action.registry = self
         self.changed()
+        waiting = [p for p in self._pending if p.action == action.name]
+        if waiting:
+            self._pending = [p for p in self._pending if p.action != action.name]
+            for pending in waiting:
+                pending.apply(action)
 
     def unregister(self, name: str) -> Action:
         """Remove an action (for tests); returns it."""
@@ -395,11 +414,13 @@ class Registry:
             dict(self._actions),
             {a.name: (list(a.policies), list(a.invariants)) for a in self._actions.values()},
             {m: list(r) for m, r in self._invariants.items()},
+            list(self._pending),
         )
 
     def restore(self, state: tuple[Any, ...]) -> None:
         """Put back a state captured with :meth:`snapshot`."""
-        actions, rules, invariants = state
+        actions, rules, invariants, *rest = state
+        self._pending = list(rest[0]) if rest else []
         self._actions = dict(actions)
         for name, (policies, invs) in rules.items():
             self._actions[name].policies[:] = policies
@@ -407,9 +428,96 @@ class Registry:
         self._invariants = {m: list(r) for m, r in invariants.items()}
         self.changed()
 
+    # -- rules attached by action name -----------------------------------------------------
+
+    def defer(self, pending: PendingRule) -> None:
+        """Attach ``pending`` to its action now, or as soon as the action is declared."""
+        if pending.action in self._actions:
+            pending.apply(self._actions[pending.action])
+        else:
+            self._pending.append(pending)
+
+    @property
+    def pending(self) -> list[PendingRule]:
+        """Rules attached by name to an action nobody has declared (yet)."""
+        return list(self._pending)
+
 
 #: The process-wide registry that ``authz.py`` modules fill.
 registry = Registry()
+
+
+@dataclass(frozen=True)
+class PendingRule:
+    """A rule attached to an action by name, waiting for the action to be declared."""
+
+    action: str
+    layer: Layer
+    name: str
+    rule: Rule
+    reason: str | None
+    declared_at: str = "<unknown>"
+
+    def apply(self, action: Action) -> None:
+        """Add the rule to ``action``, keeping where it was declared."""
+        target = action.policies if self.layer is Layer.POLICY else action.invariants
+        action._attach(self.layer, target, self.name, self.rule, self.reason, True)
+        target[-1] = replace(target[-1], declared_at=self.declared_at)
+
+
+class _Attachment:
+    """The rules :func:`attach` adds to one action, by name."""
+
+    def __init__(self, action: str, registry: Registry) -> None:
+        self.action = action
+        self._registry = registry
+
+    def policy(
+        self, name: str, rule: Rule | Callable[..., Any], *, reason: str | None = None
+    ) -> _Attachment:
+        """Add a gate-2 rule to the action, now or when it is declared."""
+        return self._defer(Layer.POLICY, name, rule, reason)
+
+    def invariant(
+        self, name: str, rule: Rule | Callable[..., Any], *, reason: str | None = None
+    ) -> _Attachment:
+        """Add a gate-3 rule to the action, now or when it is declared."""
+        return self._defer(Layer.INVARIANT, name, rule, reason)
+
+    def _defer(
+        self, layer: Layer, name: str, rule: Rule | Callable[..., Any], reason: str | None
+    ) -> _Attachment:
+        if not isinstance(name, str) or not re.match(r"^[\w][\w\-.]*$", name):
+            raise ImproperlyConfigured(
+                f"{self.action}: rule name {name!r} must be a plain identifier"
+            )
+        coerced = _coerce_rule(rule)
+        self._registry.defer(
+            PendingRule(
+                self.action,
+                layer,
+                name,
+                coerced,
+                reason or _default_reason(rule, layer, name),
+                _declared_at(),
+            )
+        )
+        return self
+
+
+def attach(action: str) -> _Attachment:
+    """Add rules to an action by its name, from another app's ``authz`` module.
+
+    ``attach("invoices.approve").policy("not_frozen", where(...), reason=...)`` works whichever
+    ``authz`` module is imported first: the rule waits until the action is declared. A rule
+    attached to an action that is never declared is reported by the system checks
+    (``clearance.E005``); it is never silently dropped.
+    """
+    if not isinstance(action, str) or not _ACTION_NAME.match(action):
+        raise ImproperlyConfigured(
+            f"attach({action!r}): expected an action name like 'invoices.approve'"
+        )
+    return _Attachment(action, registry)
 
 
 def model_invariant(

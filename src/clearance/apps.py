@@ -14,7 +14,8 @@ class ClearanceConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Import every app's ``authz.py``."""
+        """Import every app's ``authz.py`` and register the system checks."""
+        from . import checks  # noqa: F401  (registers the checks)
         from .actions import autodiscover
 
         autodiscover()

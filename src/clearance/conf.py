@@ -14,7 +14,11 @@ __all__ = ["DEFAULTS", "clearance_settings"]
 #: Every setting, with its default. Override any of them in ``settings.CLEARANCE``.
 DEFAULTS: dict[str, Any] = {
     # Audit sinks: dotted paths to classes with one method, ``record(decision, request)``.
-    "AUDIT_SINKS": ["clearance.audit.sinks.LoggingSink"],
+    # By default every denial is logged on ``clearance.audit`` and stored as an AuditRecord.
+    "AUDIT_SINKS": [
+        "clearance.audit.sinks.LoggingSink",
+        "clearance.audit.sinks.DatabaseSink",
+    ],
     # Record allowed decisions too: False (denials only), True (all), or a sampling rate 0..1.
     "RECORD_ALLOWED": False,
     # Database alias the audit rows are written to (None: a dedicated connection to the
@@ -24,10 +28,18 @@ DEFAULTS: dict[str, Any] = {
     "AUDIT_FAIL_CLOSED": False,
     # Allowed decisions buffered before a batched write (denials are always written through).
     "AUDIT_BATCH_SIZE": 1,
+    # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent).
+    "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
     # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).
     "RAISE_RULE_ERRORS": False,
     # HTTP status for an invariant violation in the integrations (409 Conflict by default).
     "INVARIANT_STATUS": 409,
+    # clearance.contrib.guard: raise (True) instead of logging a warning when a view answered
+    # without any authorization decision (meant for test suites).
+    "GUARD_STRICT": False,
+    # clearance.contrib.guard: regular expressions of paths (without the leading slash) that
+    # need no authorization decision, e.g. [r"^accounts/", r"^$"].
+    "GUARD_EXEMPT": [],
 }
 
 

@@ -399,6 +399,8 @@ def authorized(
     _check_actor(actor)
     act = registry.get(action)
     _check_queryset(act, queryset)
+    # Scoping a queryset is an authorization decision for the unguarded-view middleware.
+    note_decision()
     ctx = _context(actor, act, None, request, extra)
     if not _gate1(actor, act)[0]:
         return _none(queryset)

@@ -28,6 +28,7 @@ from .engine import (
     enforce,
     explain,
 )
+from .invariants import BulkInvariantViolation, GuardedQuerySet
 from .rules import ACTOR, CTX, Context, predicate, where
 
 __version__ = "0.1.0.dev0"
@@ -37,9 +38,11 @@ __all__ = [
     "ANYONE",
     "CTX",
     "Action",
+    "BulkInvariantViolation",
     "Context",
     "Decision",
     "Denied",
+    "GuardedQuerySet",
     "InvariantViolation",
     "Layer",
     "NotFilterable",

@@ -17,5 +17,8 @@ class ClearanceConfig(AppConfig):
         """Import every app's ``authz.py`` and register the system checks."""
         from . import checks  # noqa: F401  (registers the checks)
         from .actions import autodiscover
+        from .invariants import install_guards
 
         autodiscover()
+        # Model invariants hold on every save() and delete(), whoever calls.
+        install_guards()

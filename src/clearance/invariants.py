@@ -1,0 +1,685 @@
+"""Model invariants and the write-path guards that enforce them.
+
+A model invariant (:func:`clearance.model_invariant`) holds for every row the system writes,
+whoever writes it. Three guards enforce it:
+
+* ``save()`` — a ``pre_save`` receiver checks the new state of the instance before Django writes
+  it, so a refused save leaves the row and the caller's transaction as they were.
+* ``delete()`` — the model's ``delete()`` checks the stored row before Django collects it, and a
+  ``pre_delete`` receiver checks every row a cascade or a queryset deletes.
+* :class:`GuardedQuerySet` — ``update()``, ``delete()``, ``bulk_create()`` and ``bulk_update()``
+  run in their own savepoint, verify every affected row in the database after the write (one
+  query per chunk of rows for ``where`` invariants; predicates row by row) and roll back with the
+  offending primary keys when one breaks an invariant.
+
+A violation raises :class:`~clearance.InvariantViolation` carrying a denied
+:class:`~clearance.Decision` whose ``rule`` names the invariant; the decision goes to the audit
+sinks like every other.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from time import perf_counter
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from django.apps import apps
+from django.core.exceptions import FieldError
+from django.db import connections, models, router, transaction
+from django.db.models import Q
+from django.db.models.signals import pre_delete, pre_save
+from django.utils import timezone
+
+from . import audit
+from .actions import ModelInvariant, registry
+from .conf import clearance_settings
+from .decisions import (
+    ActorRef,
+    Decision,
+    InvariantViolation,
+    Layer,
+    RawTrace,
+    ResourceRef,
+)
+from .request_context import current_request, note_decision
+from .rules import Context, RuleNotFilterable, Where
+
+if TYPE_CHECKING:
+    from .actions import Action
+
+__all__ = [
+    "BulkInvariantViolation",
+    "GuardedQuerySet",
+    "acting",
+    "check_instance",
+    "install_guards",
+    "invariants_on",
+    "verify_rows",
+]
+
+logger = logging.getLogger("clearance")
+
+_M = TypeVar("_M", bound=models.Model)
+
+#: Rows verified per query by the bulk guards (and per batch of Python checks).
+CHUNK_SIZE = 2000
+
+#: Who is acting, when known: set by ``perform()`` so that a guard's decision names the actor
+#: and the action rather than an anonymous write.
+_acting: ContextVar[tuple[Any, Action | None] | None] = ContextVar("clearance_acting", default=None)
+
+#: Rows whose delete invariants were already verified in the database, by concrete model.
+_verified_deletes: ContextVar[dict[type[models.Model], frozenset[Any]] | None] = ContextVar(
+    "clearance_verified_deletes", default=None
+)
+
+_UNATTRIBUTED = ActorRef("unattributed", None, "unattributed")
+
+
+class BulkInvariantViolation(InvariantViolation):
+    """A guarded bulk write would break a model invariant; nothing was written.
+
+    ``pks`` lists the offending rows' primary keys; ``violations`` maps each broken invariant's
+    name to the primary keys of the rows that break it (rows a bulk insert could not identify
+    are listed as ``None``).
+    """
+
+    def __init__(self, decision: Decision, violations: dict[str, list[Any]]) -> None:
+        super().__init__(decision)
+        self.violations = violations
+        pks: list[Any] = []
+        for found in violations.values():
+            pks.extend(pk for pk in found if pk not in pks)
+        self.pks = tuple(pks)
+
+
+# --------------------------------------------------------------------------------------------
+# Who acts
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def acting(actor: Any, action: Action | None = None) -> Iterator[None]:
+    """Attribute the writes made inside the block to ``actor`` (and ``action``) in the audit.
+
+    ``perform()`` does this for you; use it in jobs that write without an action, so that a
+    refused write names the job instead of ``unattributed``.
+    """
+    token = _acting.set((actor, action))
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def _attribution() -> tuple[Any, Action | None, Any]:
+    """(actor, action, request) for a guard's decision."""
+    request = current_request.get()
+    acting_now = _acting.get()
+    if acting_now is not None:
+        return acting_now[0], acting_now[1], request
+    user = getattr(request, "user", None) if request is not None else None
+    return user, None, request
+
+
+def _actor_ref(actor: Any) -> ActorRef:
+    if actor is None:
+        return _UNATTRIBUTED
+    from .engine import actor_ref
+
+    return actor_ref(actor)
+
+
+# --------------------------------------------------------------------------------------------
+# Which invariants apply
+# --------------------------------------------------------------------------------------------
+
+_by_event: dict[tuple[type[models.Model], str], tuple[int, tuple[ModelInvariant, ...]]] = {}
+_fingerprints: dict[type[models.Model], tuple[int, str]] = {}
+
+
+def invariants_on(model: type[models.Model], event: str) -> tuple[ModelInvariant, ...]:
+    """The model invariants checked when ``model`` rows are written by ``event``.
+
+    ``event`` is ``"save"`` (also used for ``update``, ``bulk_create`` and ``bulk_update``) or
+    ``"delete"``. Includes the invariants of the concrete model and of parent models.
+    """
+    key = (model, event)
+    version = registry.version
+    cached = _by_event.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    found = tuple(inv for inv in registry.invariants_for(model) if event in inv.on)
+    _by_event[key] = (version, found)
+    return found
+
+
+def _fingerprint(model: type[models.Model]) -> str:
+    version = registry.version
+    cached = _fingerprints.get(model)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    lines = [f"model {model._meta.label}"]
+    lines += [
+        f"model_invariant {r.name} {','.join(sorted(r.on))} {r.rule}"
+        for r in registry.invariants_for(model)
+    ]
+    digest = hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+    _fingerprints[model] = (version, digest)
+    return digest
+
+
+# --------------------------------------------------------------------------------------------
+# Decisions
+# --------------------------------------------------------------------------------------------
+
+
+def _context(obj: Any = None) -> Context:
+    actor, action, request = _attribution()
+    return Context(actor, action, obj, now=timezone.now(), request=request, fresh=True)
+
+
+def _refuse(
+    model: type[models.Model],
+    event: str,
+    invariant: ModelInvariant,
+    ctx: Context,
+    trace: list[RawTrace],
+    pk: Any,
+    *,
+    error: str | None = None,
+    reason: str | None = None,
+) -> Decision:
+    """Build the denied decision for a refused write and send it to the audit sinks."""
+    action = ctx.action.name if ctx.action is not None else f"{model._meta.label}.{event}"
+    decision = Decision(
+        allowed=False,
+        action=action,
+        actor=_actor_ref(ctx.actor),
+        resource=ResourceRef(model._meta.label, pk),
+        layer=Layer.INVARIANT,
+        rule=invariant.name,
+        reason=reason or invariant.reason,
+        code=invariant.code,
+        at=ctx.now,
+        fingerprint=_fingerprint(model),
+        trace=trace,
+        error=error,
+        performed=False,
+    )
+    note_decision()
+    return audit.emit(decision, ctx.request)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _evaluate(invariant: ModelInvariant, ctx: Context) -> tuple[bool, str | None]:
+    """Decide one invariant on ``ctx.obj`` in Python; a rule that raises fails closed."""
+    try:
+        if _needs_database(invariant, type(ctx.obj)) and ctx.obj is not None:
+            held = _holds_for_values(invariant, ctx)
+            if held is not None:
+                return held, None
+        return invariant.rule.evaluate(ctx) is True, None
+    except Exception as exc:
+        if clearance_settings.RAISE_RULE_ERRORS:
+            raise
+        logger.exception("Model invariant %s raised; refusing the write", invariant.code)
+        return False, _describe(exc)
+
+
+# --------------------------------------------------------------------------------------------
+# Lookups only the database can decide, on a state that is not written yet
+# --------------------------------------------------------------------------------------------
+
+_needs_db: dict[tuple[int, type[models.Model]], bool] = {}
+
+
+def _needs_database(invariant: ModelInvariant, model: type[models.Model]) -> bool:
+    """Whether a ``where`` in the invariant has a lookup Python cannot decide (a transform)."""
+    key = (id(invariant.rule), model)
+    cached = _needs_db.get(key)
+    if cached is None:
+        cached = False
+        for leaf in invariant.rule.leaves():
+            if isinstance(leaf, Where):
+                try:
+                    plan = leaf.plan(model)
+                except Exception:
+                    continue
+                if any(type(lookup).__name__ == "_DbLookup" for lookup in plan.local):
+                    cached = True
+        _needs_db[key] = cached
+    return cached
+
+
+def _holds_for_values(invariant: ModelInvariant, ctx: Context) -> bool | None:
+    """Ask the database whether the rule holds for the instance's unsaved values.
+
+    Returns None when the rule reaches beyond the model's own columns (Python decides it then).
+    """
+    from django.db.models import Value
+    from django.db.models.sql import Query
+    from django.db.models.sql.constants import SINGLE
+
+    obj = ctx.obj
+    model = type(obj)
+    try:
+        q = invariant.rule.to_q(ctx, model)
+    except RuleNotFilterable:
+        return None
+    if isinstance(q, bool):
+        return q
+    query = Query(None)
+    for field in model._meta.concrete_fields:
+        output = field.target_field if field.is_relation else field
+        value = Value(getattr(obj, field.attname), output_field=output)
+        query.add_annotation(value, field.name, select=False)
+        if field.attname != field.name:
+            query.add_annotation(value, field.attname, select=False)
+        if field.primary_key:
+            query.add_annotation(value, "pk", select=False)
+    query.add_annotation(Value(1), "_clearance_check")
+    try:
+        query.add_q(q)
+    except FieldError:
+        return None
+    using = obj._state.db or router.db_for_write(model, instance=obj)
+    with transaction.atomic(using=using):
+        return query.get_compiler(using=using).execute_sql(SINGLE) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# save() and delete() on one instance
+# --------------------------------------------------------------------------------------------
+
+
+def check_instance(instance: models.Model, event: str = "save") -> None:
+    """Raise :class:`~clearance.InvariantViolation` if ``instance`` breaks an invariant.
+
+    For ``"save"`` the instance's current (unsaved) state is checked; for ``"delete"`` the
+    instance as it is in memory. The save and delete guards call this for you.
+    """
+    model = type(instance)
+    invariants = invariants_on(model, event)
+    if not invariants:
+        return
+    ctx = _context(instance)
+    trace: list[RawTrace] = []
+    for invariant in invariants:
+        start = perf_counter()
+        held, error = _evaluate(invariant, ctx)
+        trace.append(
+            (
+                Layer.INVARIANT,
+                invariant.name,
+                held,
+                invariant.reason,
+                invariant.expression,
+                perf_counter() - start,
+                error,
+            )
+        )
+        if not held:
+            decision = _refuse(model, event, invariant, ctx, trace, instance.pk, error=error)
+            raise InvariantViolation(decision)
+
+
+def _on_pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    _sync()
+    check_instance(instance, "save")
+
+
+def _on_pre_delete(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    verified = _verified_deletes.get()
+    if verified is not None:
+        done = verified.get(sender._meta.concrete_model)  # type: ignore[arg-type]
+        if done is not None and instance.pk in done:
+            return
+    check_instance(instance, "delete")
+
+
+def _guard_delete(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a model's ``delete()``: verify the stored row, then delete inside a savepoint."""
+
+    @functools.wraps(method)
+    def delete(self: models.Model, *args: Any, **kwargs: Any) -> Any:
+        model = type(self)
+        if not invariants_on(model, "delete") or self.pk is None:
+            return method(self, *args, **kwargs)
+        using = kwargs.get("using") or (args[0] if args and isinstance(args[0], str) else None)
+        using = using or router.db_for_write(model, instance=self)
+        with transaction.atomic(using=using):
+            verify_rows(model, [self.pk], "delete", using=using)
+            with _skipping_verified(model, [self.pk]):
+                return method(self, *args, **kwargs)
+
+    delete._clearance_guard = True  # type: ignore[attr-defined]
+    return delete
+
+
+@contextmanager
+def _skipping_verified(model: type[models.Model], pks: Iterable[Any]) -> Iterator[None]:
+    concrete = cast(type[models.Model], model._meta.concrete_model)
+    current = dict(_verified_deletes.get() or {})
+    current[concrete] = current.get(concrete, frozenset()) | frozenset(pks)
+    token = _verified_deletes.set(current)
+    try:
+        yield
+    finally:
+        _verified_deletes.reset(token)
+
+
+# --------------------------------------------------------------------------------------------
+# Installing the guards
+# --------------------------------------------------------------------------------------------
+
+_synced_version = -1
+_guarded: set[type[models.Model]] = set()
+
+
+def install_guards() -> None:
+    """Connect the save and delete guards for every model that has model invariants.
+
+    Called when the ``clearance`` app is ready, and again whenever invariants are declared
+    later (the registry's version changes), so declaring one in a test is enough.
+    """
+    global _synced_version
+    pre_save.connect(_on_pre_save, dispatch_uid="clearance.invariants.pre_save")
+    if not apps.models_ready:
+        return
+    version = registry.version
+    if version == _synced_version:
+        return
+    declared = {model for model, found in registry.model_invariants.items() if found}
+    if declared:
+        for model in apps.get_models():
+            if model in _guarded:
+                continue
+            lineage = {model, model._meta.concrete_model, *model._meta.get_parent_list()}
+            if lineage & declared:
+                _guard_model(model)
+    _synced_version = version
+
+
+def _guard_model(model: type[models.Model]) -> None:
+    pre_delete.connect(
+        _on_pre_delete,
+        sender=model,
+        weak=False,
+        dispatch_uid=f"clearance.invariants.pre_delete.{model._meta.label}",
+    )
+    own = model.__dict__.get("delete")
+    inherited_guard = own is None and getattr(model.delete, "_clearance_guard", False)
+    if not inherited_guard and not getattr(own, "_clearance_guard", False):
+        model.delete = _guard_delete(model.delete)  # type: ignore[method-assign]
+    _guarded.add(model)
+
+
+def _sync() -> None:
+    if registry.version != _synced_version:
+        install_guards()
+
+
+# --------------------------------------------------------------------------------------------
+# Verifying rows in the database
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Split:
+    in_db: list[tuple[ModelInvariant, Q | bool]]
+    in_python: list[ModelInvariant]
+
+
+def _split(invariants: Sequence[ModelInvariant], model: type[models.Model], ctx: Context) -> _Split:
+    split = _Split([], [])
+    for invariant in invariants:
+        try:
+            split.in_db.append((invariant, invariant.rule.to_q(ctx, model)))
+        except RuleNotFilterable:
+            split.in_python.append(invariant)
+    return split
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def verify_rows(
+    model: type[models.Model],
+    pks: Sequence[Any],
+    event: str = "save",
+    *,
+    using: str | None = None,
+    chunk_size: int | None = None,
+) -> None:
+    """Verify the stored rows ``pks`` of ``model`` against its ``event`` invariants.
+
+    ``where`` invariants are checked in the database, one query per chunk of rows for all of
+    them together; the others row by row in Python, on rows fetched in chunks. Raises
+    :class:`BulkInvariantViolation` naming every offending row (the caller rolls back).
+    """
+    invariants = invariants_on(model, event)
+    if not invariants or not pks:
+        return
+    db = using or router.db_for_write(model)
+    size = chunk_size or CHUNK_SIZE
+    ctx = _context()
+    base = model._base_manager.db_manager(db)
+    violations: dict[str, list[Any]] = {}
+    errors: dict[str, str] = {}
+    try:
+        split = _split(invariants, model, ctx)
+    except Exception as exc:
+        if clearance_settings.RAISE_RULE_ERRORS:
+            raise
+        logger.exception("A model invariant of %s raised; refusing the write", model._meta.label)
+        _raise_bulk(model, event, invariants[0], ctx, {invariants[0].name: list(pks)}, error=exc)
+    combined: Q | bool = True
+    for invariant, q in split.in_db:
+        if q is False:
+            violations[invariant.name] = list(pks)
+        elif q is not True:
+            combined = q if combined is True else cast(Q, combined) & q
+    for chunk in _chunks(pks, size):
+        if isinstance(combined, Q):
+            bad = list(base.filter(pk__in=chunk).exclude(combined).values_list("pk", flat=True))
+            if bad:
+                for invariant, q in split.in_db:
+                    if isinstance(q, Q):
+                        offenders = base.filter(pk__in=bad).exclude(q).values_list("pk", flat=True)
+                        violations.setdefault(invariant.name, []).extend(offenders)
+        if split.in_python:
+            for obj in base.filter(pk__in=chunk):
+                row_ctx = ctx.with_object(obj)
+                for invariant in split.in_python:
+                    held, error = _evaluate(invariant, row_ctx)
+                    if not held:
+                        violations.setdefault(invariant.name, []).append(obj.pk)
+                        if error:
+                            errors.setdefault(invariant.name, error)
+    if violations:
+        first = next(inv for inv in invariants if inv.name in violations)
+        _raise_bulk(model, event, first, ctx, violations, error_text=errors.get(first.name))
+
+
+def _raise_bulk(
+    model: type[models.Model],
+    event: str,
+    first: ModelInvariant,
+    ctx: Context,
+    violations: dict[str, list[Any]],
+    *,
+    error: BaseException | None = None,
+    error_text: str | None = None,
+) -> None:
+    ordered = {name: sorted(set(pks), key=_sort_key) for name, pks in violations.items()}
+    offenders = ordered[first.name]
+    shown = ", ".join(str(pk) for pk in offenders[:10])
+    more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
+    noun = "row" if len(offenders) == 1 else "rows"
+    reason = f"{first.reason} ({len(offenders)} {noun}: {shown}{more})"
+    trace: list[RawTrace] = [(Layer.INVARIANT, name, False, "", "", 0.0, None) for name in ordered]
+    decision = _refuse(
+        model,
+        event,
+        first,
+        ctx,
+        trace,
+        offenders[0] if len(offenders) == 1 else None,
+        error=_describe(error) if error is not None else error_text,
+        reason=reason,
+    )
+    raise BulkInvariantViolation(decision, ordered)
+
+
+def _sort_key(pk: Any) -> tuple[int, Any]:
+    return (0, "") if pk is None else (1, str(pk) if not isinstance(pk, int) else f"{pk:020d}")
+
+
+# --------------------------------------------------------------------------------------------
+# GuardedQuerySet
+# --------------------------------------------------------------------------------------------
+
+
+class GuardedQuerySet(models.QuerySet[_M]):
+    """A queryset whose bulk writes keep the model's invariants.
+
+    ``update()``, ``delete()``, ``bulk_create()`` and ``bulk_update()`` run inside
+    ``transaction.atomic()`` (a savepoint when a transaction is open), lock the rows they touch,
+    verify every affected row in the database after the write and, when one breaks a model
+    invariant, roll back and raise :class:`BulkInvariantViolation` with the offending primary
+    keys. A model without invariants pays nothing. Use it as the model's manager::
+
+        objects = GuardedQuerySet.as_manager()
+    """
+
+    #: Rows verified per query (and per batch of Python checks).
+    guard_chunk_size = CHUNK_SIZE
+
+    def _guarded(self, event: str) -> bool:
+        _sync()
+        return bool(invariants_on(self.model, event))
+
+    def _locked_pks(self) -> list[Any]:
+        """The primary keys this queryset matches, locked for the rest of the transaction."""
+        features = connections[self.db].features
+        query = self.order_by()
+        if query.query.distinct or query.query.combinator:
+            pks = list(query.values_list("pk", flat=True))
+            query = self.model._base_manager.db_manager(self.db).filter(pk__in=pks)
+        if features.has_select_for_update_of:
+            query = query.select_for_update(of=("self",))
+        else:
+            query = query.select_for_update()
+        return list(query.values_list("pk", flat=True))
+
+    def update(self, **kwargs: Any) -> int:
+        """Update the rows, then verify them; roll back and raise if one breaks an invariant."""
+        if not self._guarded("save"):
+            return super().update(**kwargs)
+        if self.query.is_sliced:
+            raise TypeError("Cannot update a query once a slice has been taken.")
+        with transaction.atomic(using=self.db):
+            pks = self._locked_pks()
+            base = self.model._base_manager.db_manager(self.db)
+            count = 0
+            for chunk in _chunks(pks, self.guard_chunk_size):
+                count += base.filter(pk__in=chunk).update(**kwargs)
+            verify_rows(self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size)
+        return count
+
+    update.alters_data = True  # type: ignore[attr-defined]
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Verify the rows' delete invariants, then delete them; raise and keep them if not."""
+        if not self._guarded("delete"):
+            return super().delete()
+        with transaction.atomic(using=self.db):
+            pks = self._locked_pks()
+            verify_rows(self.model, pks, "delete", using=self.db, chunk_size=self.guard_chunk_size)
+            with _skipping_verified(self.model, pks):
+                return super().delete()
+
+    delete.alters_data = True  # type: ignore[attr-defined]
+    delete.queryset_only = True  # type: ignore[attr-defined]
+
+    def bulk_create(
+        self,
+        objs: Iterable[_M],
+        batch_size: int | None = None,
+        ignore_conflicts: bool = False,
+        update_conflicts: bool = False,
+        update_fields: Any = None,
+        unique_fields: Any = None,
+    ) -> list[_M]:
+        """Insert the objects, then verify them; roll back and raise if one breaks one."""
+        if not self._guarded("save"):
+            return super().bulk_create(
+                objs,
+                batch_size=batch_size,
+                ignore_conflicts=ignore_conflicts,
+                update_conflicts=update_conflicts,
+                update_fields=update_fields,
+                unique_fields=unique_fields,
+            )
+        objs = list(objs)
+        with transaction.atomic(using=self.db):
+            created = super().bulk_create(
+                objs,
+                batch_size=batch_size,
+                ignore_conflicts=ignore_conflicts,
+                update_conflicts=update_conflicts,
+                update_fields=update_fields,
+                unique_fields=unique_fields,
+            )
+            if created and all(obj.pk is not None for obj in created) and not ignore_conflicts:
+                pks = [obj.pk for obj in created]
+                verify_rows(
+                    self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
+                )
+            else:
+                # The database did not say which rows it wrote: check the objects themselves.
+                self._check_objects(created or objs)
+        return created
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
+
+    def _check_objects(self, objs: Sequence[_M]) -> None:
+        invariants = invariants_on(self.model, "save")
+        ctx = _context()
+        violations: dict[str, list[Any]] = {}
+        for obj in objs:
+            row_ctx = ctx.with_object(obj)
+            for invariant in invariants:
+                held, _ = _evaluate(invariant, row_ctx)
+                if not held:
+                    violations.setdefault(invariant.name, []).append(obj.pk)
+        if violations:
+            first = next(inv for inv in invariants if inv.name in violations)
+            _raise_bulk(self.model, "save", first, ctx, violations)
+
+    def bulk_update(
+        self, objs: Iterable[_M], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
+        """Update the objects' ``fields``, then verify the rows; roll back and raise if not."""
+        if not self._guarded("save"):
+            return super().bulk_update(objs, fields, batch_size=batch_size)
+        objs = list(objs)
+        with transaction.atomic(using=self.db):
+            count = super().bulk_update(objs, fields, batch_size=batch_size)
+            pks = [obj.pk for obj in objs if obj.pk is not None]
+            verify_rows(self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size)
+        return count
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]

@@ -105,7 +105,9 @@ def _coerce_rule(rule: Any, uses_object: bool = True) -> Rule:
 
 
 def _default_reason(fn: Any, layer: Layer, name: str) -> str:
-    doc = (getattr(fn, "__doc__", None) or "").strip()
+    # A function's (or predicate's) own docstring, never the docstring of a rule class.
+    own = isinstance(fn, Rule) and "__doc__" not in getattr(fn, "__dict__", {})
+    doc = "" if own else (getattr(fn, "__doc__", None) or "").strip()
     if doc:
         return doc.splitlines()[0].strip()
     return f"The {layer.value} rule {name!r} does not allow this."
@@ -365,6 +367,11 @@ class Registry:
         assert invariant.model is not None
         self._invariants.setdefault(invariant.model, []).append(invariant)
         self.changed()
+        if self is registry and apps.models_ready:
+            # Guard the model's save() and delete() now (declared after startup, e.g. in a test).
+            from .invariants import install_guards
+
+            install_guards()
 
     def invariants_for(self, model: type[models.Model]) -> list[ModelInvariant]:
         """Invariants in force for ``model``: its own, its concrete model's and its parents'."""

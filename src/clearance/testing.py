@@ -1,0 +1,420 @@
+"""Assertions and helpers for testing authorization rules in a project's own test suite.
+
+Every helper asks the same registry and engine production uses: ``assert_allowed`` and
+``assert_denied`` call :func:`clearance.authorize`, and a failure prints the full trace (each gate
+and rule with its outcome), so a failing test says which rule decided and why::
+
+    from clearance.testing import assert_allowed, assert_denied
+
+    def test_nobody_approves_their_own_invoice(alice, invoice):
+        assert_denied(alice, "invoices.approve", invoice, layer="policy", rule="four_eyes")
+
+``assert_matrix`` checks a table of (actor, action, object) -> expected outcome at once;
+``override_rules`` and ``negate_rule`` change an action's rules for one test and restore the
+registry afterwards; ``capture_decisions`` records the decisions made in a block. The pytest
+plugin (``-p clearance.pytest_plugin``) adds fixtures and rule coverage on top of these.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from .actions import Action, NamedRule, _coerce_rule, _default_reason, registry
+from .decisions import Decision, Layer
+from .engine import actor_ref, authorize, explain
+from .formatting import format_decision
+from .signals import decision_made
+
+__all__ = [
+    "DecisionLog",
+    "assert_allowed",
+    "assert_denied",
+    "assert_matrix",
+    "assert_outcome",
+    "capture_decisions",
+    "negate_rule",
+    "override_rules",
+]
+
+#: What a test may expect of a decision: True / ``"allowed"``, False / ``"denied"``, a layer
+#: (``Layer.POLICY`` or ``"policy"``), a code (``"policy.four_eyes"``) or a rule name.
+Expected = bool | str | Layer
+
+_LAYER_NAMES = {layer.value: layer for layer in Layer}
+
+
+# --------------------------------------------------------------------------------------------
+# What is expected
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Expectation:
+    allowed: bool
+    layer: Layer | None = None
+    rule: str | None = None
+    code: str | None = None
+
+    def __str__(self) -> str:
+        if self.allowed:
+            return "allowed"
+        if self.code:
+            return f"denied by {self.code}"
+        parts = []
+        if self.layer is not None:
+            parts.append(f"at the {self.layer.value} gate")
+        if self.rule is not None:
+            parts.append(f"by rule {self.rule!r}")
+        return " ".join(["denied", *parts])
+
+    def problems(self, decision: Decision) -> list[str]:
+        """How ``decision`` differs from this expectation (empty when it matches)."""
+        if self.allowed:
+            return [] if decision.allowed else [f"it was denied by {decision.code}"]
+        if decision.allowed:
+            return ["it was allowed"]
+        found = []
+        if self.layer is not None and decision.layer is not self.layer:
+            found.append(f"the {decision.layer} gate denied, not the {self.layer.value} gate")
+        if self.rule is not None and decision.rule != self.rule:
+            found.append(f"rule {decision.rule!r} denied, not {self.rule!r}")
+        if self.code is not None and decision.code != self.code:
+            found.append(f"it was denied by {decision.code}, not {self.code}")
+        return found
+
+
+def _layer(value: Layer | str) -> Layer:
+    if isinstance(value, Layer):
+        return value
+    try:
+        return _LAYER_NAMES[value]
+    except KeyError:
+        raise ValueError(
+            f"layer={value!r}: expected one of {', '.join(sorted(_LAYER_NAMES))}"
+        ) from None
+
+
+def _rule_names(action: Action) -> list[str]:
+    return [action.permission_label, *(rule.name for rule in action.rules)]
+
+
+def _check_rule(action: Action, rule: str) -> None:
+    names = _rule_names(action)
+    if rule not in names:
+        raise ValueError(
+            f"{action.name} has no rule named {rule!r}; its rules are: {', '.join(names)}"
+        )
+
+
+def _expectation(action: Action, expected: Expected) -> _Expectation:
+    if expected is True or expected == "allowed":
+        return _Expectation(allowed=True)
+    if expected is False or expected == "denied":
+        return _Expectation(allowed=False)
+    if isinstance(expected, Layer) or expected in _LAYER_NAMES:
+        return _Expectation(allowed=False, layer=_layer(expected))
+    if not isinstance(expected, str) or not expected:
+        raise TypeError(
+            f"expected outcome {expected!r}: use True/'allowed', False/'denied', a layer, a code "
+            "such as 'policy.four_eyes', or a rule name"
+        )
+    prefix, _, rule = expected.partition(".")
+    if prefix in _LAYER_NAMES and rule:
+        layer = _LAYER_NAMES[prefix]
+        if layer is Layer.PERMISSION and rule != action.permission_label:
+            raise ValueError(
+                f"{expected!r}: {action.name} needs the permission {action.permission_label}"
+            )
+        if layer is not Layer.PERMISSION:
+            _check_rule(action, rule)
+        return _Expectation(allowed=False, layer=layer, rule=rule, code=expected)
+    _check_rule(action, expected)
+    return _Expectation(allowed=False, rule=expected)
+
+
+# --------------------------------------------------------------------------------------------
+# Assertions
+# --------------------------------------------------------------------------------------------
+
+
+def _describe_object(obj: Any) -> str:
+    if obj is None:
+        return ""
+    label = f"{obj._meta.label}:{obj.pk}" if hasattr(obj, "_meta") else repr(obj)
+    text = str(obj)
+    return f" on {label}" + (f" ({text})" if text and text != label else "")
+
+
+def _subject(actor: Any, action: str | Action, obj: Any) -> str:
+    return f"{actor_ref(actor)} {action}{_describe_object(obj)}"
+
+
+def _failure(
+    headline: str, actor: Any, action: str | Action, obj: Any, request: Any, extra: dict[str, Any]
+) -> AssertionError:
+    explained = explain(actor, action, obj, request=request, **extra)
+    trace = format_decision(explained, subject=_subject(actor, action, obj))
+    return AssertionError(f"{headline}\n\n{trace}")
+
+
+def assert_outcome(
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    expected: Expected = True,
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> Decision:
+    """Assert that :func:`clearance.authorize` reaches ``expected``; return the decision.
+
+    ``expected`` is True / ``"allowed"``, False / ``"denied"``, a layer (``"policy"``), a code
+    (``"policy.four_eyes"``, ``"permission.invoices.approve_invoice"``) or a rule name. A rule
+    name the action does not have is a ``ValueError`` (a typo never passes silently).
+    """
+    act = registry.get(action)
+    expectation = _expectation(act, expected)
+    decision = authorize(actor, act, obj, request=request, **extra)
+    problems = expectation.problems(decision)
+    if problems:
+        headline = (
+            f"Expected {_subject(actor, act, obj)} to be {expectation}, but {'; '.join(problems)}."
+        )
+        raise _failure(headline, actor, act, obj, request, extra)
+    return decision
+
+
+def assert_allowed(
+    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+) -> Decision:
+    """Assert that ``actor`` may do ``action`` on ``obj``; return the decision.
+
+    On failure the message shows every gate and rule with its outcome and the denial's reason.
+    """
+    return assert_outcome(actor, action, obj, True, request=request, **extra)
+
+
+def assert_denied(
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    layer: Layer | str | None = None,
+    rule: str | None = None,
+    code: str | None = None,
+    request: Any = None,
+    **extra: Any,
+) -> Decision:
+    """Assert that ``actor`` may not do ``action`` on ``obj``; return the decision.
+
+    ``layer`` (``"permission"``, ``"policy"``, ``"invariant"`` or a :class:`~clearance.Layer`),
+    ``rule`` (the rule's name; the permission string for gate 1) and ``code`` pin down which
+    gate and rule must deny: a denial by another rule fails the assertion. On failure the
+    message shows every gate and rule with its outcome.
+    """
+    act = registry.get(action)
+    if rule is not None:
+        _check_rule(act, rule)
+    if code is not None:
+        _expectation(act, code)
+    expectation = _Expectation(
+        allowed=False,
+        layer=_layer(layer) if layer is not None else None,
+        rule=rule,
+        code=code,
+    )
+    decision = authorize(actor, act, obj, request=request, **extra)
+    problems = expectation.problems(decision)
+    if problems:
+        headline = (
+            f"Expected {_subject(actor, act, obj)} to be {expectation}, but {'; '.join(problems)}."
+        )
+        raise _failure(headline, actor, act, obj, request, extra)
+    return decision
+
+
+Case = tuple[Any, "str | Action", Any, Expected]
+
+
+def assert_matrix(
+    cases: Mapping[tuple[Any, str | Action, Any], Expected] | Iterable[Case],
+    **extra: Any,
+) -> list[Decision]:
+    """Check a whole authorization table at once: (actor, action, object) -> expected outcome.
+
+    ``cases`` is a mapping ``{(actor, action, obj): expected}`` or rows
+    ``(actor, action, obj, expected)``; ``expected`` is as for :func:`assert_outcome`. Every row
+    is decided (none is skipped after a failure) and one ``AssertionError`` lists all the rows
+    that did not match, each with its trace. Returns the decisions, in order.
+    """
+    if isinstance(cases, Mapping):
+        rows: list[Case] = [(a, act, o, exp) for (a, act, o), exp in cases.items()]
+    else:
+        rows = [tuple(row) for row in cases]
+    if not rows:
+        raise ValueError("assert_matrix() needs at least one case")
+    decisions: list[Decision] = []
+    failures: list[str] = []
+    for index, (actor, action, obj, expected) in enumerate(rows, start=1):
+        act = registry.get(action)
+        expectation = _expectation(act, expected)
+        decision = authorize(actor, act, obj, **extra)
+        decisions.append(decision)
+        problems = expectation.problems(decision)
+        if problems:
+            explained = explain(actor, act, obj, **extra)
+            failures.append(
+                f"#{index} {_subject(actor, act, obj)}: expected {expectation}, but "
+                f"{'; '.join(problems)}.\n"
+                + format_decision(explained, subject="   trace:").replace("\n", "\n   ")
+            )
+    if failures:
+        raise AssertionError(
+            f"{len(failures)} of {len(rows)} authorization cases failed:\n\n"
+            + "\n\n".join(failures)
+        )
+    return decisions
+
+
+# --------------------------------------------------------------------------------------------
+# Changing the rules for one test
+# --------------------------------------------------------------------------------------------
+
+_RULE_NAME = re.compile(r"^[\w][\w\-.]*$")
+
+
+def _caller() -> str:
+    frame = sys._getframe(1)
+    while frame is not None:
+        module = frame.f_globals.get("__name__", "")
+        if not (module.startswith("clearance.") or module == "contextlib"):
+            return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+        frame = frame.f_back  # type: ignore[assignment]
+    return "<unknown>"
+
+
+def _change(
+    action: Action,
+    layer: Layer,
+    name: str,
+    rule: Any,
+    reason: str | None,
+    site: str,
+) -> None:
+    target = action.policies if layer is Layer.POLICY else action.invariants
+    index = next((i for i, named in enumerate(target) if named.name == name), None)
+    if rule is None:
+        if index is None:
+            raise ValueError(f"{action.name} has no {layer.value} named {name!r} to remove")
+        del target[index]
+        return
+    if not isinstance(name, str) or not _RULE_NAME.match(name):
+        raise ValueError(f"{action.name}: rule name {name!r} must be a plain identifier")
+    coerced = _coerce_rule(rule)
+    if index is not None:
+        old = target[index]
+        target[index] = NamedRule(name, coerced, reason or old.reason, layer, site)
+    else:
+        default = _default_reason(rule, layer, name)
+        target.append(NamedRule(name, coerced, reason or default, layer, site))
+
+
+@contextmanager
+def override_rules(
+    action: str | Action,
+    policies: Mapping[str, Any] | None = None,
+    invariants: Mapping[str, Any] | None = None,
+    *,
+    reasons: Mapping[str, str] | None = None,
+) -> Iterator[Action]:
+    """Change an action's rules inside the block; the registry is restored afterwards.
+
+    ``policies`` and ``invariants`` map a rule name to a rule: an existing name is replaced in
+    place (same position, same reason unless ``reasons`` gives one), a new name is added at the
+    end, and ``None`` removes the rule. Everything that reads the registry sees the change:
+    ``authorize``, ``authorized``, ``manage.py clearance``. Usable as a decorator too.
+    """
+    act = registry.get(action)
+    state = registry.snapshot()
+    site = _caller()
+    try:
+        for layer, changes in ((Layer.POLICY, policies), (Layer.INVARIANT, invariants)):
+            for name, rule in (changes or {}).items():
+                _change(act, layer, name, rule, (reasons or {}).get(name), site)
+        registry.changed()
+        yield act
+    finally:
+        registry.restore(state)
+
+
+@contextmanager
+def negate_rule(action: str | Action, rule: str) -> Iterator[Action]:
+    """Inside the block, ``rule`` of ``action`` holds exactly when it used to fail.
+
+    The rule keeps its name, gate, position and reason. Use it to show that a test suite has
+    teeth: with any one rule negated, some authorization test must fail.
+    """
+    act = registry.get(action)
+    for layer, rules in ((Layer.POLICY, act.policies), (Layer.INVARIANT, act.invariants)):
+        for named in rules:
+            if named.name == rule:
+                changes = {rule: ~named.rule}
+                with override_rules(
+                    act,
+                    policies=changes if layer is Layer.POLICY else None,
+                    invariants=changes if layer is Layer.INVARIANT else None,
+                ) as changed:
+                    yield changed
+                return
+    raise ValueError(
+        f"{act.name} has no policy or invariant named {rule!r} "
+        f"(rules: {', '.join(r.name for r in act.rules) or 'none'}); gate 1 cannot be negated"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Capturing decisions
+# --------------------------------------------------------------------------------------------
+
+
+class DecisionLog(list[Decision]):
+    """The decisions made while it was capturing, in order."""
+
+    @property
+    def allowed(self) -> list[Decision]:
+        """The allowed decisions."""
+        return [d for d in self if d.allowed]
+
+    @property
+    def denied(self) -> list[Decision]:
+        """The denied decisions."""
+        return [d for d in self if not d.allowed]
+
+    @property
+    def codes(self) -> list[str]:
+        """Each decision's code (``"allowed"`` or ``"<layer>.<rule>"``), in order."""
+        return [d.code for d in self]
+
+    def for_action(self, action: str) -> list[Decision]:
+        """The decisions about ``action``."""
+        return [d for d in self if d.action == action]
+
+
+@contextmanager
+def capture_decisions() -> Iterator[DecisionLog]:
+    """Record every decision made inside the block (through ``decision_made``)."""
+    log = DecisionLog()
+
+    def receive(sender: Any, decision: Decision, **kwargs: Any) -> None:
+        log.append(decision)
+
+    decision_made.connect(receive, weak=False)
+    try:
+        yield log
+    finally:
+        decision_made.disconnect(receive)

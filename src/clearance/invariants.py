@@ -348,16 +348,24 @@ def _on_pre_delete(sender: type[models.Model], instance: models.Model, **kwargs:
 
 
 def _guard_delete(method: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a model's ``delete()``: verify the stored row, then delete inside a savepoint."""
+    """Wrap a model's ``delete()``: verify the stored row, then delete inside a savepoint.
+
+    The savepoint keeps the caller's transaction usable when a cascade reaches a row whose
+    delete invariant refuses (Django sends ``pre_delete`` inside a block of its own that would
+    otherwise mark the caller's transaction for rollback).
+    """
 
     @functools.wraps(method)
     def delete(self: models.Model, *args: Any, **kwargs: Any) -> Any:
         model = type(self)
-        if not invariants_on(model, "delete") or self.pk is None:
+        own = invariants_on(model, "delete")
+        if self.pk is None or not (own or model in _cascading):
             return method(self, *args, **kwargs)
         using = kwargs.get("using") or (args[0] if args and isinstance(args[0], str) else None)
         using = using or router.db_for_write(model, instance=self)
         with transaction.atomic(using=using):
+            if not own:
+                return method(self, *args, **kwargs)
             verify_rows(model, [self.pk], "delete", using=using)
             with _skipping_verified(model, [self.pk]):
                 return method(self, *args, **kwargs)
@@ -384,13 +392,15 @@ def _skipping_verified(model: type[models.Model], pks: Iterable[Any]) -> Iterato
 
 _synced_version = -1
 _guarded: set[type[models.Model]] = set()
+#: Models whose deletion cascades to rows of a model with invariants.
+_cascading: set[type[models.Model]] = set()
 
 
 def install_guards() -> None:
     """Connect the save and delete guards for every model that has model invariants.
 
     Called when the ``clearance`` app is ready, and again whenever invariants are declared
-    later (the registry's version changes), so declaring one in a test is enough.
+    later, so declaring one in a test is enough.
     """
     global _synced_version
     pre_save.connect(_on_pre_save, dispatch_uid="clearance.invariants.pre_save")
@@ -401,27 +411,62 @@ def install_guards() -> None:
         return
     declared = {model for model, found in registry.model_invariants.items() if found}
     if declared:
-        for model in apps.get_models():
-            if model in _guarded:
-                continue
+        every = apps.get_models()
+        with_invariants = set()
+        for model in every:
             lineage = {model, model._meta.concrete_model, *model._meta.get_parent_list()}
             if lineage & declared:
+                with_invariants.add(model)
                 _guard_model(model)
+        for model in _cascading_into(with_invariants, every) - with_invariants:
+            _cascading.add(model)
+            _wrap_delete(model)
     _synced_version = version
 
 
+def _cascading_into(
+    targets: set[type[models.Model]], every: Iterable[type[models.Model]]
+) -> set[type[models.Model]]:
+    """Models whose deletion cascades, directly or through others, to rows of ``targets``."""
+    deleted_with: dict[type[models.Model], set[type[models.Model]]] = {}
+    for model in every:
+        for field in model._meta.concrete_fields:
+            remote = getattr(field, "remote_field", None)
+            if remote is None or getattr(remote, "on_delete", None) is not models.CASCADE:
+                continue
+            parent = cast(type[models.Model], field.related_model)
+            deleted_with.setdefault(parent._meta.concrete_model, set()).add(model)  # type: ignore[arg-type]
+    found: set[type[models.Model]] = set()
+    frontier = {cast(type[models.Model], t._meta.concrete_model) for t in targets}
+    reaches: set[type[models.Model]] = set(frontier)
+    while frontier:
+        current = frontier.pop()
+        for parent, children in deleted_with.items():
+            if current in children and parent not in reaches:
+                reaches.add(parent)
+                frontier.add(parent)
+                found.add(parent)
+    return {m for m in every if m._meta.concrete_model in found}
+
+
 def _guard_model(model: type[models.Model]) -> None:
+    if model in _guarded:
+        return
     pre_delete.connect(
         _on_pre_delete,
         sender=model,
         weak=False,
         dispatch_uid=f"clearance.invariants.pre_delete.{model._meta.label}",
     )
+    _wrap_delete(model)
+    _guarded.add(model)
+
+
+def _wrap_delete(model: type[models.Model]) -> None:
     own = model.__dict__.get("delete")
     inherited_guard = own is None and getattr(model.delete, "_clearance_guard", False)
     if not inherited_guard and not getattr(own, "_clearance_guard", False):
         model.delete = _guard_delete(model.delete)  # type: ignore[method-assign]
-    _guarded.add(model)
 
 
 def _sync() -> None:

@@ -1,0 +1,248 @@
+"""GuardedQuerySet: bulk writes keep the model invariants, or change nothing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from clearance import (
+    BulkInvariantViolation,
+    GuardedQuerySet,
+    InvariantViolation,
+    model_invariant,
+    predicate,
+    where,
+)
+from tests.testapp.models import Document, Tenant
+
+pytestmark = pytest.mark.django_db
+
+
+def guarded() -> GuardedQuerySet[Document]:
+    """Document rows through a guarded queryset (as ``objects = GuardedQuerySet.as_manager()``)."""
+    return GuardedQuerySet(model=Document)
+
+
+def amounts() -> list[Decimal]:
+    return list(Document.objects.order_by("pk").values_list("amount", flat=True))
+
+
+@pytest.fixture
+def positive(fresh_registry: Any) -> Any:
+    return model_invariant(
+        Document, "positive_amount", where(amount__gt=0), reason="Amounts stay positive."
+    )
+
+
+@pytest.fixture
+def docs(make_doc: Any) -> list[Document]:
+    return [make_doc(amount=Decimal(a), title=f"d{a}") for a in ("1", "5", "9")]
+
+
+# -- update -------------------------------------------------------------------------------------
+
+
+def test_update_that_breaks_an_invariant_raises_and_changes_nothing(
+    positive: Any, docs: list[Document]
+) -> None:
+    before = amounts()
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(amount=F("amount") - 5)
+    error = caught.value
+    assert isinstance(error, InvariantViolation)
+    assert error.decision.rule == "positive_amount"
+    assert set(error.pks) == {docs[0].pk, docs[1].pk}
+    assert error.violations == {"positive_amount": sorted([docs[0].pk, docs[1].pk])}
+    assert "2 rows" in error.decision.reason
+    # Rolled back to its own savepoint: the caller's transaction goes on.
+    assert amounts() == before
+
+
+def test_update_that_keeps_the_invariants_succeeds(positive: Any, docs: list[Document]) -> None:
+    assert guarded().filter(amount__gte=5).update(amount=F("amount") + 1) == 2
+    assert amounts() == [Decimal("1"), Decimal("6"), Decimal("10")]
+
+
+def test_update_without_invariants_is_a_plain_update(fresh_registry: Any, make_doc: Any) -> None:
+    make_doc(amount=Decimal("1"))
+    with CaptureQueriesContext(connection) as queries:
+        assert guarded().update(amount=-1) == 1
+    assert len(queries) == 1
+
+
+def test_where_invariants_are_verified_with_one_query_per_chunk(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    model_invariant(Document, "positive_amount", where(amount__gt=0))
+    model_invariant(Document, "not_archived", ~where(state="archived"))
+
+    def count_queries(n: int) -> int:
+        Document.objects.all().delete()
+        for _ in range(n):
+            make_doc(amount=Decimal("1"))
+        with CaptureQueriesContext(connection) as queries:
+            guarded().update(amount=2)
+        return len(queries)
+
+    assert count_queries(2) == count_queries(40)
+
+
+def test_rows_are_verified_in_chunks(positive: Any, make_doc: Any) -> None:
+    for i in range(7):
+        make_doc(amount=Decimal(i + 1))
+    queryset = guarded()
+    queryset.guard_chunk_size = 2
+    with pytest.raises(BulkInvariantViolation) as caught:
+        queryset.update(amount=F("amount") - 6)
+    assert len(caught.value.pks) == 6  # every offending row, across four chunks
+    assert amounts() == [Decimal(i + 1) for i in range(7)]
+
+
+def test_python_invariant_is_checked_row_by_row(
+    fresh_registry: Any, docs: list[Document]
+) -> None:
+    @predicate
+    def short_title(ctx: Any) -> bool:
+        return len(ctx.obj.title) <= 3
+
+    model_invariant(Document, "short_title", short_title | where(state="long"))
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().filter(pk=docs[1].pk).update(title="too long")
+    assert caught.value.pks == (docs[1].pk,)
+    assert caught.value.decision.resource is not None
+    assert caught.value.decision.resource.pk == docs[1].pk
+    guarded().filter(pk=docs[1].pk).update(title="too long", state="long")
+    assert Document.objects.get(pk=docs[1].pk).title == "too long"
+
+
+def test_update_nested_in_a_caller_transaction(positive: Any, docs: list[Document]) -> None:
+    with transaction.atomic():
+        guarded().filter(pk=docs[2].pk).update(amount=100)
+        with pytest.raises(BulkInvariantViolation):
+            guarded().update(amount=0)
+        # Only the refused write was undone.
+        assert amounts() == [Decimal("1"), Decimal("5"), Decimal("100")]
+
+
+# -- delete -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def archived_kept(fresh_registry: Any) -> Any:
+    return model_invariant(
+        Document, "archived_kept", ~where(state="archived"), on=("delete",)
+    )
+
+
+def test_delete_that_breaks_an_invariant_raises_and_deletes_nothing(
+    archived_kept: Any, make_doc: Any
+) -> None:
+    draft = make_doc(state="draft")
+    archived = make_doc(state="archived")
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().delete()
+    assert caught.value.pks == (archived.pk,)
+    assert caught.value.decision.action == "testapp.Document.delete"
+    assert set(Document.objects.values_list("pk", flat=True)) == {draft.pk, archived.pk}
+
+
+def test_delete_that_keeps_the_invariants_succeeds(archived_kept: Any, make_doc: Any) -> None:
+    make_doc(state="draft")
+    archived = make_doc(state="archived")
+    _deleted, per_model = guarded().exclude(state="archived").delete()
+    assert per_model["testapp.Document"] == 1
+    assert list(Document.objects.values_list("pk", flat=True)) == [archived.pk]
+
+
+# -- bulk_create --------------------------------------------------------------------------------
+
+
+def test_bulk_create_that_breaks_an_invariant_raises_and_creates_nothing(
+    positive: Any, tenant: Tenant
+) -> None:
+    rows = [Document(tenant=tenant, amount=Decimal(a)) for a in ("3", "-1", "4")]
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_create(rows)
+    assert len(caught.value.pks) == 1
+    assert not Document.objects.exists()
+
+
+def test_bulk_create_that_keeps_the_invariants_succeeds(positive: Any, tenant: Tenant) -> None:
+    created = guarded().bulk_create(
+        [Document(tenant=tenant, amount=Decimal(a)) for a in ("3", "4")]
+    )
+    assert len(created) == 2
+    assert amounts() == [Decimal("3"), Decimal("4")]
+
+
+def test_bulk_create_ignoring_conflicts_checks_the_objects(positive: Any, tenant: Tenant) -> None:
+    with pytest.raises(BulkInvariantViolation):
+        guarded().bulk_create([Document(tenant=tenant, amount=0)], ignore_conflicts=True)
+    assert not Document.objects.exists()
+
+
+# -- bulk_update --------------------------------------------------------------------------------
+
+
+def test_bulk_update_that_breaks_an_invariant_raises_and_changes_nothing(
+    positive: Any, docs: list[Document]
+) -> None:
+    docs[0].amount = Decimal("50")
+    docs[2].amount = Decimal("-50")
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_update(docs, ["amount"])
+    assert caught.value.pks == (docs[2].pk,)
+    assert amounts() == [Decimal("1"), Decimal("5"), Decimal("9")]
+
+
+def test_bulk_update_that_keeps_the_invariants_succeeds(
+    positive: Any, docs: list[Document]
+) -> None:
+    for doc in docs:
+        doc.amount += 1
+    assert guarded().bulk_update(docs, ["amount"]) == 3
+    assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]
+
+
+# -- the law ------------------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    start=st.lists(st.integers(min_value=1, max_value=20), min_size=1, max_size=8),
+    delta=st.integers(min_value=-25, max_value=5),
+    threshold=st.integers(min_value=0, max_value=25),
+)
+def test_a_guarded_update_applies_fully_or_not_at_all(
+    positive: Any, tenant: Tenant, start: list[int], delta: int, threshold: int
+) -> None:
+    """For any rows and any update: either every row keeps the invariant, or nothing changed."""
+    with transaction.atomic():
+        Document.objects.bulk_create(
+            [Document(tenant=tenant, amount=Decimal(a)) for a in start]
+        )
+        expected_ok = all(a + delta > 0 for a in start if a >= threshold)
+        try:
+            guarded().filter(amount__gte=threshold).update(amount=F("amount") + delta)
+        except BulkInvariantViolation as error:
+            assert not expected_ok
+            offenders = Document.objects.filter(pk__in=error.pks)
+            assert all(a + delta <= 0 for a in offenders.values_list("amount", flat=True))
+            assert sorted(amounts()) == sorted(Decimal(a) for a in start)
+        else:
+            assert expected_ok
+            assert sorted(amounts()) == sorted(
+                Decimal(a + delta if a >= threshold else a) for a in start
+            )
+        transaction.set_rollback(True)

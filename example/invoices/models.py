@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from clearance import GuardedQuerySet
+
 
 class Tenant(models.Model):
     """A customer organisation; every invoice belongs to exactly one tenant."""
@@ -66,6 +68,9 @@ class Invoice(models.Model):
         related_name="approved_invoices",
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+
+    # Bulk writes (update, delete, bulk_create, bulk_update) keep the model invariants too.
+    objects = GuardedQuerySet.as_manager()
 
     class Meta:
         ordering = ["number"]

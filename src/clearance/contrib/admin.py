@@ -1,0 +1,249 @@
+"""The admin: a ``ModelAdmin`` mixin whose permissions come from clearance actions.
+
+::
+
+    @admin.register(Invoice)
+    class InvoiceAdmin(ClearanceAdminMixin, admin.ModelAdmin):
+        clearance_actions = {"view": "invoices.view", "change": "invoices.change"}
+        actions = ["approve_selected"]
+
+        @guarded_action("invoices.approve", description="Approve the selected invoices")
+        def approve_selected(self, request, queryset): ...
+
+- The changelist (and every page that loads objects through ``get_queryset``: change, delete,
+  history, search, autocomplete) is scoped with :func:`~clearance.authorized` by the view
+  action, so an object the user may not see "does not exist", as for a missing one.
+- ``has_view/change/delete_permission(request, obj)`` decide the mapped action on the object;
+  without an object (menus, buttons) they ask the permission gate alone. ``has_add_permission``
+  asks the permission gate; the add action is decided on the new object before it is saved, and
+  the change action on the object as the form would save it. Kinds not in
+  ``clearance_actions`` keep Django's own answer (``view`` defaults to the model's view action).
+- Admin actions marked with :func:`guarded_action` are offered only to users who may attempt
+  the clearance action, and run only when it is allowed on *every* selected object (otherwise
+  nothing runs and each refusal is shown with its reason). Every admin action runs in a
+  transaction: a denial raised inside it (an invariant on ``save()`` or a guarded bulk write)
+  rolls it back and is shown as an error message.
+- A denial raised while saving or deleting through a form is shown as an error message, never
+  a server error, and the transaction is rolled back.
+
+The checks call the engine directly, so policies and invariants bind superusers too.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import ImproperlyConfigured
+from django.db import models, router, transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+
+from .. import engine
+from ..actions import Action, registry
+from ..decisions import Denied, exception_for
+from .denials import view_action_for
+
+__all__ = ["ClearanceAdminMixin", "guarded_action"]
+
+#: How many refused objects an admin action lists by name before summarising the rest.
+_LISTED = 10
+
+
+def guarded_action(action: str, **admin_action_kwargs: Any) -> Callable[..., Any]:
+    """Mark an admin action as doing the clearance ``action`` on each selected object.
+
+    Takes the keyword arguments of ``django.contrib.admin.action`` (``description``,
+    ``permissions``) as well.
+    """
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        func.clearance_action = action  # type: ignore[attr-defined]
+        return admin.action(**admin_action_kwargs)(func) if admin_action_kwargs else func
+
+    return decorate
+
+
+class ClearanceAdminMixin:
+    """Mix into a ``ModelAdmin`` (before it) to take its permissions from clearance actions.
+
+    ``clearance_actions`` maps ``"view"``, ``"change"``, ``"delete"`` and ``"add"`` to action
+    names. ``clearance_admin_actions`` maps admin action names to clearance actions, as an
+    alternative to :func:`guarded_action` (``delete_selected`` uses the ``"delete"`` action).
+    """
+
+    clearance_actions: dict[str, str] = {}
+    clearance_admin_actions: dict[str, str] = {}
+    model: type[models.Model]
+
+    # -- which action --------------------------------------------------------------------
+
+    def clearance_action(self, kind: str) -> Action | None:
+        """The action mapped to ``kind`` (``view``, ``change``, ``delete``, ``add``), or None."""
+        name = self.clearance_actions.get(kind)
+        if name is not None:
+            return registry.get(name)
+        if kind == "view":
+            return view_action_for(self.model)
+        return None
+
+    def _view_action(self) -> Action:
+        act = self.clearance_action("view")
+        if act is None:
+            raise ImproperlyConfigured(
+                f"{type(self).__name__}: {self.model._meta.label} has no view action; set "
+                "clearance_actions['view']"
+            )
+        return act
+
+    def _decide(
+        self, request: HttpRequest, kind: str, obj: Any, default: Callable[[], bool]
+    ) -> bool:
+        act = self.clearance_action(kind)
+        if act is None:
+            return default()
+        if obj is None:
+            return engine.can_attempt(request.user, act)
+        return engine.authorize(request.user, act, obj, request=request).allowed
+
+    # -- the queryset and the permissions -------------------------------------------------
+
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        """Django's queryset, narrowed to the objects the user may view (one SQL query)."""
+        queryset: models.QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
+        return engine.authorized(request.user, self._view_action(), queryset, request=request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The view action (or, failing it, the change action) on ``obj``."""
+        parent = super().has_view_permission  # type: ignore[misc]
+        if self._decide(request, "view", obj, lambda: bool(parent(request, obj))):
+            return True
+        change = self.clearance_action("change")
+        return change is not None and self._decide(request, "change", obj, lambda: False)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The change action on ``obj`` (the permission gate alone without one)."""
+        parent = super().has_change_permission  # type: ignore[misc]
+        return self._decide(request, "change", obj, lambda: bool(parent(request, obj)))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """The delete action on ``obj`` (the permission gate alone without one)."""
+        parent = super().has_delete_permission  # type: ignore[misc]
+        return self._decide(request, "delete", obj, lambda: bool(parent(request, obj)))
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        """The permission gate of the add action (decided on the new object when saved)."""
+        parent = super().has_add_permission  # type: ignore[misc]
+        return self._decide(request, "add", None, lambda: bool(parent(request, *args)))
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """Decide the add or change action on the object as it will be saved, then save."""
+        act = self.clearance_action("change" if change else "add")
+        if act is not None:
+            decision = engine.authorize(request.user, act, obj, request=request)
+            if not decision:
+                raise exception_for(decision)
+        super().save_model(request, obj, form, change)  # type: ignore[misc]
+
+    # -- admin actions --------------------------------------------------------------------
+
+    def _admin_action_for(self, name: str, func: Any) -> str | None:
+        explicit = getattr(func, "clearance_action", None) or self.clearance_admin_actions.get(name)
+        if explicit:
+            return str(explicit)
+        if name == "delete_selected":
+            act = self.clearance_action("delete")
+            return act.name if act is not None else None
+        return None
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        """Django's admin actions, guarded: offered only to users who may attempt them."""
+        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        guarded: dict[str, Any] = {}
+        for name, (func, action_name, description) in actions.items():
+            act = self._admin_action_for(name, func)
+            if act is not None and not engine.can_attempt(request.user, act):
+                continue
+            guarded[name] = (self._guard(func, act), action_name, description)
+        return guarded
+
+    def _guard(self, func: Callable[..., Any], act: str | None) -> Callable[..., Any]:
+        @functools.wraps(func)
+        def guarded(modeladmin: Any, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
+            if act is not None:
+                objects = list(queryset)
+                decisions = engine.authorize_many(request.user, act, objects, request=request)
+                refused = [(o, d) for o, d in zip(objects, decisions, strict=True) if not d]
+                if refused:
+                    self._report_refusals(request, refused)
+                    return None
+            try:
+                with transaction.atomic(using=router.db_for_write(self.model)):
+                    return func(modeladmin, request, queryset)
+            except Denied as exc:
+                self._report_denial(request, exc)
+                return None
+
+        return guarded
+
+    def _report_refusals(self, request: HttpRequest, refused: list[tuple[Any, Any]]) -> None:
+        self.message_user(  # type: ignore[attr-defined]
+            request,
+            f"Nothing was done: {len(refused)} of the selected objects may not be acted on.",
+            messages.ERROR,
+        )
+        for obj, decision in refused[:_LISTED]:
+            self.message_user(request, f"{obj}: {decision.reason}", messages.ERROR)  # type: ignore[attr-defined]
+        if len(refused) > _LISTED:
+            self.message_user(  # type: ignore[attr-defined]
+                request, f"… and {len(refused) - _LISTED} more.", messages.ERROR
+            )
+
+    def _report_denial(self, request: HttpRequest, exc: Denied) -> None:
+        self.message_user(  # type: ignore[attr-defined]
+            request, f"Nothing was changed: {exc.decision.reason}", messages.ERROR
+        )
+
+    # -- denials while saving -------------------------------------------------------------
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        """Django's add/change page; a denial while saving is an error message, not a 500."""
+        try:
+            response: HttpResponse = super().changeform_view(  # type: ignore[misc]
+                request, object_id, form_url, extra_context
+            )
+        except Denied as exc:
+            self._report_denial(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+        return response
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's changelist; a denial while saving list-editable rows is an error message."""
+        try:
+            response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        except Denied as exc:
+            self._report_denial(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+        return response
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's delete page; a denial while deleting is an error message, not a 500."""
+        try:
+            response: HttpResponse = super().delete_view(  # type: ignore[misc]
+                request, object_id, extra_context
+            )
+        except Denied as exc:
+            self._report_denial(request, exc)
+            return HttpResponseRedirect(request.get_full_path())
+        return response

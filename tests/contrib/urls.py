@@ -26,6 +26,8 @@ urlpatterns = [
     path("contrib/cbv-async/<int:pk>/", views.DocumentAsync.as_view()),
     path("contrib/cards/", views.document_cards),
     path("contrib/unguarded/", views.unguarded),
+    path("contrib/unguarded-async/", views.unguarded_async),
+    path("contrib/public/", views.public),
     path("contrib/admin/", site.urls),
     path("api/", include(router.urls)),
 ]

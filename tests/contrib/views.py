@@ -10,6 +10,7 @@ from django.views import View
 from django.views.generic import DetailView, ListView, UpdateView
 
 from clearance import enforce
+from clearance.contrib.guard import guard_exempt
 from clearance.contrib.views import ActionRequiredMixin, AuthorizedListMixin, action_required
 from tests.testapp.models import Document
 
@@ -134,3 +135,14 @@ def document_cards(request: HttpRequest) -> HttpResponse:
 def unguarded(request: HttpRequest) -> HttpResponse:
     """A view that forgot authorization: it shows every document."""
     return HttpResponse(", ".join(d.title for d in Document.objects.all()))
+
+
+@guard_exempt
+def public(request: HttpRequest) -> HttpResponse:
+    """A public page, marked as needing no authorization decision."""
+    return HttpResponse("hello")
+
+
+async def unguarded_async(request: HttpRequest) -> HttpResponse:
+    """An async view that forgot authorization."""
+    return HttpResponse(", ".join([d.title async for d in Document.objects.all()]))

@@ -7,6 +7,7 @@ invariants what must never happen, whoever asks. Every public name is importable
 from __future__ import annotations
 
 from .actions import ANYONE, Action, model_invariant
+from .actors import SystemActor
 from .decisions import (
     Decision,
     Denied,
@@ -29,6 +30,7 @@ from .engine import (
     explain,
 )
 from .invariants import BulkInvariantViolation, GuardedQuerySet
+from .perform import aperform, perform, performs
 from .rules import ACTOR, CTX, Context, predicate, where
 
 __version__ = "0.1.0.dev0"
@@ -48,17 +50,21 @@ __all__ = [
     "NotFilterable",
     "PermissionMissing",
     "PolicyDenied",
+    "SystemActor",
     "UnknownAction",
     "aauthorize",
     "aauthorized",
     "aenforce",
     "aexplain",
+    "aperform",
     "authorize",
     "authorize_many",
     "authorized",
     "enforce",
     "explain",
     "model_invariant",
+    "perform",
+    "performs",
     "predicate",
     "where",
 ]

@@ -1,0 +1,214 @@
+"""``perform()``: run an action atomically, on a locked row, with the rules re-checked.
+
+A check-then-save is a race: two requests both read a submitted invoice, both pass the
+"submitted" policy, and both approve it. ``perform`` closes the gap:
+
+1. open ``transaction.atomic()`` on the object's write database;
+2. re-read the row with ``select_for_update()``, so concurrent performers queue behind it;
+3. run the three gates on that fresh, locked row (a denial means the body never runs);
+4. hand the locked object to the body;
+5. re-read the row and re-check the action's invariants and the model's invariants on the
+   state the body left, before commit; any denial rolls everything back and raises.
+
+The decision goes to the audit sinks with ``performed`` set: False for a denial or a body that
+failed, True once the action's changes are handed to the transaction.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from time import perf_counter
+from typing import Any, TypeVar, cast
+
+from asgiref.sync import sync_to_async
+from django.db import models, router, transaction
+from django.utils import timezone
+
+from .actions import Action, NamedRule
+from .decisions import Decision, Denied, Layer, TraceEntry, exception_for
+from .engine import _decide, _finish, _resolve, _run_rule
+from .invariants import _sync, acting, invariants_on
+from .request_context import current_request
+from .rules import Context
+
+__all__ = ["aperform", "perform", "performs"]
+
+_M = TypeVar("_M", bound=models.Model)
+_R = TypeVar("_R")
+
+
+def _lock(obj: _M, using: str) -> _M:
+    """The object's row, re-read and locked until the transaction ends."""
+    model = type(obj)
+    manager = model._base_manager.db_manager(using)
+    return cast(_M, manager.select_for_update().get(pk=obj.pk))
+
+
+def _reread(obj: _M, using: str) -> _M | None:
+    """The row as the body left it (None when the body deleted it)."""
+    return cast("_M | None", type(obj)._base_manager.db_manager(using).filter(pk=obj.pk).first())
+
+
+def _recheck(act: Action, ctx: Context) -> tuple[list[TraceEntry], NamedRule | None, str | None]:
+    """Evaluate the action's and the model's invariants; (trace, first failing rule, error)."""
+    rules: list[NamedRule] = [*act.invariants, *invariants_on(type(ctx.obj), "save")]
+    trace: list[TraceEntry] = []
+    for named in rules:
+        start = perf_counter()
+        held, error = _run_rule(named, ctx)
+        trace.append(
+            TraceEntry(
+                Layer.INVARIANT,
+                named.name,
+                held,
+                named.reason,
+                named.expression,
+                perf_counter() - start,
+                error,
+            )
+        )
+        if not held:
+            return trace, named, error
+    return trace, None, None
+
+
+@contextmanager
+def perform(
+    actor: Any,
+    action: str | Action,
+    obj: _M,
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> Iterator[_M]:
+    """Do ``action`` on ``obj`` atomically, on the locked row, with the rules re-checked.
+
+    Yields the freshly locked object; change and save *that* object in the body::
+
+        with perform(request.user, "invoices.approve", invoice) as locked:
+            locked.state = "approved"
+            locked.save()
+
+    Raises the matching :class:`~clearance.Denied` when a gate denies (the body does not run)
+    or when the state the body left breaks an invariant (everything is rolled back). An
+    unsaved ``obj`` (a creation) is not locked: the gates run on it as given.
+    """
+    act = _resolve(actor, action, obj)
+    if request is None:
+        request = current_request.get()
+    _sync()
+    using = router.db_for_write(type(obj), instance=obj)
+    announced: Decision | None = None
+    try:
+        with transaction.atomic(using=using), acting(actor, act):
+            target = _lock(obj, using) if obj.pk is not None else obj
+            ctx = Context(
+                actor, act, target, now=timezone.now(), request=request, extra=extra, fresh=True
+            )
+            decision = _decide(act, ctx, full=False)
+            if not decision.allowed:
+                raise exception_for(_finish(decision.replace(performed=False), request))
+            try:
+                yield target
+            except Denied:
+                # A guard inside the body refused a write and recorded its own decision.
+                raise
+            except BaseException:
+                _finish(decision.replace(performed=False), request)
+                raise
+            after = _reread(target, using) if target.pk is not None else target
+            trace = decision.trace
+            if after is not None:
+                post, failed, error = _recheck(act, ctx.with_object(after))
+                trace = (*trace, *post)
+                if failed is not None:
+                    denial = decision.replace(
+                        allowed=False,
+                        layer=Layer.INVARIANT,
+                        rule=failed.name,
+                        reason=failed.reason,
+                        code=failed.code,
+                        error=error,
+                        trace=trace,
+                        performed=False,
+                    )
+                    raise exception_for(_finish(denial, request))
+            announced = _finish(decision.replace(trace=trace, performed=True), request)
+            if not announced.allowed:
+                # The audit could not record it and is configured to fail closed.
+                raise exception_for(announced)
+    except Exception as exc:
+        if announced is not None and announced.allowed:
+            # The commit itself failed: the action was not performed after all.
+            _finish(
+                announced.replace(performed=False, error=f"{type(exc).__name__}: {exc}"),
+                request,
+            )
+        raise
+
+
+def performs(action: str | Action) -> Callable[[Callable[..., _R]], Callable[..., _R]]:
+    """Decorate a service function ``fn(actor, obj, ...)`` to run it inside :func:`perform`.
+
+    The function receives the locked object in place of ``obj``; a ``request=`` keyword is
+    passed to ``perform`` (and on to the function if it takes one)::
+
+        @performs("invoices.approve")
+        def approve(user, invoice):
+            invoice.state = "approved"
+            invoice.save()
+
+        approve(request.user, invoice)
+    """
+
+    def decorator(fn: Callable[..., _R]) -> Callable[..., _R]:
+        if inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"@performs cannot wrap the coroutine function {fn.__qualname__}: a database "
+                "transaction cannot span awaits. Write the body as a plain function and call "
+                "it with `await aperform(actor, action, obj, body)`."
+            )
+        takes_request = "request" in inspect.signature(fn).parameters
+
+        @functools.wraps(fn)
+        def wrapper(actor: Any, obj: Any, *args: Any, **kwargs: Any) -> _R:
+            request = kwargs.get("request") if takes_request else kwargs.pop("request", None)
+            with perform(actor, action, obj, request=request) as locked:
+                return fn(actor, locked, *args, **kwargs)
+
+        wrapper.action = action  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorator
+
+
+async def aperform(
+    actor: Any,
+    action: str | Action,
+    obj: _M,
+    body: Callable[[_M], _R],
+    *,
+    request: Any = None,
+    **extra: Any,
+) -> _R:
+    """Async twin of :func:`perform`: run the synchronous ``body(locked)`` inside it.
+
+    The whole transaction (lock, gates, body, re-check, commit) runs in one worker thread, as
+    Django requires: a transaction cannot span awaits. Returns what ``body`` returns::
+
+        await aperform(request.user, "invoices.approve", invoice, approve_locked)
+    """
+    if inspect.iscoroutinefunction(body):
+        raise TypeError(
+            "aperform() runs the body inside a database transaction, which cannot span awaits: "
+            "pass a plain function"
+        )
+
+    def run() -> _R:
+        with perform(actor, action, obj, request=request, **extra) as locked:
+            return body(locked)
+
+    return await sync_to_async(run)()

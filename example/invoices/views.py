@@ -102,9 +102,13 @@ def pay(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def permission_denied(request: HttpRequest, exception: PermissionDenied) -> HttpResponse:
-    """Render the 403 page; for a clearance denial, show its gate, rule and reason."""
+    """Render the 403 page; for a clearance denial, show its gate, rule and reason.
+
+    The project's ``handler403``. Its template is namespaced (``invoices/403.html``) so that
+    installing this app never replaces another project's own ``403.html``.
+    """
     context = {
         "exception": str(exception),
         "decision": getattr(exception, "decision", None),
     }
-    return render(request, "403.html", context, status=403)
+    return render(request, "invoices/403.html", context, status=403)

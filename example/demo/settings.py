@@ -30,6 +30,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Request id, method, path and address on every audit record; one audit scope per request.
+    "clearance.middleware.ClearanceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -66,6 +68,9 @@ DATABASES = {
         "NAME": BASE_DIR / "audit.sqlite3",
     },
 }
+
+# AuditRecord rows are read from and written to the "audit" database, and only there.
+DATABASE_ROUTERS = ["clearance.audit.routers.AuditRouter"]
 
 CLEARANCE = {
     "AUDIT_DATABASE": "audit",

@@ -325,8 +325,14 @@ _EXCEPTION_FOR_LAYER: dict[Layer, type[Denied]] = {
 
 
 def exception_for(decision: Decision) -> Denied:
-    """The :class:`Denied` subclass instance matching a denied decision's layer."""
-    assert decision.layer is not None, "an allowed decision has no exception"
+    """The :class:`Denied` subclass instance matching a denied decision's layer.
+
+    A denial that no gate made (``layer`` None: ``audit.unrecorded`` in fail-closed audit
+    mode) raises :class:`Denied` itself.
+    """
+    assert not decision.allowed, "an allowed decision has no exception"
+    if decision.layer is None:
+        return Denied(decision)
     return _EXCEPTION_FOR_LAYER[decision.layer](decision)
 
 

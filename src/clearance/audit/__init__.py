@@ -1,4 +1,17 @@
-"""Audit: every decision is offered to the configured sinks and to ``decision_made``."""
+"""Audit: every decision is offered to ``decision_made`` and to the configured sinks.
+
+:func:`emit` is called by the engine for every decision. It sends
+``clearance.signals.decision_made`` (keyword ``decision``, and ``request``), then, for every
+denial and for the allowed decisions ``CLEARANCE["RECORD_ALLOWED"]`` selects, calls each sink
+of ``CLEARANCE["AUDIT_SINKS"]``. A sink that raises is logged at ERROR on the ``clearance``
+logger and the decision stands, unless ``CLEARANCE["AUDIT_FAIL_CLOSED"]`` is on: then a
+decision that could not be recorded is returned as a denial with code ``audit.unrecorded``.
+
+Modules: :mod:`.sinks` (logging, database), :mod:`.models` (``AuditRecord``),
+:mod:`.connection` (the write path that survives a rollback), :mod:`.recording` (per-request
+scope and batching), :mod:`.routers`, :mod:`.retention`, :mod:`.logging` (JSON formatter),
+:mod:`.sampling`.
+"""
 
 from __future__ import annotations
 
@@ -6,42 +19,94 @@ import logging
 from functools import lru_cache
 from typing import Any, Protocol
 
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import clearance_settings
 from ..decisions import Decision
 from ..signals import decision_made
+from .recording import Recording, recording
+from .sampling import should_record
 
-__all__ = ["Sink", "configured_sinks", "emit"]
+__all__ = [
+    "UNRECORDED_CODE",
+    "Recording",
+    "Sink",
+    "configured_sinks",
+    "emit",
+    "recording",
+    "unrecorded",
+]
 
 logger = logging.getLogger("clearance")
+
+#: The code of a decision refused because it could not be recorded (fail-closed mode).
+UNRECORDED_CODE = "audit.unrecorded"
+
+_UNRECORDED_REASON = (
+    "This action cannot be recorded in the audit trail right now, so it is refused."
+)
 
 
 class Sink(Protocol):
     """An audit sink: a class with one method, ``record(decision, request)``."""
 
     def record(self, decision: Decision, request: Any) -> None:
-        """Record one decision."""
+        """Record one decision; raise if it could not be recorded."""
 
 
 @lru_cache(maxsize=8)
 def _load(paths: tuple[str, ...]) -> tuple[Sink, ...]:
-    return tuple(import_string(path)() for path in paths)
+    sinks = []
+    for path in paths:
+        try:
+            cls = import_string(path)
+        except ImportError as exc:
+            raise ImproperlyConfigured(
+                f"CLEARANCE['AUDIT_SINKS'] names {path!r}, which cannot be imported: {exc}"
+            ) from exc
+        sink = cls()
+        if not callable(getattr(sink, "record", None)):
+            raise ImproperlyConfigured(
+                f"Audit sink {path!r} has no record(decision, request) method"
+            )
+        sinks.append(sink)
+    return tuple(sinks)
 
 
 def configured_sinks() -> tuple[Sink, ...]:
     """The configured sinks, instantiated once per configuration."""
-    return _load(tuple(clearance_settings.AUDIT_SINKS))
+    paths = clearance_settings.AUDIT_SINKS
+    if isinstance(paths, str):
+        raise ImproperlyConfigured("CLEARANCE['AUDIT_SINKS'] must be a list of dotted paths")
+    return _load(tuple(paths))
+
+
+def unrecorded(decision: Decision, error: str) -> Decision:
+    """``decision`` turned into the denial fail-closed mode returns when it was not recorded."""
+    return decision.replace(
+        allowed=False,
+        layer=None,
+        rule="audit",
+        reason=_UNRECORDED_REASON,
+        code=UNRECORDED_CODE,
+        error=error,
+    )
 
 
 def emit(decision: Decision, request: Any = None) -> Decision:
     """Send ``decision`` to the signal and the sinks; returns the decision that stands."""
     decision_made.send(sender=Decision, decision=decision, request=request)
-    if decision.allowed and not clearance_settings.RECORD_ALLOWED:
+    if not should_record(decision):
         return decision
+    failure: str | None = None
     for sink in configured_sinks():
         try:
             sink.record(decision, request)
-        except Exception:
+        except Exception as exc:
             logger.exception("Audit sink %s failed to record %s", type(sink).__name__, decision)
+            if failure is None:
+                failure = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+    if failure is not None and decision.allowed and clearance_settings.AUDIT_FAIL_CLOSED:
+        return unrecorded(decision, failure)
     return decision

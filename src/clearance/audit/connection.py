@@ -1,0 +1,161 @@
+"""The connection audit rows are written through, kept outside the caller's transaction.
+
+A denial must survive the rollback of the transaction it was decided in. The audit write
+therefore never goes through a connection the caller may have a transaction open on:
+
+* **Target.** The audit database is ``CLEARANCE["AUDIT_DATABASE"]`` when set, otherwise
+  the database the routers send ``AuditRecord`` writes to (``router.db_for_write``).
+* **Client/server databases (PostgreSQL, MySQL, ...).** Writes go through a *dedicated
+  connection*: a second ``DatabaseWrapper`` built at runtime from the target alias's current
+  settings (so under a test runner it points at the test database), in autocommit, placed in
+  ``django.db.connections`` under the private alias ``clearance_audit__<target>`` for the
+  current thread (or async context) only, like Django's own connections. Each write commits on
+  its own, whatever the caller's connection is doing. Inside :func:`clearance.audit.recording`
+  (the middleware opens one per request) the connection stays open until the scope ends, then is
+  closed or kept according to the target's ``CONN_MAX_AGE``; outside a scope it is closed after
+  each write, so no idle connection outlives the work that opened it.
+* **SQLite** allows one writer per file: a second connection to the file the caller is writing
+  would wait for the caller's own transaction. There the write goes through the target alias's
+  own connection, and it survives a rollback when the target is a database of its own
+  (``AUDIT_DATABASE = "audit"``, a second SQLite file) that the caller does not hold open in a
+  transaction (do not set ``ATOMIC_REQUESTS`` on it).
+
+No part of Django's transaction machinery is patched: the durability comes from writing on a
+connection that has no transaction of the caller's.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.utils import load_backend
+from django.utils.connection import ConnectionDoesNotExist
+
+from ..conf import clearance_settings
+
+__all__ = [
+    "PRIVATE_PREFIX",
+    "after_write",
+    "close_connection",
+    "held_connection",
+    "hold",
+    "target_alias",
+    "unhold",
+    "writer",
+]
+
+#: Prefix of the private alias of the dedicated connection (``clearance_audit__<target>``).
+PRIVATE_PREFIX = "clearance_audit__"
+
+# Settings that decide which server and database a connection talks to.
+_IDENTITY = ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
+
+# Depth of held_connection() scopes in the current context.
+_held: ContextVar[int] = ContextVar("clearance_audit_held", default=0)
+
+
+def target_alias() -> str:
+    """The database alias audit records are written to."""
+    alias = clearance_settings.AUDIT_DATABASE
+    if alias:
+        if not isinstance(alias, str) or alias not in connections:
+            raise ImproperlyConfigured(
+                f"CLEARANCE['AUDIT_DATABASE'] is {alias!r}, which is not an alias in "
+                f"settings.DATABASES ({', '.join(connections)})"
+            )
+        return alias
+    from .models import AuditRecord
+
+    return router.db_for_write(AuditRecord)
+
+
+def _dedicated(target: str) -> BaseDatabaseWrapper:
+    source = connections[target]
+    alias = PRIVATE_PREFIX + target
+    try:
+        conn: BaseDatabaseWrapper | None = connections[alias]
+    except ConnectionDoesNotExist:
+        conn = None
+    if conn is not None and any(
+        conn.settings_dict.get(key) != source.settings_dict.get(key) for key in _IDENTITY
+    ):
+        # The target moved (a test runner switched to the test database): follow it.
+        conn.close()
+        conn = None
+    if conn is None:
+        settings = copy.deepcopy(source.settings_dict)
+        settings["ATOMIC_REQUESTS"] = False
+        settings["AUTOCOMMIT"] = True
+        conn = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
+        connections[alias] = conn
+    return conn
+
+
+def writer() -> BaseDatabaseWrapper:
+    """The connection the next audit write goes through (see the module documentation)."""
+    target = target_alias()
+    if connections[target].vendor == "sqlite":
+        return connections[target]
+    return _dedicated(target)
+
+
+def _release(conn: BaseDatabaseWrapper, *, keep_alive: bool) -> None:
+    if not conn.alias.startswith(PRIVATE_PREFIX):
+        return
+    if keep_alive:
+        conn.close_if_unusable_or_obsolete()
+    else:
+        conn.close()
+
+
+def after_write(conn: BaseDatabaseWrapper, *, failed: bool = False) -> None:
+    """Release ``conn`` after a write: closed outside a scope or when the write failed."""
+    if failed or _held.get() == 0:
+        _release(conn, keep_alive=False)
+
+
+@contextmanager
+def held_connection() -> Iterator[None]:
+    """Keep the dedicated audit connection open for the duration of the block.
+
+    At the end of the outermost block the connection is closed, or kept for the next scope
+    when the target database has a ``CONN_MAX_AGE`` that allows it.
+    """
+    depth = hold()
+    try:
+        yield
+    finally:
+        unhold(depth)
+
+
+def hold() -> int:
+    """Enter a holding scope; returns the depth to pass to :func:`unhold`."""
+    depth = _held.get()
+    _held.set(depth + 1)
+    return depth
+
+
+def unhold(depth: int) -> None:
+    """Leave a holding scope entered at ``depth``; the outermost one releases the connection."""
+    _held.set(depth)
+    if depth == 0:
+        close_connection(keep_alive=True)
+
+
+def close_connection(*, keep_alive: bool = False) -> None:
+    """Close this thread's dedicated audit connections (call it when a worker thread ends).
+
+    With ``keep_alive=True``, close only those that are unusable or past ``CONN_MAX_AGE``.
+    """
+    for alias in list(connections):
+        try:
+            conn = connections[PRIVATE_PREFIX + alias]
+        except ConnectionDoesNotExist:
+            continue
+        _release(conn, keep_alive=keep_alive)

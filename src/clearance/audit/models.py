@@ -1,0 +1,217 @@
+"""``clearance.AuditRecord``: one append-only row per recorded decision.
+
+The model is declared here and imported by ``clearance.models`` (its label is
+``clearance.AuditRecord``). Rows can be added, never changed: ``save()`` of an existing record,
+``delete()``, and queryset ``update()`` / ``delete()`` / ``bulk_update()`` raise
+:class:`AppendOnlyError`. Old rows are removed with :func:`clearance.audit.retention.prune`
+(``manage.py clearance prune-audit``), the one sanctioned way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, ClassVar, cast
+
+from django.db import models
+
+from ..decisions import ActorRef, Decision, Layer, ResourceRef, TraceEntry
+
+__all__ = ["AppendOnlyError", "AuditRecord", "AuditRecordQuerySet"]
+
+# Set only by clearance.audit.retention.prune while it deletes old rows.
+_pruning: ContextVar[bool] = ContextVar("clearance_audit_pruning", default=False)
+
+
+class AppendOnlyError(Exception):
+    """An audit record was about to be changed or deleted through the ORM.
+
+    Audit rows are append-only. Remove old rows with ``manage.py clearance prune-audit``
+    (:func:`clearance.audit.retention.prune`).
+    """
+
+
+@contextmanager
+def _allow_prune() -> Any:
+    token = _pruning.set(True)
+    try:
+        yield
+    finally:
+        _pruning.reset(token)
+
+
+def _refuse(what: str) -> AppendOnlyError:
+    return AppendOnlyError(
+        f"Audit records are append-only: {what} is refused. Remove old rows with "
+        "`manage.py clearance prune-audit --older-than 90d` "
+        "(clearance.audit.retention.prune)."
+    )
+
+
+class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
+    """A queryset that can add and read audit records, never change or delete them."""
+
+    def update(self, **kwargs: Any) -> int:
+        """Refused: audit records are append-only."""
+        raise _refuse("QuerySet.update()")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        """Refused (outside :func:`clearance.audit.retention.prune`)."""
+        if not _pruning.get():
+            raise _refuse("QuerySet.delete()")
+        return super().delete()
+
+    def bulk_update(
+        self, objs: Iterable[AuditRecord], fields: Iterable[str], batch_size: int | None = None
+    ) -> int:
+        """Refused: audit records are append-only."""
+        raise _refuse("QuerySet.bulk_update()")
+
+    def update_or_create(self, *args: Any, **kwargs: Any) -> tuple[AuditRecord, bool]:
+        """Refused: audit records are append-only."""
+        raise _refuse("QuerySet.update_or_create()")
+
+    def denials(self) -> AuditRecordQuerySet:
+        """Only the refused decisions."""
+        return cast(AuditRecordQuerySet, self.filter(allowed=False))
+
+    def for_actor(self, actor: Any) -> AuditRecordQuerySet:
+        """The records of one actor (a user object or an :class:`~clearance.decisions.ActorRef`)."""
+        return cast(AuditRecordQuerySet, self.filter(actor_pk=_text(actor.pk)))
+
+
+class AuditRecord(models.Model):
+    """One recorded decision: the Decision's fields plus request metadata.
+
+    ``actor_*`` and ``resource_*`` are copies, not foreign keys: a record outlives the user and
+    the object it names, and deleting either never touches the audit trail.
+    """
+
+    at = models.DateTimeField("decided at", db_index=True)
+    allowed = models.BooleanField()
+    action = models.CharField(max_length=150)
+    actor_label = models.CharField("actor", max_length=255)
+    actor_pk = models.CharField("actor id", max_length=64, blank=True, default="")
+    actor_kind = models.CharField(max_length=32, default="user")
+    resource_model = models.CharField(max_length=150, blank=True, default="")
+    resource_pk = models.CharField(max_length=64, blank=True, default="")
+    layer = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        choices=[(layer.value, layer.value) for layer in Layer],
+    )
+    rule = models.CharField(max_length=255, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    code = models.CharField(max_length=255)
+    error = models.TextField(blank=True, default="")
+    fingerprint = models.CharField(max_length=64, blank=True, default="")
+    explained = models.BooleanField(default=False)
+    performed = models.BooleanField(null=True, default=None)
+    trace = models.JSONField(default=list)
+    request_id = models.CharField(max_length=128, blank=True, default="")
+    method = models.CharField(max_length=16, blank=True, default="")
+    path = models.TextField(blank=True, default="")
+    remote_addr = models.CharField("remote address", max_length=64, blank=True, default="")
+
+    objects: ClassVar[AuditRecordQuerySet] = AuditRecordQuerySet.as_manager()  # type: ignore[assignment]
+
+    class Meta:
+        app_label = "clearance"
+        verbose_name = "audit record"
+        verbose_name_plural = "audit records"
+        ordering = ["-at", "-id"]
+        indexes = [
+            models.Index(fields=["action", "at"], name="clearance_audit_action_at"),
+            models.Index(fields=["actor_pk", "at"], name="clearance_audit_actor_at"),
+        ]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        verdict = "allowed" if self.allowed else f"denied by {self.code}"
+        target = f" on {self.resource_model}:{self.resource_pk}" if self.resource_model else ""
+        return f"{self.actor_label} {self.action}{target}: {verdict}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Insert a new record; saving an existing one raises :class:`AppendOnlyError`."""
+        if not self._state.adding:
+            raise _refuse("saving an existing record")
+        if kwargs.get("update_fields") is not None:
+            raise _refuse("save(update_fields=...)")
+        kwargs["force_insert"] = True
+        kwargs.pop("force_update", None)
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        """Refused: audit records are append-only."""
+        raise _refuse("delete()")
+
+    @property
+    def outcome(self) -> str:
+        """``"allowed"`` or ``"denied"``."""
+        return "allowed" if self.allowed else "denied"
+
+    @classmethod
+    def from_decision(cls, decision: Decision, meta: dict[str, str] | None = None) -> AuditRecord:
+        """An unsaved record of ``decision`` (``meta``: request_id, method, path, remote_addr)."""
+        resource = decision.resource
+        fields = decision.as_dict()
+        return cls(
+            at=decision.at,
+            allowed=decision.allowed,
+            action=decision.action,
+            actor_label=decision.actor.label[:255],
+            actor_pk=_text(decision.actor.pk),
+            actor_kind=decision.actor.kind,
+            resource_model=resource.model if resource is not None else "",
+            resource_pk=_text(resource.pk) if resource is not None else "",
+            layer=decision.layer.value if decision.layer is not None else "",
+            rule=decision.rule or "",
+            reason=decision.reason,
+            code=decision.code,
+            error=decision.error or "",
+            fingerprint=decision.fingerprint,
+            explained=decision.explained,
+            performed=decision.performed,
+            trace=fields["trace"],
+            **(meta or {}),
+        )
+
+    def to_decision(self) -> Decision:
+        """The recorded decision, rebuilt (primary keys come back as strings)."""
+        return Decision(
+            allowed=self.allowed,
+            action=self.action,
+            actor=ActorRef(self.actor_label, self.actor_pk or None, self.actor_kind),
+            resource=(
+                ResourceRef(self.resource_model, self.resource_pk or None)
+                if self.resource_model
+                else None
+            ),
+            layer=Layer(self.layer) if self.layer else None,
+            rule=self.rule or None,
+            reason=self.reason,
+            code=self.code,
+            at=self.at,
+            fingerprint=self.fingerprint,
+            error=self.error or None,
+            explained=self.explained,
+            performed=self.performed,
+            trace=tuple(
+                TraceEntry(
+                    layer=Layer(t["layer"]),
+                    rule=t["rule"],
+                    outcome=t["outcome"],
+                    reason=t["reason"],
+                    expression=t["expression"],
+                    duration=t["duration_ms"] / 1000,
+                    error=t["error"],
+                )
+                for t in self.trace
+            ),
+        )
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)[:64]

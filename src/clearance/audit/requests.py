@@ -1,0 +1,54 @@
+"""Request metadata recorded with a decision: request id, method, path, remote address."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..conf import clearance_settings
+
+__all__ = ["REQUEST_ID_ATTRIBUTE", "new_request_id", "request_id_from_header", "request_metadata"]
+
+#: Attribute the middleware sets on the request it serves.
+REQUEST_ID_ATTRIBUTE = "clearance_request_id"
+
+_MAX_ID = 128
+
+
+def new_request_id() -> str:
+    """A fresh request id (32 hexadecimal digits)."""
+    return uuid.uuid4().hex
+
+
+def _meta_key(header: str) -> str:
+    return "HTTP_" + header.upper().replace("-", "_")
+
+
+def request_id_from_header(request: Any) -> str:
+    """The request id sent in ``CLEARANCE["AUDIT_REQUEST_ID_HEADER"]``, or ``""``.
+
+    Only printable ASCII is kept, at most 128 characters, so a client cannot inject line
+    breaks or control characters into the audit trail.
+    """
+    header = clearance_settings.AUDIT_REQUEST_ID_HEADER
+    if not header:
+        return ""
+    meta = getattr(request, "META", None) or {}
+    raw = meta.get(_meta_key(header), "")
+    if not isinstance(raw, str):
+        return ""
+    return "".join(ch for ch in raw if 32 < ord(ch) < 127)[:_MAX_ID]
+
+
+def request_metadata(request: Any) -> dict[str, str]:
+    """``request_id``, ``method``, ``path`` and ``remote_addr`` of ``request`` (empty if None)."""
+    if request is None:
+        return {}
+    meta = getattr(request, "META", None) or {}
+    request_id = getattr(request, REQUEST_ID_ATTRIBUTE, None) or request_id_from_header(request)
+    return {
+        "request_id": str(request_id or "")[:_MAX_ID],
+        "method": str(getattr(request, "method", "") or "")[:16],
+        "path": str(getattr(request, "path", "") or ""),
+        "remote_addr": str(meta.get("REMOTE_ADDR", "") or "")[:64],
+    }

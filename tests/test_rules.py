@@ -128,6 +128,28 @@ def test_to_many_costs_one_query_then_none_for_the_same_actor(
 
 
 @pytest.mark.django_db
+def test_to_many_cache_works_through_a_lazy_request_user(
+    django_assert_num_queries: Any,
+) -> None:
+    from django.utils.functional import SimpleLazyObject
+
+    from clearance.rules import clear_actor_cache
+
+    acme = Tenant.objects.create(name="Acme")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    lazy = SimpleLazyObject(lambda: User.objects.get(pk=user.pk))  # as request.user is
+    rule = where(tenant__memberships__user=ACTOR)
+    holds(rule, Document(tenant=acme), lazy)
+    with django_assert_num_queries(0):
+        for _ in range(5):
+            assert holds(rule, Document(tenant=acme), lazy)
+    clear_actor_cache(lazy)
+    with django_assert_num_queries(1):
+        assert holds(rule, Document(tenant=acme), lazy)
+
+
+@pytest.mark.django_db
 def test_to_many_lookups_in_one_where_match_the_same_row() -> None:
     acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
     user = User.objects.create_user("member")

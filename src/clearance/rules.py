@@ -741,7 +741,8 @@ def _freeze(value: Any) -> Any:
 
 
 def _actor_cache(actor: Any) -> dict[Any, Any]:
-    cache = actor.__dict__.get(ACTOR_CACHE_ATTR) if hasattr(actor, "__dict__") else None
+    # getattr, not __dict__: request.user is a SimpleLazyObject that forwards attributes.
+    cache = getattr(actor, ACTOR_CACHE_ATTR, None)
     if cache is None:
         cache = {}
         # An actor that takes no attributes gets a cache for this call only.
@@ -752,8 +753,8 @@ def _actor_cache(actor: Any) -> dict[Any, Any]:
 
 def clear_actor_cache(actor: Any) -> None:
     """Forget what was cached on ``actor`` (to-many results); the next decision re-queries."""
-    if hasattr(actor, "__dict__"):
-        actor.__dict__.pop(ACTOR_CACHE_ATTR, None)
+    with contextlib.suppress(AttributeError):
+        delattr(actor, ACTOR_CACHE_ATTR)
 
 
 @dataclass

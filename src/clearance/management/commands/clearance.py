@@ -1,0 +1,402 @@
+"""``manage.py clearance``: inspect the rule set, explain a decision, prune the audit trail.
+
+Subcommands:
+
+- ``actions``: every action with its permission, policies, invariants and their reasons;
+- ``matrix``: actions by groups (who holds each action's permission) and the rules that refine
+  it, as text, Markdown, CSV or JSON;
+- ``explain USER ACTION [app_label.Model:pk]``: the full trace, gate by gate;
+- ``prune-audit --older-than 90d``: delete old audit records.
+
+Output is sorted and carries no timestamps or paths, so it can be committed and diffed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.color import color_style, no_style
+from django.db import models
+from django.utils import timezone
+
+from ...actions import Action, registry
+from ...decisions import UnknownAction
+from ...engine import _decide
+from ...formatting import format_decision
+from ...introspection import capability_matrix, describe_actions, describe_model_invariants
+from ...rules import Context
+
+ACTION_FORMATS = ("text", "markdown", "json")
+MATRIX_FORMATS = ("text", "markdown", "csv", "json")
+
+
+class Command(BaseCommand):
+    """``manage.py clearance <subcommand>``."""
+
+    help = "Inspect clearance's rule set (actions, matrix), explain a decision, prune the audit."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        """One sub-parser per subcommand."""
+        sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+
+        actions = sub.add_parser(
+            "actions", help="every action with its permission, policies, invariants and reasons"
+        )
+        actions.add_argument("--format", choices=ACTION_FORMATS, default="text")
+        actions.add_argument(
+            "--app", action="append", default=[], metavar="LABEL", help="only this app (repeat)"
+        )
+
+        matrix = sub.add_parser(
+            "matrix", help="actions by groups: who holds each capability, and what refines it"
+        )
+        matrix.add_argument("--format", choices=MATRIX_FORMATS, default="text")
+        matrix.add_argument(
+            "--app", action="append", default=[], metavar="LABEL", help="only this app (repeat)"
+        )
+
+        explain = sub.add_parser("explain", help="the full trace of one decision, gate by gate")
+        explain.add_argument("user", help="the user's username (or primary key with --pk)")
+        explain.add_argument("action", help="the action's name, e.g. invoices.approve")
+        explain.add_argument(
+            "object", nargs="?", default=None, help="the object, as app_label.Model:pk"
+        )
+        explain.add_argument(
+            "--pk", action="store_true", help="USER is a primary key, not a username"
+        )
+        # Also accepted after the subcommand (Django reads them before it, too).
+        for flag in ("--no-color", "--force-color"):
+            explain.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+        explain.add_argument(
+            "--extra",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="a value rules read as CTX.<name> (a string; repeat for more)",
+        )
+
+        prune = sub.add_parser("prune-audit", help="delete audit records older than an age")
+        prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12h or 4w")
+        prune.add_argument(
+            "--database", default=None, metavar="ALIAS", help="the audit database alias"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        """Run the subcommand."""
+        subcommand = options["subcommand"]
+        if subcommand == "actions":
+            self.write(render_actions(options["format"], options["app"]))
+        elif subcommand == "matrix":
+            self.write(render_matrix(options["format"], options["app"]))
+        elif subcommand == "explain":
+            self.explain(options)
+        else:
+            self.prune(options)
+
+    def write(self, text: str) -> None:
+        """Write ``text`` to stdout as it is (no styling, one final newline)."""
+        self.stdout.write(text.rstrip("\n"), style_func=lambda s: s)
+
+    # -- explain -------------------------------------------------------------------------------
+
+    def explain(self, options: dict[str, Any]) -> None:
+        """Print every gate and rule of one decision, with its outcome."""
+        action = _action(options["action"])
+        user = _user(options["user"], by_pk=options["pk"])
+        obj = _object(action, options["object"])
+        extra = _extra(options["extra"])
+        # Evaluated by the engine, like explain(), but not recorded as a decision in the audit
+        # trail: nobody asked to act.
+        ctx = Context(user, action, obj, now=timezone.now(), extra=extra)
+        decision = _decide(action, ctx, full=True)
+        colour = options.get("force_color") or (
+            not options.get("no_color") and self.stdout.isatty()
+        )
+        subject = "\n".join(
+            [
+                f"Actor:   {decision.actor}",
+                f"Action:  {action.name} ({action.label})",
+                f"Object:  {_describe(obj)}",
+                "",
+            ]
+        )
+        self.write(format_decision(decision, subject=subject, paint=_painter(colour)))
+
+    # -- prune-audit ---------------------------------------------------------------------------
+
+    def prune(self, options: dict[str, Any]) -> None:
+        """Delete audit records older than ``--older-than``."""
+        try:
+            from ...audit.retention import parse_age, prune
+        except ImportError as exc:  # pragma: no cover - the audit app ships with clearance
+            raise CommandError(f"Audit retention is not available: {exc}") from None
+        age_text = options["older_than"]
+        try:
+            age = parse_age(age_text)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        deleted = prune(age, using=options["database"])
+        noun = "record" if deleted == 1 else "records"
+        self.write(f"Deleted {deleted} audit {noun} older than {age_text.strip()}.")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the arguments of explain
+# --------------------------------------------------------------------------------------------
+
+
+def _action(name: str) -> Action:
+    try:
+        return registry.get(name)
+    except UnknownAction as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _user(value: str, *, by_pk: bool) -> Any:
+    user_model = get_user_model()
+    manager = user_model._default_manager
+    field = "pk" if by_pk else user_model.USERNAME_FIELD
+    try:
+        return manager.get(**{field: value})
+    except user_model.DoesNotExist:
+        raise CommandError(f"No user with {field} {value!r}.") from None
+    except (ValueError, TypeError, ValidationError):
+        raise CommandError(f"{value!r} is not a valid {field} for a user.") from None
+
+
+def _object(action: Action, spec: str | None) -> models.Model | None:
+    model = action.model
+    if spec is None:
+        if model is not None:
+            raise CommandError(
+                f"{action.name} acts on {model._meta.label} objects: name one, e.g. "
+                f"{model._meta.label}:1"
+            )
+        return None
+    if model is None:
+        raise CommandError(f"{action.name} acts on no object; leave out {spec!r}.")
+    label, sep, pk = spec.rpartition(":")
+    if not sep or not label or not pk:
+        raise CommandError(f"{spec!r}: name the object as app_label.Model:pk")
+    try:
+        given = apps.get_model(label)
+    except (LookupError, ValueError):
+        raise CommandError(f"{spec!r}: no installed model {label!r}.") from None
+    if given._meta.concrete_model is not model._meta.concrete_model:
+        raise CommandError(
+            f"{action.name} acts on {model._meta.label} objects, not {given._meta.label}."
+        )
+    try:
+        obj: models.Model = given._base_manager.get(pk=pk)
+    except given.DoesNotExist:
+        raise CommandError(f"No {given._meta.label} with pk {pk!r}.") from None
+    except (ValueError, TypeError, ValidationError):
+        raise CommandError(f"{pk!r} is not a valid primary key for {given._meta.label}.") from None
+    return obj
+
+
+def _extra(pairs: list[str]) -> dict[str, str]:
+    extra = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise CommandError(f"--extra {pair!r}: expected NAME=VALUE")
+        extra[name] = value
+    return extra
+
+
+def _describe(obj: models.Model | None) -> str:
+    if obj is None:
+        return "(none)"
+    return f"{obj._meta.label}:{obj.pk} ({obj})"
+
+
+def _painter(colour: bool) -> Callable[[str, str], str]:
+    style = color_style(force_color=True) if colour else no_style()
+    styles: dict[str, Callable[[str], str]] = {
+        "pass": style.SUCCESS,
+        "allowed": style.SUCCESS,
+        "deny": style.ERROR,
+        "denied": style.ERROR,
+        "error": style.ERROR,
+        "skip": style.WARNING,
+        "heading": style.MIGRATE_HEADING,
+    }
+    return lambda kind, text: styles[kind](text) if kind in styles else text
+
+
+# --------------------------------------------------------------------------------------------
+# actions
+# --------------------------------------------------------------------------------------------
+
+
+def render_actions(fmt: str, app_labels: list[str]) -> str:
+    """The ``actions`` listing in ``fmt`` (text, markdown or json)."""
+    actions = describe_actions(app_labels)
+    invariants = describe_model_invariants(app_labels)
+    if fmt == "json":
+        return _json({"actions": actions, "model_invariants": invariants})
+    if fmt == "markdown":
+        return _actions_markdown(actions, invariants)
+    return _actions_text(actions, invariants)
+
+
+def _rules_text(title: str, rules: list[dict[str, Any]], width: int) -> list[str]:
+    if not rules:
+        return [f"  {title:<11} (none)"]
+    lines = [f"  {title}"]
+    for rule in rules:
+        lines.append(f"    {rule['name']:<{width}}  {rule['expression']}")
+        tail = f" (on {', '.join(rule['on'])})" if "on" in rule else ""
+        lines.append(f"    {'':<{width}}  {rule['reason']}{tail}")
+    return lines
+
+
+def _actions_text(actions: list[dict[str, Any]], invariants: list[dict[str, Any]]) -> str:
+    names = [r["name"] for a in actions for r in (*a["policies"], *a["invariants"])]
+    names += [i["name"] for i in invariants]
+    width = max([len(n) for n in names] + [4])
+    blocks = []
+    for a in actions:
+        lines = [a["name"], f"  {'label':<11} {a['label']}"]
+        lines.append(f"  {'model':<11} {a['model'] or '(none)'}")
+        permission = a["permission"]
+        if a["permission_model"]:
+            permission += f" (of {a['permission_model']})"
+        lines.append(f"  {'permission':<11} {permission}")
+        lines += _rules_text("policies", a["policies"], width)
+        lines += _rules_text("invariants", a["invariants"], width)
+        blocks.append("\n".join(lines))
+    if invariants:
+        lines = ["Model invariants (every write, whoever acts)"]
+        for model in sorted({i["model"] for i in invariants}):
+            lines += _rules_text(model, [i for i in invariants if i["model"] == model], width)
+        blocks.append("\n".join(lines))
+    if not blocks:
+        return "No actions are declared."
+    return "\n\n".join(blocks)
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def _actions_markdown(actions: list[dict[str, Any]], invariants: list[dict[str, Any]]) -> str:
+    out = ["# Actions", ""]
+    if not actions:
+        out += ["No actions are declared.", ""]
+    for a in actions:
+        out += [f"## `{a['name']}`", "", a["label"], ""]
+        out.append(f"- Model: `{a['model']}`" if a["model"] else "- Model: none")
+        permission = f"`{a['permission']}`"
+        if a["permission_model"]:
+            permission += f" (of `{a['permission_model']}`)"
+        out += [f"- Permission: {permission}", ""]
+        rows = [("policy", r) for r in a["policies"]] + [("invariant", r) for r in a["invariants"]]
+        if rows:
+            out += ["| gate | rule | expression | reason |", "|---|---|---|---|"]
+            out += [
+                f"| {gate} | `{r['name']}` | `{_cell(r['expression'])}` | {_cell(r['reason'])} |"
+                for gate, r in rows
+            ]
+        else:
+            out.append("No policies or invariants.")
+        out.append("")
+    if invariants:
+        out += ["## Model invariants", "", "They hold for every write, whoever acts.", ""]
+        out += ["| model | rule | expression | reason | on |", "|---|---|---|---|---|"]
+        out += [
+            f"| `{i['model']}` | `{i['name']}` | `{_cell(i['expression'])}` | "
+            f"{_cell(i['reason'])} | {', '.join(i['on'])} |"
+            for i in invariants
+        ]
+        out.append("")
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------
+# matrix
+# --------------------------------------------------------------------------------------------
+
+
+def render_matrix(fmt: str, app_labels: list[str]) -> str:
+    """The ``matrix`` table in ``fmt`` (text, markdown, csv or json)."""
+    matrix = capability_matrix(app_labels)
+    if fmt == "json":
+        return _json(matrix)
+    header = ["action", "permission", "superusers", *matrix["groups"], "policies", "invariants"]
+    rows = [
+        [
+            a["name"],
+            a["permission"],
+            _held(a, True),
+            *(_held(a, a["groups"][g]) for g in matrix["groups"]),
+            ", ".join(a["policies"]) or "-",
+            ", ".join(a["invariants"]) or "-",
+        ]
+        for a in matrix["actions"]
+    ]
+    invariants = [f"{i['model']}: {i['name']}" for i in matrix["model_invariants"]]
+    if fmt == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+        return buffer.getvalue()
+    if fmt == "markdown":
+        return _matrix_markdown(header, rows, invariants)
+    return _matrix_text(header, rows, invariants)
+
+
+def _held(action: dict[str, Any], held: bool) -> str:
+    if action["anyone"]:
+        return "anyone"
+    return "yes" if held else "no"
+
+
+_MATRIX_INTRO = (
+    "Gate 1: the groups holding each action's permission (active superusers hold every "
+    "permission).\nGates 2 and 3: the policies and invariants that then refine it, in order."
+)
+
+
+def _matrix_text(header: list[str], rows: list[list[str]], invariants: list[str]) -> str:
+    if not rows:
+        return "No actions are declared."
+    table = [header, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    lines = [_MATRIX_INTRO, ""]
+    lines += [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
+    ]
+    if invariants:
+        lines += ["", "Model invariants (every write, whoever acts): " + "; ".join(invariants)]
+    return "\n".join(lines)
+
+
+def _matrix_markdown(header: list[str], rows: list[list[str]], invariants: list[str]) -> str:
+    lines = ["# Authorization matrix", "", _MATRIX_INTRO.replace("\n", " "), ""]
+    if not rows:
+        return "\n".join([*lines, "No actions are declared.", ""])
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for row in rows:
+        cells = [f"`{row[0]}`", f"`{row[1]}`", *(_cell(c) for c in row[2:])]
+        lines.append("| " + " | ".join(cells) + " |")
+    if invariants:
+        lines += ["", "Model invariants (every write, whoever acts): " + "; ".join(invariants)]
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n"

@@ -1,0 +1,295 @@
+"""``manage.py clearance``: golden output for the example, explain, and errors people can read.
+
+The golden files in ``tests/golden/`` are the example project's ``actions`` and ``matrix``
+output. After a deliberate change to the example's rules, regenerate them with::
+
+    CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli.py -k golden
+
+and review the diff like any other change to the rules.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pty
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+
+from clearance import authorize, where
+from clearance.testing import override_rules
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("CLEARANCE_UPDATE_GOLDEN") == "1"
+
+pytestmark = [
+    pytest.mark.skipif(not apps.is_installed("invoices"), reason="the example is not installed"),
+    pytest.mark.django_db(databases="__all__"),
+]
+
+GOLDEN_CASES = [
+    ("actions.txt", ["actions"]),
+    ("actions.md", ["actions", "--format", "markdown"]),
+    ("actions.json", ["actions", "--format", "json"]),
+    ("matrix.txt", ["matrix"]),
+    ("matrix.md", ["matrix", "--format", "markdown"]),
+    ("matrix.csv", ["matrix", "--format", "csv"]),
+    ("matrix.json", ["matrix", "--format", "json"]),
+]
+
+
+def clearance(*args: str) -> str:
+    out = io.StringIO()
+    call_command("clearance", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def demo() -> None:
+    call_command("seed_demo", stdout=io.StringIO())
+
+
+def invoice_spec(number: str) -> str:
+    from invoices.models import Invoice
+
+    return f"invoices.Invoice:{Invoice.objects.get(number=number).pk}"
+
+
+# -- golden files ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("filename", "args"), GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
+def test_golden_output_of_the_example(demo: None, filename: str, args: list[str]) -> None:
+    output = clearance(*args, "--app", "invoices")
+    path = GOLDEN / filename
+    if UPDATE:
+        path.write_text(output, encoding="utf-8")
+    assert path.exists(), f"missing {path}: run with CLEARANCE_UPDATE_GOLDEN=1"
+    expected = path.read_text(encoding="utf-8")
+    assert output == expected, (
+        f"`manage.py clearance {' '.join(args)} --app invoices` differs from {path}. If the "
+        "change to the rules is meant, regenerate: CLEARANCE_UPDATE_GOLDEN=1 "
+        ".venv/bin/pytest tests/test_cli.py -k golden"
+    )
+
+
+def test_output_is_stable_across_runs(demo: None) -> None:
+    for _filename, args in GOLDEN_CASES:
+        assert clearance(*args) == clearance(*args)
+
+
+def test_a_policy_added_in_a_test_changes_output_and_enforcement(demo: None) -> None:
+    from invoices.models import Invoice
+
+    alice = User.objects.get(username="alice")
+    acme_002 = Invoice.objects.get(number="ACME-002")  # 980.00, submitted, owned by bob
+    golden_actions = (GOLDEN / "actions.txt").read_text(encoding="utf-8")
+    golden_matrix = (GOLDEN / "matrix.txt").read_text(encoding="utf-8")
+    assert authorize(alice, "invoices.approve", acme_002).allowed
+
+    with override_rules(
+        "invoices.approve",
+        policies={"small": where(amount__lte=500)},
+        reasons={"small": "Only invoices up to 500 are approved here."},
+    ):
+        actions = clearance("actions", "--app", "invoices")
+        matrix = clearance("matrix", "--app", "invoices")
+        decision = authorize(alice, "invoices.approve", acme_002)
+
+    assert "    small          where(amount__lte=500)\n" in actions
+    assert "Only invoices up to 500 are approved here." in actions
+    assert actions != golden_actions and matrix != golden_matrix
+    (row,) = [line for line in matrix.splitlines() if line.startswith("invoices.approve ")]
+    assert "tenant_member, four_eyes, submitted, small" in row
+    assert (decision.allowed, decision.code) == (False, "policy.small")
+
+    # Restored: the same registry prints and enforces the declared rules again.
+    assert clearance("actions", "--app", "invoices") == golden_actions
+    assert clearance("matrix", "--app", "invoices") == golden_matrix
+    assert authorize(alice, "invoices.approve", acme_002).allowed
+
+
+def test_matrix_reads_grants_from_the_database(demo: None) -> None:
+    from django.contrib.auth.models import Group, Permission
+
+    Group.objects.get(name="auditor").permissions.add(
+        Permission.objects.get(codename="approve_invoice")
+    )
+    (row,) = [
+        line.split(",")
+        for line in clearance("matrix", "--format", "csv", "--app", "invoices").splitlines()
+        if line.startswith("invoices.approve,")
+    ]
+    header = clearance("matrix", "--format", "csv", "--app", "invoices").splitlines()[0]
+    assert dict(zip(header.split(","), row, strict=False))["auditor"] == "yes"
+
+
+# -- explain --------------------------------------------------------------------------------------
+
+
+def test_explain_an_allowed_decision(demo: None) -> None:
+    spec = invoice_spec("ACME-003")
+    output = clearance("explain", "carol", "invoices.approve", spec)
+    assert output == textwrap.dedent(
+        f"""\
+        Actor:   carol
+        Action:  invoices.approve (Approve a submitted invoice)
+        Object:  {spec} (ACME-003 (Submitted))
+
+        Gate 1, permission
+          pass  invoices.approve_invoice  has_perm('invoices.approve_invoice')
+                                          Holds the permission invoices.approve_invoice.
+        Gate 2, policies
+          pass  tenant_member             where(tenant__memberships__user=ACTOR)
+          pass  four_eyes                 ~where(owner=ACTOR)
+          pass  submitted                 where(state='submitted')
+        Gate 3, invariants
+          pass  within_limit              where(amount__lte=10000)
+        Verdict: allowed
+        """
+    )
+
+
+def test_explain_a_denied_decision_shows_every_rule(demo: None) -> None:
+    spec = invoice_spec("ACME-003")  # alice's own invoice
+    output = clearance("explain", "alice", "invoices.approve", spec)
+    assert output.splitlines()[4:] == [
+        "Gate 1, permission",
+        "  pass  invoices.approve_invoice  has_perm('invoices.approve_invoice')",
+        "                                  Holds the permission invoices.approve_invoice.",
+        "Gate 2, policies",
+        "  pass  tenant_member             where(tenant__memberships__user=ACTOR)",
+        "  deny  four_eyes                 ~where(owner=ACTOR)",
+        "                                  Nobody approves their own invoice.",
+        "  pass  submitted                 where(state='submitted')",
+        "Gate 3, invariants",
+        "  pass  within_limit              where(amount__lte=10000)",
+        "Verdict: denied by policy.four_eyes: Nobody approves their own invoice.",
+    ]
+    # After a gate-1 denial every policy and invariant is still evaluated and shown.
+    clerk = clearance("explain", "bob", "invoices.approve", invoice_spec("ACME-004"))
+    marks = {
+        line.split()[1]: line.split()[0]
+        for line in clerk.splitlines()
+        if line.split()[:1] in (["pass"], ["deny"])
+    }
+    assert marks == {
+        "invoices.approve_invoice": "deny",
+        "tenant_member": "pass",
+        "four_eyes": "deny",  # bob owns ACME-004
+        "submitted": "pass",
+        "within_limit": "deny",  # 18,500
+    }
+    assert clerk.splitlines()[-1].startswith(
+        "Verdict: denied by permission.invoices.approve_invoice:"
+    )
+
+
+def test_explain_records_no_decision(demo: None, clearance_decisions: list[object]) -> None:
+    clearance("explain", "alice", "invoices.approve", invoice_spec("ACME-003"))
+    assert clearance_decisions == []
+
+
+def test_explain_is_plain_when_piped_and_coloured_when_forced(demo: None) -> None:
+    spec = invoice_spec("ACME-003")
+    plain = clearance("explain", "alice", "invoices.approve", spec)
+    assert "\x1b[" not in plain
+    coloured = clearance("explain", "alice", "invoices.approve", spec, "--force-color")
+    assert "\x1b[" in coloured
+    assert coloured.count("\x1b[") > plain.count("\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["zed", "invoices.approve", "X"], "No user with username 'zed'."),
+        (["alice", "invoices.aprove", "X"], "No action named 'invoices.aprove' is declared."),
+        (["alice", "invoices.approve", "invoices.Invoice:999999"], "No invoices.Invoice with pk"),
+        (
+            ["alice", "invoices.approve", "invoices.Invoic:1"],
+            "no installed model 'invoices.Invoic'",
+        ),
+        (["alice", "invoices.approve", "invoices.Invoice:abc"], "'abc' is not a valid primary key"),
+        (["alice", "invoices.approve", "invoices.Tenant:1"], "not invoices.Tenant"),
+        (["alice", "invoices.approve", "ACME-003"], "name the object as app_label.Model:pk"),
+        (["alice", "invoices.approve"], "acts on invoices.Invoice objects: name one"),
+        (["--pk", "alice", "invoices.view", "invoices.Invoice:1"], "not a valid pk for a user"),
+    ],
+)
+def test_explain_refuses_unknown_input_clearly(demo: None, args: list[str], message: str) -> None:
+    with pytest.raises(CommandError) as info:
+        clearance("explain", *args)
+    assert message in str(info.value)
+
+
+def test_explain_exits_non_zero_from_the_shell() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    result = subprocess.run(
+        [sys.executable, "manage.py", "clearance", "explain", "alice", "invoices.aprove"],
+        cwd=ROOT / "example",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "CommandError: No action named 'invoices.aprove' is declared." in result.stderr
+    assert "Did you mean 'invoices.approve'" in result.stderr
+
+
+# A script run on a pseudo-terminal: settings of the test suite, databases in memory.
+TTY_SCRIPT = """
+import io, os, sys
+sys.path.insert(0, {root!r})
+import tests.settings as settings
+settings.DATABASES["default"]["NAME"] = ":memory:"
+settings.DATABASES["audit"]["NAME"] = ":memory:"
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from django.core.management import call_command
+quiet = io.StringIO()
+call_command("migrate", verbosity=0, stdout=quiet)
+call_command("migrate", database="audit", verbosity=0, stdout=quiet)
+call_command("seed_demo", stdout=quiet)
+from invoices.models import Invoice
+pk = Invoice.objects.get(number="ACME-003").pk
+call_command("clearance", "explain", "alice", "invoices.approve", f"invoices.Invoice:{{pk}}")
+"""
+
+
+def test_explain_is_coloured_on_a_terminal() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_COLORS", "NO_COLOR")}
+    env["TERM"] = "xterm"
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-c", TTY_SCRIPT.format(root=str(ROOT))],
+        stdout=follower,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr.decode()
+    output = b"".join(chunks).decode()
+    assert "\x1b[" in output
+    assert "four_eyes" in output and "Verdict: denied by policy.four_eyes" in output

@@ -4,7 +4,12 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from clearance import GuardedQuerySet
+from clearance import GuardedQuerySet, invariant_constraint, where
+
+#: A paid invoice keeps a positive amount. Declared as a model invariant in ``authz.py`` and
+#: as a database constraint below, so that not even raw SQL can break it.
+PAID_IS_FINAL = ~where(state="paid") | where(amount__gt=0)
+PAID_IS_FINAL_REASON = "A paid invoice keeps a positive amount."
 
 
 class Tenant(models.Model):
@@ -75,7 +80,8 @@ class Invoice(models.Model):
     class Meta:
         ordering = ["number"]
         constraints = [
-            models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_per_tenant")
+            models.UniqueConstraint(fields=["tenant", "number"], name="invoice_number_per_tenant"),
+            invariant_constraint("paid_is_final", PAID_IS_FINAL, reason=PAID_IS_FINAL_REASON),
         ]
         permissions = [
             ("submit_invoice", "Can submit invoice"),

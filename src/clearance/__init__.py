@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .actions import ANYONE, Action, model_invariant
 from .actors import SystemActor
+from .constraints import constraints_for, invariant_constraint
 from .decisions import (
     Decision,
     Denied,
@@ -60,8 +61,10 @@ __all__ = [
     "authorize",
     "authorize_many",
     "authorized",
+    "constraints_for",
     "enforce",
     "explain",
+    "invariant_constraint",
     "model_invariant",
     "perform",
     "performs",

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django.apps import apps
 from django.core.exceptions import FieldError
-from django.db import connections, models, router, transaction
+from django.db import IntegrityError, connections, models, router, transaction
 from django.db.models import Q
 from django.db.models.signals import pre_delete, pre_save
 from django.utils import timezone
@@ -573,7 +573,8 @@ def _raise_bulk(
     shown = ", ".join(str(pk) for pk in offenders[:10])
     more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
     noun = "row" if len(offenders) == 1 else "rows"
-    reason = f"{first.reason} ({len(offenders)} {noun}: {shown}{more})"
+    count = f"{len(offenders)} {noun}: {shown}{more}" if offenders else "refused by the database"
+    reason = f"{first.reason} ({count})"
     trace: list[RawTrace] = [(Layer.INVARIANT, name, False, "", "", 0.0, None) for name in ordered]
     decision = _refuse(
         model,
@@ -590,6 +591,65 @@ def _raise_bulk(
 
 def _sort_key(pk: Any) -> tuple[int, Any]:
     return (0, "") if pk is None else (1, str(pk) if not isinstance(pk, int) else f"{pk:020d}")
+
+
+# --------------------------------------------------------------------------------------------
+# A database constraint refused the write first
+# --------------------------------------------------------------------------------------------
+
+
+def _constraint_invariant(model: type[models.Model], exc: IntegrityError) -> ModelInvariant | None:
+    """The invariant whose ``CheckConstraint`` the database reported in ``exc``, if any."""
+    from .constraints import _constraint, _matches
+
+    text = str(exc)
+    cause = exc.__cause__
+    diag = getattr(cause, "diag", None)
+    reported = getattr(diag, "constraint_name", None)
+    for invariant in invariants_on(model, "save"):
+        expected = _constraint(cast(type[models.Model], model._meta.concrete_model), invariant)
+        if expected is None:
+            continue
+        names = {expected.name} | {c.name for c in model._meta.constraints if _matches(c, expected)}
+        if reported in names or any(name in text for name in names):
+            return invariant
+    return None
+
+
+def _simulate_update(
+    model: type[models.Model], db: str, pks: Sequence[Any], values: dict[str, Any], size: int
+) -> list[Any]:
+    """Rows of ``pks`` whose state after ``update(**values)`` breaks a save invariant.
+
+    The database computes the new values (expressions included) without writing them; the
+    invariants are then decided in Python on each row with those values set.
+    """
+    from django.db.models import Value
+
+    invariants = invariants_on(model, "save")
+    ctx = _context()
+    aliases: dict[str, Any] = {}
+    attnames: dict[str, str] = {}
+    for name, value in values.items():
+        field = cast("models.Field[Any, Any]", model._meta.get_field(name))
+        attnames[f"_clearance_new_{name}"] = field.attname
+        if hasattr(value, "resolve_expression"):
+            aliases[f"_clearance_new_{name}"] = value
+        else:
+            if isinstance(value, models.Model):
+                value = value.pk
+            output = cast(Any, field).target_field if field.is_relation else field
+            aliases[f"_clearance_new_{name}"] = Value(value, output_field=output)
+    offenders: list[Any] = []
+    base = model._base_manager.db_manager(db)
+    for chunk in _chunks(pks, size):
+        for obj in base.filter(pk__in=chunk).annotate(**aliases):
+            for alias, attname in attnames.items():
+                setattr(obj, attname, getattr(obj, alias))
+            row_ctx = ctx.with_object(obj)
+            if not all(_evaluate(inv, row_ctx)[0] for inv in invariants):
+                offenders.append(obj.pk)
+    return offenders
 
 
 # --------------------------------------------------------------------------------------------
@@ -635,13 +695,23 @@ class GuardedQuerySet(models.QuerySet[_M]):
             return super().update(**kwargs)
         if self.query.is_sliced:
             raise TypeError("Cannot update a query once a slice has been taken.")
-        with transaction.atomic(using=self.db):
-            pks = self._locked_pks()
-            base = self.model._base_manager.db_manager(self.db)
-            count = 0
-            for chunk in _chunks(pks, self.guard_chunk_size):
-                count += base.filter(pk__in=chunk).update(**kwargs)
-            verify_rows(self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size)
+        pks: list[Any] = []
+        try:
+            with transaction.atomic(using=self.db):
+                pks = self._locked_pks()
+                base = self.model._base_manager.db_manager(self.db)
+                count = 0
+                for chunk in _chunks(pks, self.guard_chunk_size):
+                    count += base.filter(pk__in=chunk).update(**kwargs)
+                verify_rows(
+                    self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
+                )
+        except IntegrityError as exc:
+            invariant = _constraint_invariant(self.model, exc)
+            if invariant is None:
+                raise
+            offenders = _simulate_update(self.model, self.db, pks, kwargs, self.guard_chunk_size)
+            _raise_bulk(self.model, "save", invariant, _context(), {invariant.name: offenders})
         return count
 
     update.alters_data = True  # type: ignore[attr-defined]
@@ -679,6 +749,29 @@ class GuardedQuerySet(models.QuerySet[_M]):
                 unique_fields=unique_fields,
             )
         objs = list(objs)
+        try:
+            created = self._bulk_create_verified(
+                objs, batch_size, ignore_conflicts, update_conflicts, update_fields, unique_fields
+            )
+        except IntegrityError as exc:
+            invariant = _constraint_invariant(self.model, exc)
+            if invariant is None:
+                raise
+            self._check_objects(objs)
+            _raise_bulk(self.model, "save", invariant, _context(), {invariant.name: []})
+        return created
+
+    bulk_create.alters_data = True  # type: ignore[attr-defined]
+
+    def _bulk_create_verified(
+        self,
+        objs: list[_M],
+        batch_size: int | None,
+        ignore_conflicts: bool,
+        update_conflicts: bool,
+        update_fields: Any,
+        unique_fields: Any,
+    ) -> list[_M]:
         with transaction.atomic(using=self.db):
             created = super().bulk_create(
                 objs,
@@ -697,8 +790,6 @@ class GuardedQuerySet(models.QuerySet[_M]):
                 # The database did not say which rows it wrote: check the objects themselves.
                 self._check_objects(created or objs)
         return created
-
-    bulk_create.alters_data = True  # type: ignore[attr-defined]
 
     def _check_objects(self, objs: Sequence[_M]) -> None:
         invariants = invariants_on(self.model, "save")
@@ -721,10 +812,19 @@ class GuardedQuerySet(models.QuerySet[_M]):
         if not self._guarded("save"):
             return super().bulk_update(objs, fields, batch_size=batch_size)
         objs = list(objs)
-        with transaction.atomic(using=self.db):
-            count = super().bulk_update(objs, fields, batch_size=batch_size)
-            pks = [obj.pk for obj in objs if obj.pk is not None]
-            verify_rows(self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size)
+        try:
+            with transaction.atomic(using=self.db):
+                count = super().bulk_update(objs, fields, batch_size=batch_size)
+                pks = [obj.pk for obj in objs if obj.pk is not None]
+                verify_rows(
+                    self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
+                )
+        except IntegrityError as exc:
+            invariant = _constraint_invariant(self.model, exc)
+            if invariant is None:
+                raise
+            self._check_objects(objs)
+            _raise_bulk(self.model, "save", invariant, _context(), {invariant.name: []})
         return count
 
     bulk_update.alters_data = True  # type: ignore[attr-defined]

@@ -38,6 +38,7 @@ ALL_IDS = [
     "clearance.E006",
     "clearance.W001",
     "clearance.W002",
+    "clearance.W003",
     "clearance.W004",
 ]
 
@@ -88,7 +89,7 @@ def test_manage_py_check_on_the_example_is_clean() -> None:
 def test_the_checks_carry_the_clearance_tag() -> None:
     registered = checks.registry.registry.get_checks()
     ours = [c for c in registered if c.__module__ == "clearance.checks"]
-    assert len(ours) == 5
+    assert len(ours) == 6
     assert all("clearance" in c.tags for c in ours)
 
 
@@ -274,6 +275,19 @@ def test_w002_no_app_has_an_authz_module() -> None:
     assert warning.id == "clearance.W002"
     assert "no installed app has an authz module" in warning.msg
     assert check_authz_modules() == []
+
+
+# -- W003: an invariant that fits a CHECK constraint but has none ---------------------------------
+
+
+def test_w003_single_table_invariant_without_constraint(fresh_registry: Any) -> None:
+    model_invariant(Document, "positive", where(amount__gte=0), reason="No negative amounts.")
+    model_invariant(Document, "owned", ~where(owner=ACTOR))  # no SQL form without an actor
+    (warning,) = by_id(run(), "clearance.W003")
+    assert warning.obj is Document and warning.level == checks.WARNING
+    assert "'positive' of testapp.Document fits a database CHECK constraint" in warning.msg
+    assert warning.hint is not None and "invariant_constraint('positive'" in warning.hint
+    assert by_id(run(["auth"]), "clearance.W003") == []
 
 
 # -- E006 / W004: the backend order ---------------------------------------------------------------

@@ -26,6 +26,7 @@ __all__ = [
     "TAG",
     "check_authz_modules",
     "check_backends",
+    "check_constraints",
     "check_pending_rules",
     "check_permissions",
     "check_rules",
@@ -290,6 +291,40 @@ def check_rules(
                     hint=f"Rename all but one: {where_}",
                     obj=model,
                     id="clearance.E004",
+                )
+            )
+    return messages
+
+
+# --------------------------------------------------------------------------------------------
+# A single-table invariant without its database constraint: clearance.W003
+# --------------------------------------------------------------------------------------------
+
+
+@checks.register(TAG)
+def check_constraints(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """W003: a model invariant that fits a ``CHECK`` constraint has none in ``Meta``."""
+    from .constraints import missing_constraints
+
+    messages: list[checks.CheckMessage] = []
+    for model, _invariants in _selected_invariants(app_configs):
+        label = model._meta.label
+        for invariant in missing_constraints(model):
+            messages.append(
+                checks.Warning(
+                    f"The model invariant {invariant.name!r} of {label} fits a database CHECK "
+                    f"constraint, but {label}.Meta.constraints has none: raw SQL and writes "
+                    "that skip the guards can break it.",
+                    hint=(
+                        "Add invariant_constraint("
+                        f"{invariant.name!r}, <the rule>) to Meta.constraints and run "
+                        "makemigrations (clearance.constraints_for(Model) lists them), or "
+                        f"silence clearance.W003. (declared at {invariant.declared_at})"
+                    ),
+                    obj=model,
+                    id="clearance.W003",
                 )
             )
     return messages

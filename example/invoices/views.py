@@ -2,7 +2,8 @@
 
 Every question "may this user do that?" is answered by clearance: the list and detail pages
 show each decision with the gate, rule and reason behind a denial, and the POST endpoints
-enforce the action before changing anything.
+change an invoice only inside ``clearance.perform()``: on the locked row, with the gates run
+on it first and the invariants re-checked before commit.
 """
 
 from django.contrib import messages
@@ -66,11 +67,11 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def submit(request: HttpRequest, pk: int) -> HttpResponse:
-    """Submit a draft invoice for approval."""
+    """Submit a draft invoice for approval (on the locked row, re-checked before commit)."""
     invoice = get_visible_invoice(request, pk)
-    clearance.enforce(request.user, "invoices.submit", invoice, request=request)
-    invoice.state = Invoice.State.SUBMITTED
-    invoice.save()
+    with clearance.perform(request.user, "invoices.submit", invoice, request=request) as locked:
+        locked.state = Invoice.State.SUBMITTED
+        locked.save()
     messages.success(request, f"Invoice {invoice.number} submitted for approval.")
     return redirect(invoice)
 
@@ -78,13 +79,13 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def approve(request: HttpRequest, pk: int) -> HttpResponse:
-    """Approve a submitted invoice."""
+    """Approve a submitted invoice; two approvers clicking at once approve it once."""
     invoice = get_visible_invoice(request, pk)
-    clearance.enforce(request.user, "invoices.approve", invoice, request=request)
-    invoice.state = Invoice.State.APPROVED
-    invoice.approved_by = request.user
-    invoice.approved_at = timezone.now()
-    invoice.save()
+    with clearance.perform(request.user, "invoices.approve", invoice, request=request) as locked:
+        locked.state = Invoice.State.APPROVED
+        locked.approved_by = request.user
+        locked.approved_at = timezone.now()
+        locked.save()
     messages.success(request, f"Invoice {invoice.number} approved.")
     return redirect(invoice)
 
@@ -92,11 +93,11 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def pay(request: HttpRequest, pk: int) -> HttpResponse:
-    """Mark an approved invoice as paid."""
+    """Mark an approved invoice as paid (on the locked row, re-checked before commit)."""
     invoice = get_visible_invoice(request, pk)
-    clearance.enforce(request.user, "invoices.pay", invoice, request=request)
-    invoice.state = Invoice.State.PAID
-    invoice.save()
+    with clearance.perform(request.user, "invoices.pay", invoice, request=request) as locked:
+        locked.state = Invoice.State.PAID
+        locked.save()
     messages.success(request, f"Invoice {invoice.number} paid.")
     return redirect(invoice)
 

@@ -7,7 +7,17 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 
-from clearance import ACTOR, ANYONE, Action, Layer, authorize, explain, predicate, where
+from clearance import (
+    ACTOR,
+    ANYONE,
+    Action,
+    Layer,
+    authorize,
+    explain,
+    model_invariant,
+    predicate,
+    where,
+)
 from clearance.actions import registry
 from clearance.formatting import format_decision
 from clearance.testing import (
@@ -16,11 +26,12 @@ from clearance.testing import (
     assert_denied,
     assert_matrix,
     assert_outcome,
+    assert_write_refused,
     capture_decisions,
     negate_rule,
     override_rules,
 )
-from tests.testapp.models import Document
+from tests.testapp.models import Document, Note
 
 pytestmark = pytest.mark.django_db
 
@@ -265,3 +276,21 @@ def test_format_shows_a_rule_that_raised(fresh_registry: Any, alice: User, make_
     assert text[7].strip() == "raised ZeroDivisionError: boom"
     assert text[8:] == ["Gate 3, invariants", "  (none)", text[-1]]
     assert text[-1].startswith("Verdict: denied by policy.broken")
+
+
+# -- assert_write_refused ------------------------------------------------------------------------
+
+
+def test_assert_write_refused(fresh_registry: Any) -> None:
+    model_invariant(Note, "has_text", ~where(text=""), reason="A note says something.")
+    with assert_write_refused(rule="has_text") as refusal:
+        Note(text="").save()
+    assert refusal.decision is not None and refusal.decision.code == "invariant.has_text"
+    assert not Note.objects.exists()
+    went_through = r"to be refused by invariant\.has_text, but it went through"
+    with pytest.raises(AssertionError, match=went_through), assert_write_refused(rule="has_text"):
+        Note(text="fine").save()
+    other = r"refused by invariant\.has_text: A note says something"
+    with pytest.raises(AssertionError, match=other), assert_write_refused(rule="short"):
+        Note(text="").save()
+    assert list(Note.objects.values_list("text", flat=True)) == ["fine"]

@@ -10,6 +10,7 @@ and rule with its outcome), so a failing test says which rule decided and why::
         assert_denied(alice, "invoices.approve", invoice, layer="policy", rule="four_eyes")
 
 ``assert_matrix`` checks a table of (actor, action, object) -> expected outcome at once;
+``assert_write_refused`` checks that a model invariant refuses a write;
 ``override_rules`` and ``negate_rule`` change an action's rules for one test and restore the
 registry afterwards; ``capture_decisions`` records the decisions made in a block. The pytest
 plugin (``-p clearance.pytest_plugin``) adds fixtures and rule coverage on top of these.
@@ -25,17 +26,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from .actions import Action, NamedRule, _coerce_rule, _default_reason, registry
-from .decisions import Decision, Layer
+from .decisions import Decision, InvariantViolation, Layer
 from .engine import actor_ref, authorize, explain
 from .formatting import format_decision
 from .signals import decision_made
 
 __all__ = [
     "DecisionLog",
+    "WriteRefusal",
     "assert_allowed",
     "assert_denied",
     "assert_matrix",
     "assert_outcome",
+    "assert_write_refused",
     "capture_decisions",
     "negate_rule",
     "override_rules",
@@ -279,6 +282,36 @@ def assert_matrix(
             + "\n\n".join(failures)
         )
     return decisions
+
+
+class WriteRefusal:
+    """What :func:`assert_write_refused` saw: the refused write's decision."""
+
+    decision: Decision | None = None
+
+
+@contextmanager
+def assert_write_refused(rule: str | None = None) -> Iterator[WriteRefusal]:
+    """Assert that a write inside the block is refused by a model invariant.
+
+    ``rule`` names the invariant that must refuse it; the caller's transaction stays usable::
+
+        with assert_write_refused(rule="paid_is_final"):
+            invoice.save()
+    """
+    refusal = WriteRefusal()
+    expected = f" by invariant.{rule}" if rule else ""
+    try:
+        yield refusal
+    except InvariantViolation as exc:
+        refusal.decision = exc.decision
+        if rule is not None and exc.decision.rule != rule:
+            raise AssertionError(
+                f"Expected the write to be refused{expected}, but it was refused by "
+                f"{exc.decision.code}: {exc.decision.reason}"
+            ) from exc
+        return
+    raise AssertionError(f"Expected the write to be refused{expected}, but it went through.")
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "rest_framework",
     "clearance",
     "invoices",
 ]
@@ -34,6 +35,14 @@ MIDDLEWARE = [
     "clearance.middleware.ClearanceMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Logs a warning for any page answered without an authorization decision.
+    "clearance.contrib.guard.UnguardedViewMiddleware",
+]
+
+# Django's permissions first; then has_perm(perm, obj) answered through clearance's gates.
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "clearance.backends.ClearanceBackend",
 ]
 
 ROOT_URLCONF = "demo.urls"
@@ -74,6 +83,9 @@ DATABASE_ROUTERS = ["clearance.audit.routers.AuditRouter"]
 
 CLEARANCE = {
     "AUDIT_DATABASE": "audit",
+    # Pages that decide nothing on purpose: the home redirect, login, and the admin's own pages
+    # other than the invoice admin (which is scoped by clearance).
+    "GUARD_EXEMPT": [r"^$", r"^accounts/", r"^static/", r"^admin/(?!invoices/invoice/)"],
 }
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []

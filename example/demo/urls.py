@@ -13,6 +13,8 @@ urlpatterns = [
         name="home",
     ),
     path("invoices/", include("invoices.urls")),
+    path("invoices/", include("invoices.editing")),
+    path("api/", include("invoices.api")),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(template_name="invoices/login.html"),

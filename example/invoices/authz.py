@@ -68,3 +68,35 @@ model_invariant(
     ~where(state="paid") | where(amount__gt=0),
     reason="A paid invoice keeps a positive amount.",
 )
+
+change = Action(
+    "invoices.change",
+    model=Invoice,
+    permission="invoices.change_invoice",
+    label="Edit a draft invoice",
+)
+change.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may edit it."
+)
+change.policy("draft", where(state="draft"), reason="Only draft invoices can be edited.")
+
+create = Action(
+    "invoices.create",
+    model=Invoice,
+    permission="invoices.add_invoice",
+    label="Create an invoice",
+)
+create.policy(
+    "tenant_member", tenant_member, reason="Invoices can be created only in your own tenants."
+)
+
+delete = Action(
+    "invoices.delete",
+    model=Invoice,
+    permission="invoices.delete_invoice",
+    label="Delete a draft invoice",
+)
+delete.policy(
+    "tenant_member", tenant_member, reason="Only members of the invoice's tenant may delete it."
+)
+delete.policy("draft", where(state="draft"), reason="Only draft invoices can be deleted.")

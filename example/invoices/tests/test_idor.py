@@ -1,0 +1,326 @@
+"""Insecure direct object references: a user of tenant Acme can neither see nor change an
+invoice of tenant Globex through any entry point, over real HTTP requests.
+
+Each entry point is asked for a Globex invoice by users of Acme (Alice, an approver; Bob, a clerk;
+and the superuser, a member of Acme only). Every answer must be a refusal and must carry none of
+Globex's data; the invoice must be unchanged afterwards. The unguarded-view middleware runs in
+strict mode, so each page must also have made an authorization decision.
+"""
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from rest_framework.test import APIClient
+
+from demo.settings import CLEARANCE as DEMO_CLEARANCE
+from invoices.models import Invoice
+
+pytestmark = [pytest.mark.django_db(databases="__all__"), pytest.mark.urls("demo.urls")]
+
+ClientFor = Callable[[str], Client]
+InvoiceGetter = Callable[[str], Invoice]
+
+# What must never reach a user of Acme: Globex's name, its invoice numbers and descriptions.
+GLOBEX_DATA = ["Globex", "GLX-00", "Warehouse shelving", "Cleaning supplies", "Forklift service"]
+
+
+@pytest.fixture(autouse=True)
+def strict_guard(settings: Any) -> None:
+    """Every page in this suite must make an authorization decision."""
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "clearance.contrib.guard.UnguardedViewMiddleware"]
+    settings.CLEARANCE = {
+        **settings.CLEARANCE,
+        "GUARD_STRICT": True,
+        "GUARD_EXEMPT": DEMO_CLEARANCE["GUARD_EXEMPT"],
+    }
+
+
+@pytest.fixture
+def api_for(demo: str) -> Callable[[str], APIClient]:
+    def login(username: str) -> APIClient:
+        client = APIClient()
+        client.force_login(get_user_model().objects.get(username=username))
+        return client
+
+    return login
+
+
+@pytest.fixture
+def staff_for(client_for: ClientFor) -> ClientFor:
+    """A client for a demo user made staff, so the admin is open to them."""
+
+    def login(username: str) -> Client:
+        get_user_model().objects.filter(username=username).update(is_staff=True)
+        return client_for(username)
+
+    return login
+
+
+def assert_no_globex(response: Any) -> None:
+    body = response.content.decode()
+    leaked = [item for item in GLOBEX_DATA if item in body]
+    assert not leaked, f"{response.request['PATH_INFO']} leaked {leaked}"
+
+
+def snapshot(invoice: Invoice) -> tuple[Any, ...]:
+    fresh = Invoice.objects.get(pk=invoice.pk)
+    return (fresh.state, fresh.amount, fresh.description, fresh.tenant_id, fresh.approved_by_id)
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+READ_PAGES = [
+    ("the function view (detail page)", "/invoices/{pk}/"),
+    ("the decorated function view (print page, a template with the tag)", "/invoices/{pk}/print/"),
+    ("the async function view", "/invoices/{pk}/status.json"),
+    ("the class-based edit view", "/invoices/{pk}/edit/"),
+]
+
+
+@pytest.mark.parametrize("username", ["alice", "bob", "admin"])
+@pytest.mark.parametrize(("entry", "path"), READ_PAGES)
+def test_pages_answer_not_found_for_another_tenants_invoice(
+    client_for: ClientFor, invoice: InvoiceGetter, username: str, entry: str, path: str
+) -> None:
+    glx = invoice("GLX-001")  # a draft: the clerk's edit page would open for his own tenant
+    response = client_for(username).get(path.format(pk=glx.pk))
+    assert response.status_code == 404, entry
+    assert_no_globex(response)
+
+
+def test_hidden_looks_exactly_like_missing(client_for: ClientFor, invoice: InvoiceGetter) -> None:
+    client = client_for("alice")
+    hidden = client.get(f"/invoices/{invoice('GLX-002').pk}/print/")
+    missing = client.get("/invoices/999999/print/")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.content == missing.content
+
+
+@pytest.mark.parametrize(
+    ("username", "path"),
+    [
+        ("alice", "/invoices/"),
+        ("bob", "/invoices/"),
+        ("admin", "/invoices/"),
+        ("bob", "/invoices/drafts/"),
+        ("admin", "/invoices/drafts/"),
+    ],
+)
+def test_lists_and_their_templates_show_only_own_tenant(
+    client_for: ClientFor, username: str, path: str
+) -> None:
+    response = client_for(username).get(path)
+    assert response.status_code == 200
+    assert "ACME-00" in response.content.decode()
+    assert_no_globex(response)
+
+
+def test_the_drafts_list_shows_what_the_clerk_may_edit(client_for: ClientFor) -> None:
+    page = client_for("bob").get("/invoices/drafts/").content.decode()
+    assert "ACME-001" in page and "ACME-008" in page  # the drafts of his tenant
+    assert "ACME-002" not in page  # submitted: no longer editable
+
+
+def test_the_drafts_list_refuses_a_role_that_edits_nothing(client_for: ClientFor) -> None:
+    response = client_for("alice").get("/invoices/drafts/")
+    assert response.status_code == 403  # approvers do not hold invoices.change_invoice
+    assert "invoices.change_invoice" in response.content.decode()
+    assert_no_globex(response)
+
+
+def test_the_dave_of_globex_sees_nothing_of_acme(
+    client_for: ClientFor, invoice: InvoiceGetter
+) -> None:
+    client = client_for("dave")
+    assert client.get(f"/invoices/{invoice('ACME-001').pk}/print/").status_code == 404
+    page = client.get("/invoices/drafts/").content.decode()
+    assert "GLX-001" in page and "ACME" not in page
+
+
+# -- changing -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["bob", "admin"])
+def test_the_class_based_edit_view_cannot_change_it(
+    client_for: ClientFor, invoice: InvoiceGetter, username: str
+) -> None:
+    glx = invoice("GLX-001")
+    before = snapshot(glx)
+    response = client_for(username).post(
+        f"/invoices/{glx.pk}/edit/", {"description": "Pwned", "amount": "1.00"}
+    )
+    assert response.status_code == 404
+    assert_no_globex(response)
+    assert snapshot(glx) == before
+
+
+@pytest.mark.parametrize(
+    ("username", "path"),
+    [
+        ("bob", "/invoices/{pk}/submit/"),
+        ("alice", "/invoices/{pk}/approve/"),
+        ("alice", "/invoices/{pk}/pay/"),
+        ("admin", "/invoices/{pk}/approve/"),
+    ],
+)
+def test_workflow_posts_cannot_change_it(
+    client_for: ClientFor, invoice: InvoiceGetter, username: str, path: str
+) -> None:
+    glx = {"submit": "GLX-001", "approve": "GLX-002", "pay": "GLX-003"}[path.split("/")[3]]
+    target = invoice(glx)
+    before = snapshot(target)
+    response = client_for(username).post(path.format(pk=target.pk))
+    assert response.status_code == 404
+    assert_no_globex(response)
+    assert snapshot(target) == before
+
+
+# -- the REST API ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["alice", "bob", "admin"])
+def test_api_detail_is_not_found(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter, username: str
+) -> None:
+    response = api_for(username).get(f"/api/invoices/{invoice('GLX-002').pk}/")
+    assert response.status_code == 404
+    assert_no_globex(response)
+
+
+@pytest.mark.parametrize("username", ["alice", "bob", "admin"])
+@pytest.mark.parametrize("path", ["/api/invoices/", "/api/invoices/approvable/"])
+def test_api_lists_exclude_it(
+    api_for: Callable[[str], APIClient], username: str, path: str
+) -> None:
+    response = api_for(username).get(path)
+    assert response.status_code in (200, 403)  # Bob may not approve anything: 403 with reason
+    assert_no_globex(response)
+
+
+def test_api_list_is_the_users_tenant(api_for: Callable[[str], APIClient]) -> None:
+    numbers = [row["number"] for row in api_for("alice").get("/api/invoices/").json()]
+    assert numbers and all(n.startswith("ACME-") for n in numbers)
+
+
+@pytest.mark.parametrize("username", ["bob", "admin"])
+def test_api_update_is_not_found(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter, username: str
+) -> None:
+    glx = invoice("GLX-001")
+    before = snapshot(glx)
+    client = api_for(username)
+    for method in (client.patch, client.put):
+        response = method(f"/api/invoices/{glx.pk}/", {"description": "Pwned", "amount": "1"})
+        assert response.status_code == 404
+        assert_no_globex(response)
+    assert snapshot(glx) == before
+
+
+@pytest.mark.parametrize(
+    ("username", "action", "number"),
+    [
+        ("bob", "submit", "GLX-001"),
+        ("alice", "approve", "GLX-002"),
+        ("admin", "approve", "GLX-002"),
+        ("alice", "pay", "GLX-003"),
+    ],
+)
+def test_api_custom_actions_are_not_found(
+    api_for: Callable[[str], APIClient],
+    invoice: InvoiceGetter,
+    username: str,
+    action: str,
+    number: str,
+) -> None:
+    target = invoice(number)
+    before = snapshot(target)
+    response = api_for(username).post(f"/api/invoices/{target.pk}/{action}/")
+    assert response.status_code == 404
+    assert_no_globex(response)
+    assert snapshot(target) == before
+
+
+# -- the admin ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", ["alice", "admin"])
+def test_admin_changelist_lists_only_own_tenant(staff_for: ClientFor, username: str) -> None:
+    response = staff_for(username).get("/admin/invoices/invoice/")
+    assert response.status_code == 200
+    assert "ACME-002" in response.content.decode()
+    assert_no_globex(response)
+
+
+@pytest.mark.parametrize("username", ["alice", "admin"])
+def test_admin_search_finds_nothing_of_globex(staff_for: ClientFor, username: str) -> None:
+    response = staff_for(username).get("/admin/invoices/invoice/?q=GLX")
+    assert response.status_code == 200
+    assert_no_globex(response)
+
+
+@pytest.mark.parametrize("username", ["alice", "admin"])
+def test_admin_change_page_reads_as_missing(
+    staff_for: ClientFor, invoice: InvoiceGetter, username: str
+) -> None:
+    glx = invoice("GLX-001")
+    before = snapshot(glx)
+    client = staff_for(username)
+    response = client.get(f"/admin/invoices/invoice/{glx.pk}/change/", follow=True)
+    assert response.redirect_chain[-1][0] == "/admin/"
+    assert "doesn\u2019t exist" in response.content.decode()
+    assert_no_globex(response)
+    posted = client.post(
+        f"/admin/invoices/invoice/{glx.pk}/change/",
+        {
+            "tenant": glx.tenant_id,
+            "number": "GLX-001",
+            "description": "Pwned",
+            "amount": "1",
+            "state": "draft",
+        },
+    )
+    # Alice holds no change permission at all (403 whatever the id); for the superuser the
+    # invoice does not exist (redirect, as for a missing one).
+    assert posted.status_code == {"alice": 403, "admin": 302}[username]
+    assert_no_globex(posted)
+    assert snapshot(glx) == before
+
+
+def test_admin_bulk_action_cannot_reach_it(staff_for: ClientFor, invoice: InvoiceGetter) -> None:
+    glx = invoice("GLX-002")
+    before = snapshot(glx)
+    response = staff_for("admin").post(
+        "/admin/invoices/invoice/",
+        {"action": "approve_selected", "_selected_action": [glx.pk], "index": 0},
+        follow=True,
+    )
+    assert_no_globex(response)
+    assert snapshot(glx) == before
+
+
+# -- visible but refused: 403 or 409, with the reason --------------------------------------------
+
+
+def test_a_visible_invoice_refused_answers_403_with_the_reason(
+    api_for: Callable[[str], APIClient], client_for: ClientFor, invoice: InvoiceGetter
+) -> None:
+    own = invoice("ACME-003")  # Alice's own invoice
+    api = api_for("alice").post(f"/api/invoices/{own.pk}/approve/")
+    assert api.status_code == 403
+    assert api.json()["code"] == "policy.four_eyes"
+    assert api.json()["reason"] == "Nobody approves their own invoice."
+    page = client_for("alice").get(f"/invoices/{own.pk}/print/").content.decode()
+    assert "You may not approve this invoice (policy): Nobody approves their own invoice." in page
+
+
+def test_an_invariant_answers_409(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter
+) -> None:
+    big = invoice("ACME-004")
+    response = api_for("admin").post(f"/api/invoices/{big.pk}/approve/")
+    assert response.status_code == 409
+    assert response.json()["layer"] == "invariant"
+    assert invoice("ACME-004").state == "submitted"

@@ -186,3 +186,13 @@ def test_a_denial_raised_in_a_plain_drf_view_keeps_its_body(
     response = Approve.as_view()(request, pk=docs["big"].pk)
     assert response.status_code == 409
     assert response.data["code"] == "invariant.within_limit"
+
+
+def test_without_the_filter_backend_a_hidden_object_is_still_not_found(
+    api_for: ApiFor, member: User, docs: Docs
+) -> None:
+    client = api_for(member)
+    hidden = client.get(f"/api/unmapped/{docs['b'].pk}/")
+    missing = client.get("/api/unmapped/999999/")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json() == {"detail": "No Document matches the given query."}

@@ -32,6 +32,7 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models
+from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.filters import BaseFilterBackend
 from rest_framework.permissions import BasePermission
@@ -161,6 +162,8 @@ class ClearancePermission(BasePermission):
         view_action = getattr(view, "clearance_view_action", MODEL_VIEW_ACTION)
         try:
             check_object(request.user, act, obj, request=request, view_action=view_action)
+        except Http404 as exc:
+            raise exceptions.NotFound(*exc.args) from None
         except Denied as exc:
             raise _api_denial(request, exc.decision) from None
         return True

@@ -74,6 +74,22 @@ def test_perform_runs_the_body_on_the_locked_row_and_records_it(
     assert [t.rule for t in final.trace][-2:] == ["within_limit", "within_limit"]
 
 
+def test_the_gates_ask_nothing_beyond_the_lock_query(alice: User, bob: User, make_doc: Any) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    doc = make_doc(owner=bob)
+    alice.has_perm("testapp.approve_document")  # Django's permission cache, as in a request
+    with CaptureQueriesContext(connection) as queries, perform(alice, "testapp.approve", doc):
+        pass
+    statements = [q["sql"] for q in queries.captured_queries]
+    membership = [sql for sql in statements if "testapp_membership" in sql]
+    # The tenant membership is answered inside the statement that locks the row.
+    assert len(membership) == 1 and "testapp_document" in membership[0]
+    selects = [sql for sql in statements if sql.startswith("SELECT")]
+    assert len(selects) == 2  # the lock, and the re-read for the invariant re-check
+
+
 # -- denials before the body --------------------------------------------------------------------
 
 

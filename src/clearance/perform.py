@@ -24,7 +24,9 @@ from time import perf_counter
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
-from django.db import models, router, transaction
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import connections, models, router, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .actions import Action, NamedRule
@@ -32,7 +34,7 @@ from .decisions import Decision, Denied, Layer, TraceEntry, exception_for
 from .engine import _decide, _finish, _resolve, _run_rule
 from .invariants import _sync, acting, invariants_on
 from .request_context import current_request
-from .rules import Context
+from .rules import Context, Where, _freeze
 
 __all__ = ["aperform", "perform", "performs"]
 
@@ -40,16 +42,59 @@ _M = TypeVar("_M", bound=models.Model)
 _R = TypeVar("_R")
 
 
-def _lock(obj: _M, using: str) -> _M:
-    """The object's row, re-read and locked until the transaction ends."""
+def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
+    """The object's row, re-read and locked until the transaction ends.
+
+    The to-many lookups of the action's rules (``where(tenant__memberships__user=ACTOR)``) are
+    answered in the same statement, on the same snapshot, and handed to the gates through the
+    decision's memo, so that the gates ask the database nothing more.
+    """
     model = type(obj)
-    manager = model._base_manager.db_manager(using)
-    return cast(_M, manager.select_for_update().get(pk=obj.pk))
+    query = model._base_manager.db_manager(using).filter(pk=obj.pk)
+    seeds: list[tuple[str, Any, Any]] = []
+    for named in act.rules:
+        for leaf in named.rule.leaves():
+            if not isinstance(leaf, Where):
+                continue
+            try:
+                groups = leaf.groups(model)
+            except Exception:
+                continue  # left to the gates, which fail closed and record the error
+            for group in groups:
+                try:
+                    bound = group.bound(ctx)
+                except Exception:
+                    continue
+                if bound is None:
+                    continue
+                alias = f"_clearance_many_{len(seeds)}"
+                inner = group.matching(bound).filter(
+                    **{group.anchor_field: OuterRef(group.prefix or "pk")}
+                )
+                query = query.annotate(**{alias: Exists(inner)})
+                seeds.append((alias, group, bound))
+    features = connections[using].features
+    if features.has_select_for_update_of and not model._meta.parents:
+        query = query.select_for_update(of=("self",))
+    else:
+        query = query.select_for_update()
+    locked = cast(_M, query.get())
+    for alias, group, bound in seeds:
+        hit = bool(locked.__dict__.pop(alias))
+        anchor = group.anchor(locked)
+        if anchor is not None:
+            # The format of ``_ManyGroup.prefetch``: (anchors asked, anchors that matched).
+            key = ("many", id(group), _freeze(bound))
+            ctx.memo[key] = (frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
+    return locked
 
 
 def _reread(obj: _M, using: str) -> _M | None:
     """The row as the body left it (None when the body deleted it)."""
-    return cast("_M | None", type(obj)._base_manager.db_manager(using).filter(pk=obj.pk).first())
+    try:
+        return cast(_M, type(obj)._base_manager.db_manager(using).get(pk=obj.pk))
+    except ObjectDoesNotExist:
+        return None
 
 
 def _recheck(act: Action, ctx: Context) -> tuple[list[TraceEntry], NamedRule | None, str | None]:
@@ -104,10 +149,11 @@ def perform(
     announced: Decision | None = None
     try:
         with transaction.atomic(using=using), acting(actor, act):
-            target = _lock(obj, using) if obj.pk is not None else obj
             ctx = Context(
-                actor, act, target, now=timezone.now(), request=request, extra=extra, fresh=True
+                actor, act, obj, now=timezone.now(), request=request, extra=extra, fresh=True
             )
+            target = _lock(obj, using, act, ctx) if obj.pk is not None else obj
+            ctx.obj = target
             decision = _decide(act, ctx, full=False)
             if not decision.allowed:
                 raise exception_for(_finish(decision.replace(performed=False), request))

@@ -5,15 +5,18 @@ therefore never goes through a connection the caller may have a transaction open
 
 * **Target.** The audit database is ``CLEARANCE["AUDIT_DATABASE"]`` when set, otherwise
   the database the routers send ``AuditRecord`` writes to (``router.db_for_write``).
-* **Client/server databases (PostgreSQL, MySQL, ...).** Writes go through a *dedicated
+* **Client/server databases (PostgreSQL, MySQL, ...).** When the caller has no transaction
+  open on the target (autocommit), the insert goes through the target's ordinary connection and
+  is committed at once: there is nothing to roll back. When it has one (an atomic block,
+  ``ATOMIC_REQUESTS``, ``perform()``, a test case), the insert goes through a *dedicated
   connection*: a second ``DatabaseWrapper`` built at runtime from the target alias's current
   settings (so under a test runner it points at the test database), in autocommit, placed in
   ``django.db.connections`` under the private alias ``clearance_audit__<target>`` for the
   current thread (or async context) only, like Django's own connections. Each write commits on
-  its own, whatever the caller's connection is doing. Inside :func:`clearance.audit.recording`
-  (the middleware opens one per request) the connection stays open until the scope ends, then is
-  closed or kept according to the target's ``CONN_MAX_AGE``; outside a scope it is closed after
-  each write, so no idle connection outlives the work that opened it.
+  its own, whatever the caller's transaction does next. Inside :func:`clearance.audit.recording`
+  (the middleware opens one per request) that connection stays open until the scope ends, then
+  is closed or kept according to the target's ``CONN_MAX_AGE``; outside a scope it is closed
+  after each write, so no idle connection outlives the work that opened it.
 * **SQLite** allows one writer per file: a second connection to the file the caller is writing
   would wait for the caller's own transaction. There the write goes through the target alias's
   own connection, and it survives a rollback when the target is a database of its own
@@ -45,6 +48,7 @@ __all__ = [
     "close_connection",
     "held_connection",
     "hold",
+    "in_transaction",
     "target_alias",
     "unhold",
     "writer",
@@ -97,11 +101,17 @@ def _dedicated(target: str) -> BaseDatabaseWrapper:
     return conn
 
 
+def in_transaction(conn: BaseDatabaseWrapper) -> bool:
+    """Whether ``conn`` has a transaction open (an atomic block, or autocommit turned off)."""
+    return conn.in_atomic_block or (conn.connection is not None and not conn.autocommit)
+
+
 def writer() -> BaseDatabaseWrapper:
     """The connection the next audit write goes through (see the module documentation)."""
     target = target_alias()
-    if connections[target].vendor == "sqlite":
-        return connections[target]
+    source = connections[target]
+    if source.vendor == "sqlite" or not in_transaction(source):
+        return source
     return _dedicated(target)
 
 

@@ -293,3 +293,43 @@ def test_explain_is_coloured_on_a_terminal() -> None:
     output = b"".join(chunks).decode()
     assert "\x1b[" in output
     assert "four_eyes" in output and "Verdict: denied by policy.four_eyes" in output
+
+
+# -- prune-audit ---------------------------------------------------------------------------------
+
+
+def test_prune_audit_deletes_only_old_records(demo: None) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from clearance.audit.connection import target_alias
+    from clearance.audit.models import AuditRecord
+    from invoices.models import Invoice
+
+    records = AuditRecord.objects.using(target_alias())
+    assert not authorize(
+        User.objects.get(username="alice"),
+        "invoices.approve",
+        Invoice.objects.get(number="ACME-003"),
+    )
+    (recent,) = records.all()
+    for days in (91, 400):
+        old = AuditRecord.from_decision(recent.to_decision())
+        old.at = timezone.now() - dt.timedelta(days=days)
+        old.save(using=target_alias())
+    assert clearance("prune-audit", "--older-than", "90d") == (
+        "Deleted 2 audit records older than 90d.\n"
+    )
+    assert list(records.values_list("pk", flat=True)) == [recent.pk]
+    assert clearance("prune-audit", "--older-than", "90d") == (
+        "Deleted 0 audit records older than 90d.\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("age", "message"), [("3m", "Cannot read the age '3m'"), ("0d", "is zero")]
+)
+def test_prune_audit_refuses_an_unreadable_age(age: str, message: str) -> None:
+    with pytest.raises(CommandError, match=message):
+        clearance("prune-audit", "--older-than", age)

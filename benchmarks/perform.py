@@ -177,8 +177,9 @@ def measure(
                 row.samples.times.append(harness.time_batch(calls[row.name], sizes[row.name]))
 
 
-def _table(rows: list[Row]) -> tuple[str, float]:
-    base = rows[0].samples.median
+def _table(rows: list[Row]) -> tuple[str, float, float]:
+    """The table, and perform()'s ratio to the hand-written approval and to the bare write."""
+    base, floor = rows[0].samples.median, rows[2].samples.median
     lines = [
         [
             row.name,
@@ -187,15 +188,23 @@ def _table(rows: list[Row]) -> tuple[str, float]:
             f"{1e6 / row.samples.median:,.0f}",
             harness.fmt(row.samples.queries, 1),
             f"{row.samples.median / base:.2f}x",
+            f"{row.samples.median / floor:.2f}x",
         ]
         for row in rows
     ]
-    ratio = rows[1].samples.median / base
     text = harness.table(
-        ["write", "median µs", "IQR µs", "per second", "queries", "vs hand-written"],
+        [
+            "write",
+            "median µs",
+            "IQR µs",
+            "per second",
+            "queries",
+            "vs hand-written",
+            "vs lock and save",
+        ],
         lines,
     )
-    return text, ratio
+    return text, rows[1].samples.median / base, rows[1].samples.median / floor
 
 
 def run() -> str:
@@ -208,11 +217,12 @@ def run() -> str:
     user, invoice = _scenario()
     committed = _rows()
     measure(committed, user, invoice, nested=False)
-    committed_text, ratio = _table(committed)
+    committed_text, ratio, ratio_floor = _table(committed)
     nested = _rows()
     measure(nested, user, invoice, nested=True)
-    nested_text, nested_ratio = _table(nested)
+    nested_text, nested_ratio, _ = _table(nested)
     verdict = "met" if ratio <= TARGET else "**not met**"
+    verdict_floor = "met" if ratio_floor <= TARGET else "**not met**"
     database = env.vendor() + (f" (not PostgreSQL: {why_not_postgres})" if why_not_postgres else "")
     parts = [
         "### perform(): an approval on a locked row, against the same write by hand",
@@ -224,8 +234,8 @@ def run() -> str:
         "",
         committed_text,
         "",
-        f"perform() takes {ratio:.2f}x the hand-written version (target: within {TARGET}x, "
-        f"{verdict}).",
+        f"perform() takes {ratio:.2f}x the hand-written approval (target: within {TARGET}x, "
+        f"{verdict}) and {ratio_floor:.2f}x the bare locked save ({verdict_floor}).",
         "",
         "Inside one open transaction (savepoints, no commit per call), which leaves out the "
         "commit's flush to disk and shows the overhead itself:",

@@ -129,7 +129,9 @@ def test_delete_that_breaks_an_invariant_raises_and_keeps_the_row(
     with acting(root), pytest.raises(InvariantViolation) as caught:
         doc.delete()
     assert caught.value.decision.rule == "archived_kept"
+    assert caught.value.decision.reason == "Archived documents are never deleted."
     assert caught.value.decision.action == "testapp.Document.delete"
+    assert caught.value.decision.actor.label == "root"
     assert Document.objects.filter(pk=doc.pk).exists()
 
 

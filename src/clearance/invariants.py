@@ -366,7 +366,7 @@ def _guard_delete(method: Callable[..., Any]) -> Callable[..., Any]:
         with transaction.atomic(using=using):
             if not own:
                 return method(self, *args, **kwargs)
-            verify_rows(model, [self.pk], "delete", using=using)
+            verify_rows(model, [self.pk], "delete", using=using, single=True)
             with _skipping_verified(model, [self.pk]):
                 return method(self, *args, **kwargs)
 
@@ -507,12 +507,14 @@ def verify_rows(
     *,
     using: str | None = None,
     chunk_size: int | None = None,
+    single: bool = False,
 ) -> None:
     """Verify the stored rows ``pks`` of ``model`` against its ``event`` invariants.
 
     ``where`` invariants are checked in the database, one query per chunk of rows for all of
     them together; the others row by row in Python, on rows fetched in chunks. Raises
-    :class:`BulkInvariantViolation` naming every offending row (the caller rolls back).
+    :class:`BulkInvariantViolation` naming every offending row (the caller rolls back), or a
+    plain :class:`~clearance.InvariantViolation` for one instance's write (``single``).
     """
     invariants = invariants_on(model, event)
     if not invariants or not pks:
@@ -555,6 +557,23 @@ def verify_rows(
                             errors.setdefault(invariant.name, error)
     if violations:
         first = next(inv for inv in invariants if inv.name in violations)
+        if single:
+            trace: list[RawTrace] = [
+                (
+                    Layer.INVARIANT,
+                    inv.name,
+                    inv.name not in violations,
+                    inv.reason,
+                    inv.expression,
+                    0.0,
+                    errors.get(inv.name),
+                )
+                for inv in invariants
+            ]
+            decision = _refuse(
+                model, event, first, ctx, trace, pks[0], error=errors.get(first.name)
+            )
+            raise InvariantViolation(decision)
         _raise_bulk(model, event, first, ctx, violations, error_text=errors.get(first.name))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, ClassVar, cast
+from typing import Any, cast
 
 from django.db import models
 
@@ -81,6 +81,9 @@ class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
         return cast(AuditRecordQuerySet, self.filter(actor_pk=_text(actor.pk)))
 
 
+AuditRecordManager = models.Manager.from_queryset(AuditRecordQuerySet)
+
+
 class AuditRecord(models.Model):
     """One recorded decision: the Decision's fields plus request metadata.
 
@@ -115,7 +118,7 @@ class AuditRecord(models.Model):
     path = models.TextField(blank=True, default="")
     remote_addr = models.CharField("remote address", max_length=64, blank=True, default="")
 
-    objects: ClassVar[AuditRecordQuerySet] = AuditRecordQuerySet.as_manager()  # type: ignore[assignment]
+    objects = AuditRecordManager()
 
     class Meta:
         app_label = "clearance"

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "clearance",
+    "clearance.console",
     "tests.testapp",
 ]
 if (EXAMPLE_DIR / "invoices" / "apps.py").exists() and not os.environ.get("CLEARANCE_SKIP_EXAMPLE"):

@@ -1,0 +1,13 @@
+"""Django app configuration of the console."""
+
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class ConsoleConfig(AppConfig):
+    """The ``clearance.console`` app: templates, a stylesheet and URLs, no models."""
+
+    name = "clearance.console"
+    label = "clearance_console"
+    verbose_name = "Clearance console"

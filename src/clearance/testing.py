@@ -251,7 +251,8 @@ def assert_matrix(
     """Check a whole authorization table at once: (actor, action, object) -> expected outcome.
 
     ``cases`` is a mapping ``{(actor, action, obj): expected}`` or rows
-    ``(actor, action, obj, expected)``; ``expected`` is as for :func:`assert_outcome`. Every row
+    ``(actor, action, obj, expected)`` (rows also take unsaved objects, which cannot be
+    dictionary keys); ``expected`` is as for :func:`assert_outcome`. Every row
     is decided (none is skipped after a failure) and one ``AssertionError`` lists all the rows
     that did not match, each with its trace. Returns the decisions, in order.
     """

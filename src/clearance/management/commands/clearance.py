@@ -74,8 +74,8 @@ class Command(BaseCommand):
             "--pk", action="store_true", help="USER is a primary key, not a username"
         )
         # Also accepted after the subcommand (Django reads them before it, too).
-        for flag in ("--no-color", "--force-color"):
-            explain.add_argument(flag, action="store_true", default=argparse.SUPPRESS)
+        for flag, text in (("--no-color", "plain output"), ("--force-color", "coloured output")):
+            explain.add_argument(flag, action="store_true", default=argparse.SUPPRESS, help=text)
         explain.add_argument(
             "--extra",
             action="append",

@@ -389,7 +389,7 @@ def _is_clearance_backend(path: str) -> bool:
     if path == CLEARANCE_BACKEND:
         return True
     try:
-        from .backends import ClearanceBackend  # type: ignore[import-not-found,unused-ignore]
+        from .backends import ClearanceBackend
     except ImportError:
         return False
     try:

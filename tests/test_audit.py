@@ -753,3 +753,19 @@ def test_unrelated_denials_record_the_failing_rules_error(
     record = records().get()
     assert record.error == decision.error == "ZeroDivisionError: no"
     assert record.layer == Layer.POLICY.value
+
+
+def test_overlong_values_are_cut_to_their_columns_rather_than_lost(
+    alice: User, denied_doc: Document
+) -> None:
+    from clearance.decisions import ActorRef
+
+    decision = authorize(alice, "testapp.approve", denied_doc).replace(
+        actor=ActorRef("a" * 400, "9" * 100, "service"), rule="r" * 300
+    )
+    emit(decision, RequestFactory().get("/", REMOTE_ADDR="x" * 100))
+    record = records().order_by("-id").first()
+    assert record is not None
+    assert (len(record.actor_label), len(record.actor_pk), len(record.rule)) == (255, 64, 255)
+    assert len(record.remote_addr) == 64
+    assert record.actor_kind == "service"

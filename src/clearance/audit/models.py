@@ -159,12 +159,11 @@ class AuditRecord(models.Model):
     def from_decision(cls, decision: Decision, meta: dict[str, str] | None = None) -> AuditRecord:
         """An unsaved record of ``decision`` (``meta``: request_id, method, path, remote_addr)."""
         resource = decision.resource
-        fields = decision.as_dict()
-        return cls(
+        record = cls(
             at=decision.at,
             allowed=decision.allowed,
             action=decision.action,
-            actor_label=decision.actor.label[:255],
+            actor_label=decision.actor.label,
             actor_pk=_text(decision.actor.pk),
             actor_kind=decision.actor.kind,
             resource_model=resource.model if resource is not None else "",
@@ -177,9 +176,15 @@ class AuditRecord(models.Model):
             fingerprint=decision.fingerprint,
             explained=decision.explained,
             performed=decision.performed,
-            trace=fields["trace"],
+            trace=decision.as_dict()["trace"],
             **(meta or {}),
         )
+        # A value longer than its column would make the insert fail and lose the record.
+        for attname, max_length in _BOUNDED:
+            value = getattr(record, attname)
+            if isinstance(value, str) and len(value) > max_length:
+                setattr(record, attname, value[:max_length])
+        return record
 
     def to_decision(self) -> Decision:
         """The recorded decision, rebuilt (primary keys come back as strings)."""
@@ -217,4 +222,11 @@ class AuditRecord(models.Model):
 
 
 def _text(value: Any) -> str:
-    return "" if value is None else str(value)[:64]
+    return "" if value is None else str(value)
+
+
+_BOUNDED: list[tuple[str, int]] = [
+    (f.attname, f.max_length)
+    for f in AuditRecord._meta.concrete_fields
+    if isinstance(f, models.CharField) and isinstance(f.max_length, int)
+]

@@ -763,6 +763,7 @@ class _DbLookup:
 
     key: str
     value: Any
+    joins: bool = False  # the key crosses a forward relation
 
     def check(self, obj: Any, ctx: Context) -> bool:
         if obj.pk is None:
@@ -845,13 +846,24 @@ class Where(Rule):
         plan = self.plan(model)
         result: Q | bool = True
         for lookup in plan.local:
-            q = lookup.q(ctx) if isinstance(lookup, _DbLookup) else _local_q(lookup, ctx)
+            if isinstance(lookup, _DbLookup):
+                q = lookup.q(ctx)
+                if lookup.joins and isinstance(q, Q):
+                    # Same join hazard as in _first_hop_subquery; the value may be an
+                    # expression on this model, so the subquery is over this model itself.
+                    q = Q(pk__in=model._base_manager.filter(q).values("pk"))
+            else:
+                q = _local_q(lookup, ctx)
+                if isinstance(q, Q) and any(step.fetch for step in lookup.steps):
+                    q = _first_hop_subquery(model, q)
             if q is False:
                 return False
             if q is not True:
                 result = q if result is True else cast(Q, result) & q
         for group in plan.groups:
             q = group.to_q(ctx)
+            if isinstance(q, Q) and group.prefix_steps:
+                q = _first_hop_subquery(model, q)
             if q is False:
                 return False
             if q is not True:
@@ -865,6 +877,27 @@ class Where(Rule):
     def __str__(self) -> str:
         inner = ", ".join(f"{k}={_show(v)}" for k, v in self.lookups.items())
         return f"where({inner})"
+
+
+def _first_hop_subquery(model: type[models.Model], q: Q) -> Q:
+    """``Q(fk__rest=value)`` as ``Q(fk__in=<rows of the related model where rest=value>)``.
+
+    A lookup through a forward relation (``owner__username="x"``) would make Django join the
+    related table. Under a negation Django guards the join with ``IS NOT NULL`` only when the
+    join is LEFT OUTER at the moment the negated lookup is built; when a sibling branch of the
+    same tree already made it INNER (``where(owner=ACTOR, state=...) | ~where(owner__username=
+    "x")``), the guard is left out, ``NOT (username = 'x')`` is NULL for a row without owner,
+    and the row is dropped, while the per-object check (a path that meets None does not match,
+    so its negation holds) keeps it. Comparing the row's own foreign-key column with a
+    subquery needs no join, and Django guards a nullable column under negation every time
+    (seen with Django 5.2; the subquery form is right on every version). It also keeps the
+    outer query free of joins.
+    """
+    ((key, value),) = cast("list[tuple[str, Any]]", q.children)
+    first, rest = key.split("__", 1)
+    fk = cast(Any, model._meta.get_field(first))
+    inner = fk.related_model._base_manager.filter(**{rest: value}).values(fk.target_field.name)
+    return Q(**{f"{first}__in": inner})
 
 
 def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:
@@ -944,7 +977,7 @@ def _compile_lookup(model: type[models.Model], key: str, value: Any) -> Any:
         break
     # A transform, an unknown lookup, or an expression: the database decides.
     _validate_db_lookup(model, key)
-    return _DbLookup(key, value)
+    return _DbLookup(key, value, joins=bool(path))
 
 
 def _forward_field(model: type[models.Model], path: list[str]) -> Any:
@@ -978,7 +1011,7 @@ def _local(
     related_model: Any,
 ) -> _LocalLookup | _DbLookup:
     if isinstance(value, (Combinable, models.QuerySet)):
-        return _DbLookup(key, value)
+        return _DbLookup(key, value, joins=any(step.fetch for step in steps))
     needs_vendor = lookup in _TEXT_LOOKUPS
     compiled = _LocalLookup(
         key=key,

@@ -105,9 +105,7 @@ def test_rows_are_verified_in_chunks(positive: Any, make_doc: Any) -> None:
     assert amounts() == [Decimal(i + 1) for i in range(7)]
 
 
-def test_python_invariant_is_checked_row_by_row(
-    fresh_registry: Any, docs: list[Document]
-) -> None:
+def test_python_invariant_is_checked_row_by_row(fresh_registry: Any, docs: list[Document]) -> None:
     @predicate
     def short_title(ctx: Any) -> bool:
         return len(ctx.obj.title) <= 3
@@ -136,9 +134,7 @@ def test_update_nested_in_a_caller_transaction(positive: Any, docs: list[Documen
 
 @pytest.fixture
 def archived_kept(fresh_registry: Any) -> Any:
-    return model_invariant(
-        Document, "archived_kept", ~where(state="archived"), on=("delete",)
-    )
+    return model_invariant(Document, "archived_kept", ~where(state="archived"), on=("delete",))
 
 
 def test_delete_that_breaks_an_invariant_raises_and_deletes_nothing(
@@ -211,6 +207,24 @@ def test_bulk_update_that_keeps_the_invariants_succeeds(
     assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]
 
 
+# -- async ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_bulk_writes_are_guarded_too(positive: Any, tenant: Tenant) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    try:
+        await sync_to_async(Document.objects.create)(tenant=tenant, amount=Decimal("2"))
+        with pytest.raises(BulkInvariantViolation):
+            await guarded().aupdate(amount=0)
+        assert await guarded().aupdate(amount=3) == 1
+        assert [d.amount async for d in Document.objects.all()] == [Decimal("3")]
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
 # -- the law ------------------------------------------------------------------------------------
 
 
@@ -229,9 +243,7 @@ def test_a_guarded_update_applies_fully_or_not_at_all(
 ) -> None:
     """For any rows and any update: either every row keeps the invariant, or nothing changed."""
     with transaction.atomic():
-        Document.objects.bulk_create(
-            [Document(tenant=tenant, amount=Decimal(a)) for a in start]
-        )
+        Document.objects.bulk_create([Document(tenant=tenant, amount=Decimal(a)) for a in start])
         expected_ok = all(a + delta > 0 for a in start if a >= threshold)
         try:
             guarded().filter(amount__gte=threshold).update(amount=F("amount") + delta)

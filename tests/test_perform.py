@@ -249,6 +249,23 @@ def test_performs_decorates_a_service_function(alice: User, bob: User, make_doc:
     assert approve_document.action == "testapp.approve"  # type: ignore[attr-defined]
 
 
+def test_performs_passes_the_request_on(
+    alice: User, bob: User, make_doc: Any, decisions: list[Decision]
+) -> None:
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/approve")
+
+    @performs("testapp.approve")
+    def approve_document(user: User, doc: Document, *, request: Any) -> Any:
+        approve(doc)
+        return request
+
+    doc = make_doc(owner=bob)
+    assert approve_document(alice, doc, request=request) is request
+    assert decisions[-1].performed is True
+
+
 def test_performs_refuses_a_coroutine_function() -> None:
     with pytest.raises(TypeError, match="cannot span awaits"):
 

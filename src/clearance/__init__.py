@@ -30,7 +30,7 @@ from .engine import (
     enforce,
     explain,
 )
-from .invariants import BulkInvariantViolation, GuardedQuerySet
+from .invariants import BulkInvariantViolation, GuardedQuerySet, acting
 from .perform import aperform, perform, performs
 from .rules import ACTOR, CTX, Context, predicate, where
 
@@ -55,6 +55,7 @@ __all__ = [
     "UnknownAction",
     "aauthorize",
     "aauthorized",
+    "acting",
     "aenforce",
     "aexplain",
     "aperform",

@@ -389,7 +389,7 @@ class Predicate(Rule):
     def evaluate(self, ctx: Context) -> bool:
         if self.uses_object:
             return bool(self.fn(ctx))
-        key = ("predicate", id(self))
+        key = ("predicate", self)
         memo = ctx.memo
         if key not in memo:
             memo[key] = bool(self.fn(ctx))
@@ -602,7 +602,7 @@ class _LocalLookup:
         return self.field.to_python(value)
 
 
-@dataclass
+@dataclass(eq=False)  # hashed by identity: the group itself keys the caches
 class _ManyGroup:
     """Lookups that cross a to-many relation from the same single-valued prefix.
 
@@ -671,13 +671,13 @@ class _ManyGroup:
         frozen = _freeze(bound)
         if self.actor_tied and not ctx.fresh and ctx.actor is not None:
             cache = _actor_cache(ctx.actor)
-            key = (id(self), frozen)
+            key = (self, frozen)
             ids = cache.get(key)
             if ids is None:
                 ids = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
                 cache[key] = ids
             return anchor in ids
-        memo_key = ("many", id(self), frozen)
+        memo_key = ("many", self, frozen)
         batch = ctx.memo.get(memo_key)
         if batch is not None:
             domain, hits = batch
@@ -704,11 +704,11 @@ class _ManyGroup:
             .filter(**{f"{self.anchor_field}__in": anchors})
             .values_list(self.anchor_field, flat=True)
         )
-        ctx.memo[("many", id(self), _freeze(bound))] = (frozenset(anchors), hits)
+        ctx.memo[("many", self, _freeze(bound))] = (frozenset(anchors), hits)
 
     def check_any(self, ctx: Context, bound: dict[str, Any]) -> None:
         cache = _actor_cache(ctx.actor)
-        key = (id(self), _freeze(bound))
+        key = (self, _freeze(bound))
         if key not in cache:
             cache[key] = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from clearance import authorize, explain
 from clearance.audit.models import AuditRecord
+from clearance.console.views import PAGE_SIZE
 from tests.testapp.models import Document
 
 from .html import element, links, visible_text
@@ -123,17 +124,17 @@ def test_newest_first_and_paginated_with_the_filters_kept(
     staff_client: Client, people: dict[str, User], record: Record
 ) -> None:
     ann = people["approver"]
-    records = [record(ann, own=True) for _ in range(53)]
+    records = [record(ann, own=True) for _ in range(PAGE_SIZE + 3)]
 
     first = audit_page(staff_client, actor=ann.username)
-    assert "Records (53)" in visible_text(first)
-    assert shown(first) == [r.pk for r in reversed(records)][:50]
+    assert f"Records ({PAGE_SIZE + 3})" in visible_text(first)
+    assert shown(first) == [r.pk for r in reversed(records)][:PAGE_SIZE]
     assert "Page 1 of 2" in visible_text(first)
     older = next(link for link in links(first) if "page=2" in link)
     assert older == f"?actor={ann.username}&page=2"
 
     second = staff_client.get(f"/clearance/audit/{older}").content.decode()
-    assert shown(second) == [r.pk for r in reversed(records)][50:]
+    assert shown(second) == [r.pk for r in reversed(records)][PAGE_SIZE:]
 
 
 def test_invalid_filters_are_reported_not_applied(

@@ -29,7 +29,7 @@ from .gates import gates
 __all__ = ["actions", "audit", "audit_record", "explain", "index", "matrix"]
 
 #: Audit records per page.
-PAGE_SIZE = 50
+PAGE_SIZE = 25
 #: Days the chart shows when no date range is chosen, and at most.
 CHART_DAYS = 14
 CHART_MAX_DAYS = 92

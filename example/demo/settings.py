@@ -22,6 +22,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "clearance",
+    # The read-only console for staff, under /clearance/: actions, matrix, explain, audit.
+    "clearance.console",
     "invoices",
 ]
 

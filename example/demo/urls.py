@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("clearance/", include("clearance.console.urls")),
 ]
 
 # A denial raised by clearance is a PermissionDenied: show which gate said no, and why.

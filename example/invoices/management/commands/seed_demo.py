@@ -2,8 +2,15 @@
 
 Safe to run again: groups, tenants and users are updated in place, and the demo tenants'
 memberships and invoices are wiped and re-created, so the demo always starts from the same state.
+
+It also gives the console an audit history to show: the attempts in ``HISTORY`` are decided by
+clearance (each refused by a different gate), recorded today by the configured audit sinks, and
+copied onto the previous days of a fortnight, like the invoices' past approval dates. Audit
+records are append-only, so the history is added only while the trail has no record older than
+today.
 """
 
+import random
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -18,6 +25,8 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
 
+import clearance
+from clearance.audit.models import AuditRecord
 from invoices.models import Invoice, Membership, Tenant
 
 PASSWORD = "demo"
@@ -42,6 +51,9 @@ USERS = {
     "admin": ("superuser", ["acme"]),
 }
 
+# Staff members open the clearance console (/clearance/) and the admin.
+STAFF = {"admin", "erin"}
+
 # (tenant, number, owner, amount, state, approved by, description)
 INVOICES = [
     ("acme", "ACME-001", "bob", "120.00", "draft", None, "Office chairs"),
@@ -58,6 +70,20 @@ INVOICES = [
     ("globex", "GLX-004", "dave", "2000.00", "paid", "carol", "Safety training"),
 ]
 
+# Attempts the demo's users make day after day, each refused by a different gate:
+# (username, action, invoice number).
+HISTORY = [
+    ("bob", "invoices.approve", "ACME-002"),  # permission: clerks do not approve
+    ("erin", "invoices.pay", "ACME-005"),  # permission: auditors only look
+    ("alice", "invoices.approve", "ACME-003"),  # policy four_eyes: her own invoice
+    ("carol", "invoices.pay", "ACME-002"),  # policy approved: not approved yet
+    ("dave", "invoices.view", "ACME-001"),  # policy tenant_member: another tenant's
+    ("bob", "invoices.submit", "ACME-003"),  # policy owner: alice's invoice
+    ("alice", "invoices.approve", "ACME-004"),  # invariant within_limit
+    ("admin", "invoices.approve", "ACME-004"),  # invariant within_limit: superusers too
+]
+HISTORY_DAYS = 14
+
 
 class Command(BaseCommand):
     """Create (or reset) the demo data and print the logins."""
@@ -71,7 +97,8 @@ class Command(BaseCommand):
             tenants = self.seed_tenants()
             users = self.seed_users(groups, tenants)
             self.seed_invoices(tenants, users)
-        self.print_logins()
+        recorded = self.seed_history(users)
+        self.print_logins(recorded)
 
     def seed_groups(self) -> dict[str, Group]:
         """Create the role groups with exactly their Invoice permissions."""
@@ -110,7 +137,7 @@ class Command(BaseCommand):
                     "email": f"{username}@example.com",
                     "password": password,
                     "is_active": True,
-                    "is_staff": superuser,
+                    "is_staff": superuser or username in STAFF,
                     "is_superuser": superuser,
                 },
             )
@@ -138,8 +165,30 @@ class Command(BaseCommand):
                 approved_at=now - timedelta(days=days_ago) if approver else None,
             )
 
-    def print_logins(self) -> None:
-        """Print who can log in, as what, and where."""
+    def seed_history(self, users: dict[str, Any]) -> int:
+        """Record the ``HISTORY`` attempts today and on the previous days; return the count.
+
+        Nothing is added when the audit trail already has a record from before today.
+        """
+        today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+        if AuditRecord.objects.filter(at__lt=today).exists():
+            return 0
+        draw = random.Random(2024)  # the same history every time
+        copies = []
+        for username, action, number in HISTORY:
+            invoice = Invoice.objects.get(number=number)
+            # Decided and recorded now, through the configured audit sinks.
+            decision = clearance.authorize(users[username], action, invoice)
+            for days_ago in range(1, HISTORY_DAYS):
+                for _ in range(draw.randint(0, 3)):
+                    during_office_hours = timedelta(minutes=draw.randint(8 * 60, 18 * 60))
+                    at = today - timedelta(days=days_ago) + during_office_hours
+                    copies.append(AuditRecord.from_decision(decision.replace(at=at)))
+        AuditRecord.objects.bulk_create(copies)
+        return len(HISTORY) + len(copies)
+
+    def print_logins(self, recorded: int = 0) -> None:
+        """Print who can log in, as what, and where (and the audit history just recorded)."""
         header = ("username", "password", "role", "tenants")
         rows = [
             (username, PASSWORD, role, ", ".join(TENANTS[slug] for slug in slugs))
@@ -158,4 +207,9 @@ class Command(BaseCommand):
         for row in rows:
             self.stdout.write(line(row))
         self.stdout.write("")
+        staff = ", ".join(sorted(STAFF))
+        self.stdout.write(f"Staff ({staff}) also open the console ({URL}clearance/) and the admin.")
+        if recorded:
+            days = f"{HISTORY_DAYS} days"
+            self.stdout.write(f"Audit history: {recorded} recorded denials over the last {days}.")
         self.stdout.write(f"Run `python manage.py runserver` and open {URL}")

@@ -96,3 +96,29 @@ def test_anonymous_actor_matches_no_owner(fresh_registry: Any, make_doc: Any) ->
             AnonymousUser(), declare(~where(owner=ACTOR), name="testapp.f2"), Document.objects.all()
         )
     ) == {unowned.pk}
+
+
+# -- text: case-insensitive lookups fold as the database does -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "lookup", "value"),
+    [
+        ("Strauß", "iexact", "STRAUSS"),
+        ("STRAUSS", "iexact", "strauß"),
+        ("Straße", "icontains", "SS"),
+        ("Éclair", "iexact", "éclair"),
+        ("éclair", "istartswith", "É"),
+        ("Report", "contains", "rep"),
+        ("100%", "endswith", "0%"),
+        ("a_c", "contains", "_"),
+        ("abc", "contains", "_"),
+    ],
+)
+def test_text_lookups_agree_with_the_database(
+    fresh_registry: Any, alice: User, make_doc: Any, title: str, lookup: str, value: str
+) -> None:
+    make_doc(title=title)
+    action = declare(where(**{f"title__{lookup}": value}))
+    negated = declare(~where(**{f"title__{lookup}": value}), name="testapp.negated")
+    assert assert_agree(alice, action) | assert_agree(alice, negated) == pks(Document.objects.all())

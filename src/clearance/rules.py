@@ -465,12 +465,43 @@ class _Nothing:
 NOTHING = _Nothing()
 
 
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+#: How UPPER() folds case in each PostgreSQL database, probed once per alias (see
+#: :func:`_pg_upper_mode`).
+_PG_UPPER: dict[str, str] = {}
+
+
+def _pg_upper_mode(alias: str) -> str:
+    """How PostgreSQL's UPPER() folds text on ``alias``: ``full``, ``simple`` or ``ascii``.
+
+    It depends on the database's locale provider, which Python cannot see: an ICU collation
+    applies Unicode's full mapping (``"ß"`` becomes ``"SS"``, as Python's ``str.upper()``), a
+    libc UTF-8 locale maps one character to one (``"ß"`` stays), the C locale folds ASCII only.
+    A per-object check that folded differently would allow ``Strauß`` for ``STRAUSS`` where the
+    queryset filter does not, so the database is asked once, with one query per process.
+    """
+    mode = _PG_UPPER.get(alias)
+    if mode is None:
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT UPPER(%s), UPPER(%s)", ["\u00df", "\u00e9"])
+            sharp_s, e_acute = cursor.fetchone()
+        mode = "full" if sharp_s == "SS" else "simple" if e_acute == "\u00c9" else "ascii"
+        _PG_UPPER[alias] = mode
+    return mode
+
+
 def _fold(text: str, vendor: str) -> str:
     # Mirrors how each backend compares case-insensitively: SQLite's LIKE folds ASCII only,
-    # PostgreSQL compares UPPER() of both sides.
+    # PostgreSQL compares UPPER() of both sides ("postgresql:<mode>", see _pg_upper_mode).
     if vendor == "sqlite":
         return text.translate(_ASCII_LOWER)
-    if vendor == "postgresql":
+    if vendor.startswith("postgresql"):
+        mode = vendor.partition(":")[2] or "full"
+        if mode == "ascii":
+            return text.translate(_ASCII_UPPER)
+        if mode == "simple":
+            return "".join(up if len(up := c.upper()) == 1 else c for c in text)
         return text.upper()
     return text.lower()
 
@@ -560,7 +591,10 @@ class _LocalLookup:
         vendor = ""
         if self.needs_vendor:
             model = type(ctx.obj) if ctx.obj is not None else self.field.model
-            vendor = connections[router.db_for_read(model)].vendor
+            alias = router.db_for_read(model)
+            vendor = connections[alias].vendor
+            if vendor == "postgresql" and self.lookup.startswith("i"):
+                vendor = f"postgresql:{_pg_upper_mode(alias)}"
         return _compare(self.lookup, a, value, vendor)
 
     def normalize(self, value: Any) -> Any:

@@ -90,6 +90,26 @@ def test_the_gates_ask_nothing_beyond_the_lock_query(alice: User, bob: User, mak
     assert len(selects) == 2  # the lock, and the re-read for the invariant re-check
 
 
+def test_each_call_reads_its_own_row_and_actor(
+    alice: User, bob: User, make_user: Any, make_doc: Any, other_tenant: Tenant
+) -> None:
+    # The statements perform() runs are compiled once and reused: the answers must not be.
+    outsider = make_user("outsider", tenants=(other_tenant,))
+    first, second = make_doc(owner=bob), make_doc(owner=bob, amount=Decimal("20000"))
+    third = make_doc(owner=bob, amount=Decimal("10000"))
+    with perform(alice, "testapp.approve", first) as d:
+        approve(d)
+    with pytest.raises(PolicyDenied) as caught, perform(outsider, "testapp.approve", third):
+        pass
+    assert caught.value.decision.rule == "tenant_member"
+    with pytest.raises(InvariantViolation), perform(alice, "testapp.approve", second):
+        pass
+    with perform(alice, "testapp.approve", third) as d:
+        assert d.pk == third.pk and d.amount == Decimal("10000")
+        approve(d)
+    assert [state(x) for x in (first, second, third)] == ["approved", "submitted", "approved"]
+
+
 # -- denials before the body --------------------------------------------------------------------
 
 

@@ -24,12 +24,11 @@ from time import perf_counter
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
-from django.core.exceptions import ObjectDoesNotExist
 from django.db import connections, models, router, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from .actions import Action, NamedRule
+from .actions import Action, NamedRule, registry
 from .decisions import Decision, Denied, Layer, TraceEntry, exception_for
 from .engine import _decide, _finish, _resolve, _run_rule
 from .invariants import _sync, acting, invariants_on
@@ -42,6 +41,41 @@ _M = TypeVar("_M", bound=models.Model)
 _R = TypeVar("_R")
 
 
+#: Single-row statements compiled once and run again with another primary key, by shape.
+_statements: dict[tuple[Any, ...], tuple[str, tuple[Any, ...]]] = {}
+_MAX_STATEMENTS = 512
+
+
+def _fetch_row(
+    key: tuple[Any, ...],
+    build: Callable[[], models.QuerySet[_M]],
+    model: type[_M],
+    using: str,
+    pk: Any,
+) -> _M | None:
+    """The row ``pk`` as ``build()`` selects it, or None when it does not exist.
+
+    Django compiles a query anew on every run; the statements ``perform`` runs twice per call
+    differ only by the primary key, so they are compiled once per shape (``key``) and run as
+    raw SQL through the model's manager, which converts the values as the ORM does. Models
+    with a parent model or a non-integer primary key take the ORM's way every time.
+    """
+    manager = model._base_manager.db_manager(using)
+    if model._meta.parents or not isinstance(pk, int) or isinstance(pk, bool):
+        return next(iter(build()), None)
+    entry = _statements.get(key)
+    if entry is None:
+        sql, params = build().query.get_compiler(using=using).as_sql()
+        if not params or params[-1] != pk:
+            return next(iter(build()), None)
+        if len(_statements) >= _MAX_STATEMENTS:
+            _statements.clear()
+        entry = _statements[key] = (sql, tuple(params[:-1]))
+    sql, prefix = entry
+    rows = list(manager.raw(sql, [*prefix, pk]))
+    return rows[0] if rows else None
+
+
 def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
     """The object's row, re-read and locked until the transaction ends.
 
@@ -50,8 +84,7 @@ def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
     decision's memo, so that the gates ask the database nothing more.
     """
     model = type(obj)
-    query = model._base_manager.db_manager(using).filter(pk=obj.pk)
-    seeds: list[tuple[str, Any, Any]] = []
+    seeds: list[tuple[Any, Any]] = []
     for named in act.rules:
         for leaf in named.rule.leaves():
             if not isinstance(leaf, Where):
@@ -65,36 +98,52 @@ def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
                     bound = group.bound(ctx)
                 except Exception:
                     continue
-                if bound is None:
-                    continue
-                alias = f"_clearance_many_{len(seeds)}"
-                inner = group.matching(bound).filter(
-                    **{group.anchor_field: OuterRef(group.prefix or "pk")}
-                )
-                query = query.annotate(**{alias: Exists(inner)})
-                seeds.append((alias, group, bound))
-    features = connections[using].features
-    if features.has_select_for_update_of and not model._meta.parents:
-        query = query.select_for_update(of=("self",))
-    else:
-        query = query.select_for_update()
-    locked = cast(_M, query.get())
-    for alias, group, bound in seeds:
-        hit = bool(locked.__dict__.pop(alias))
+                if bound is not None:
+                    seeds.append((group, bound))
+    frozen = tuple((id(group), _freeze(bound)) for group, bound in seeds)
+
+    def build() -> models.QuerySet[_M]:
+        query = model._base_manager.db_manager(using).filter(pk=obj.pk)
+        for i, (group, bound) in enumerate(seeds):
+            inner = group.matching(bound).filter(
+                **{group.anchor_field: OuterRef(group.prefix or "pk")}
+            )
+            query = query.annotate(**{f"_clearance_many_{i}": Exists(inner)})
+        if connections[using].features.has_select_for_update_of and not model._meta.parents:
+            return cast("models.QuerySet[_M]", query.select_for_update(of=("self",)))
+        return cast("models.QuerySet[_M]", query.select_for_update())
+
+    key = ("lock", model, using, act.name, registry.version, frozen)
+    locked = _fetch_row(key, build, model, using, obj.pk)
+    if locked is None:
+        raise cast(Any, model).DoesNotExist(
+            f"{model._meta.object_name} matching query does not exist."
+        )
+    for i, (group, bound) in enumerate(seeds):
+        hit = bool(locked.__dict__.pop(f"_clearance_many_{i}"))
         anchor = group.anchor(locked)
         if anchor is not None:
             # The format of ``_ManyGroup.prefetch``: (anchors asked, anchors that matched).
-            key = ("many", id(group), _freeze(bound))
-            ctx.memo[key] = (frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
+            _remember(ctx, group, bound, anchor, hit)
     return locked
+
+
+def _remember(ctx: Context, group: Any, bound: Any, anchor: Any, hit: bool) -> None:
+    """Hand a to-many answer to the gates, in the format ``_ManyGroup.prefetch`` leaves it."""
+    answer = (frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
+    frozen = _freeze(bound)
+    ctx.memo[("many", group, frozen)] = answer
+    ctx.memo[("many", id(group), frozen)] = answer
 
 
 def _reread(obj: _M, using: str) -> _M | None:
     """The row as the body left it (None when the body deleted it)."""
-    try:
-        return cast(_M, type(obj)._base_manager.db_manager(using).get(pk=obj.pk))
-    except ObjectDoesNotExist:
-        return None
+    model = type(obj)
+
+    def build() -> models.QuerySet[_M]:
+        return cast("models.QuerySet[_M]", model._base_manager.db_manager(using).filter(pk=obj.pk))
+
+    return _fetch_row(("row", model, using), build, model, using, obj.pk)
 
 
 def _recheck(act: Action, ctx: Context) -> tuple[list[TraceEntry], NamedRule | None, str | None]:

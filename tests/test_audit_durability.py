@@ -237,3 +237,19 @@ def test_without_a_transaction_the_record_goes_through_the_ordinary_connection(
         authorize(alice, "testapp.approve", denied_doc)
     assert any("clearance_auditrecord" in q["sql"] for q in queries.captured_queries)
     assert AuditRecord.objects.filter(pk__gt=before).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_postgres_keeps_the_denial_of_a_perform_block(alice: User, denied_doc: Document) -> None:
+    """perform() decides inside its own transaction, which the denial rolls back."""
+    from clearance import PolicyDenied, perform
+
+    before = _last_id("default")
+    with pytest.raises(PolicyDenied), perform(alice, "testapp.approve", denied_doc) as doc:
+        doc.state = "approved"  # never runs: the locked row is refused
+        doc.save()
+    denied_doc.refresh_from_db()
+    assert denied_doc.state == "submitted"
+    record = AuditRecord.objects.get(pk__gt=before)
+    assert (record.code, record.resource_pk) == ("policy.four_eyes", str(denied_doc.pk))

@@ -345,6 +345,30 @@ def test_system_actor_answers_gate_one_from_its_list(
         pass
 
 
+@pytest.mark.django_db(databases="__all__")
+def test_the_audit_trail_names_the_job_and_the_outcome(
+    fresh_registry: Any, bob: User, make_doc: Any
+) -> None:
+    from django.test import override_settings
+
+    from clearance.audit.models import AuditRecord
+
+    Action("testapp.touch", model=Document, permission="testapp.submit_document")
+    job = SystemActor("nightly", permissions=["testapp.submit_document"])
+    # The denial is kept although perform() rolls its transaction back: on SQLite that needs
+    # the audit trail in a database of its own.
+    with override_settings(CLEARANCE={"AUDIT_DATABASE": "audit", "RECORD_ALLOWED": True}):
+        with pytest.raises(PermissionMissing), perform(job, "testapp.approve", make_doc()):
+            pass
+        with perform(job, "testapp.touch", make_doc(owner=bob)) as d:
+            d.save()
+    denied = AuditRecord.objects.using("audit").get(action="testapp.approve")
+    assert (denied.actor_label, denied.actor_kind, denied.actor_pk) == ("job:nightly", "job", "")
+    assert denied.performed is False and denied.code == "permission.testapp.approve_document"
+    done = AuditRecord.objects.using("audit").get(action="testapp.touch")
+    assert done.allowed and done.performed is True and done.actor_label == "job:nightly"
+
+
 def test_system_actor_without_the_permission_is_denied(bob: User, make_doc: Any) -> None:
     job = SystemActor("importer", permissions=["testapp.submit_document"])
     doc = make_doc(owner=bob)

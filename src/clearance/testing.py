@@ -12,8 +12,10 @@ and rule with its outcome), so a failing test says which rule decided and why::
 ``assert_matrix`` checks a table of (actor, action, object) -> expected outcome at once;
 ``assert_write_refused`` checks that a model invariant refuses a write;
 ``override_rules`` and ``negate_rule`` change an action's rules for one test and restore the
-registry afterwards; ``capture_decisions`` records the decisions made in a block. The pytest
-plugin (``-p clearance.pytest_plugin``) adds fixtures and rule coverage on top of these.
+registry afterwards; ``capture_decisions`` records the decisions made in a block;
+``assert_filter_consistent`` checks that ``authorized()`` returns exactly what ``authorize()``
+allows object by object. The pytest plugin (``-p clearance.pytest_plugin``) adds fixtures and
+rule coverage on top of these.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ __all__ = [
     "WriteRefusal",
     "assert_allowed",
     "assert_denied",
+    "assert_filter_consistent",
     "assert_matrix",
     "assert_outcome",
     "assert_write_refused",
@@ -452,3 +455,114 @@ def capture_decisions() -> Iterator[DecisionLog]:
         yield log
     finally:
         decision_made.disconnect(receive)
+
+
+# --------------------------------------------------------------------------------------------
+# Filtering: authorized() against authorize()
+# --------------------------------------------------------------------------------------------
+
+
+def assert_filter_consistent(
+    action: str | Action,
+    actors: Iterable[Any],
+    queryset: Any,
+    *,
+    evaluate_in_python: bool = False,
+    **extra: Any,
+) -> dict[Any, set[Any]]:
+    """Assert that ``authorized()`` returns exactly the objects ``authorize()`` allows.
+
+    For each actor, the queryset filtered by :func:`clearance.authorized` is compared with a
+    per-object :func:`clearance.authorize` on every object of ``queryset``; ``**extra`` is passed
+    to both (``CTX.<name>`` values). Every disagreement is reported at once, each with the
+    rules whose SQL and Python answers differ for that object, and so are duplicate rows::
+
+        from clearance.testing import assert_filter_consistent
+
+        def test_invoice_list_matches_the_detail_page(alice, bob, invoices):
+            assert_filter_consistent("invoices.approve", [alice, bob], Invoice.objects.all())
+
+    Returns, for each actor, the set of primary keys it may act on (to assert that the check
+    was not vacuous). An empty ``queryset`` or no actors is a ``ValueError``: a comparison over
+    nothing proves nothing. A rule that cannot become SQL raises
+    :class:`~clearance.NotFilterable`, as ``authorized()`` does, unless ``evaluate_in_python``.
+    """
+    from django.db import models
+    from django.utils import timezone
+
+    from .engine import authorized
+    from .rules import Context
+
+    act = registry.get(action)
+    people = list(actors)
+    if not people:
+        raise ValueError("assert_filter_consistent() needs at least one actor")
+    if not isinstance(queryset, models.QuerySet):
+        raise TypeError(f"expected a QuerySet, got {type(queryset).__name__}")
+    objects = list(queryset)
+    if not objects:
+        raise ValueError(
+            f"the queryset of {queryset.model._meta.label} is empty: create the objects to "
+            "compare first"
+        )
+    problems: list[str] = []
+    allowed: dict[Any, set[Any]] = {}
+    for actor in people:
+        filtered = authorized(actor, act, queryset, evaluate_in_python=evaluate_in_python, **extra)
+        rows = list(filtered.values_list("pk", flat=True))
+        in_sql = set(rows)
+        for pk in sorted({pk for pk in rows if rows.count(pk) > 1}, key=repr):
+            problems.append(
+                f"{actor_ref(actor)}: authorized() returns {queryset.model._meta.label}:{pk} "
+                f"{rows.count(pk)} times"
+            )
+        in_python: set[Any] = set()
+        for obj in objects:
+            decision = authorize(actor, act, obj, **extra)
+            if decision.allowed:
+                in_python.add(obj.pk)
+            if decision.allowed == (obj.pk in in_sql):
+                continue
+            if decision.allowed:
+                what = "authorize() allows it, authorized() leaves it out"
+            else:
+                what = (
+                    f"authorized() returns it, authorize() denies it ({decision.code}: "
+                    f"{decision.reason})"
+                )
+            ctx = Context(actor, act, obj, now=timezone.now(), extra=extra, fresh=True)
+            problems.append(
+                f"{actor_ref(actor)}{_describe_object(obj)}: {what}"
+                + _rules_that_differ(act, ctx, queryset, obj)
+            )
+        allowed[actor] = in_python
+    if problems:
+        raise AssertionError(
+            f"authorized() and authorize() disagree for {act.name} ({len(problems)} "
+            f"{'problem' if len(problems) == 1 else 'problems'}):\n  " + "\n  ".join(problems)
+        )
+    return allowed
+
+
+def _rules_that_differ(act: Action, ctx: Any, queryset: Any, obj: Any) -> str:
+    """The rules whose per-object and SQL answers differ for ``obj`` (for the failure text)."""
+    from .rules import RuleNotFilterable
+
+    found = []
+    for named in act.rules:
+        try:
+            python: object = named.rule.evaluate(ctx)
+        except Exception as exc:
+            python = f"raises {type(exc).__name__}"
+        try:
+            q = named.rule.to_q(ctx, queryset.model)
+            sql: object = q if isinstance(q, bool) else queryset.filter(q, pk=obj.pk).exists()
+        except RuleNotFilterable:
+            sql = "not filterable"
+        except Exception as exc:
+            sql = f"raises {type(exc).__name__}"
+        if python != sql:
+            found.append(f"{named.code} ({named.rule}): per object {python}, in SQL {sql}")
+    if not found:
+        return ""
+    return "\n      rule " + "\n      rule ".join(found)

@@ -129,11 +129,8 @@ def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
 
 
 def _remember(ctx: Context, group: Any, bound: Any, anchor: Any, hit: bool) -> None:
-    """Hand a to-many answer to the gates, in the format ``_ManyGroup.prefetch`` leaves it."""
-    answer = (frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
-    frozen = _freeze(bound)
-    ctx.memo[("many", group, frozen)] = answer
-    ctx.memo[("many", id(group), frozen)] = answer
+    """Hand a to-many answer read in the locking statement to the gates."""
+    group.remember(ctx, bound, frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
 
 
 def _reread(obj: _M, using: str) -> _M | None:

@@ -738,7 +738,17 @@ class _ManyGroup:
             .filter(**{f"{self.anchor_field}__in": anchors})
             .values_list(self.anchor_field, flat=True)
         )
-        ctx.memo[("many", self, _freeze(bound))] = (frozenset(anchors), hits)
+        self.remember(ctx, bound, frozenset(anchors), hits)
+
+    def remember(
+        self, ctx: Context, bound: dict[str, Any], anchors: frozenset[Any], hits: frozenset[Any]
+    ) -> None:
+        """Record this group's answer for ``anchors`` (``hits`` matched) for this decision.
+
+        ``check`` then answers for those anchors without a query. ``perform()`` uses it to hand
+        over the answer it read in the statement that locks the row.
+        """
+        ctx.memo[("many", self, _freeze(bound))] = (anchors, hits)
 
     def check_any(self, ctx: Context, bound: dict[str, Any]) -> None:
         cache = _actor_cache(ctx.actor)

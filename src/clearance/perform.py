@@ -100,7 +100,7 @@ def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
                     continue
                 if bound is not None:
                     seeds.append((group, bound))
-    frozen = tuple((id(group), _freeze(bound)) for group, bound in seeds)
+    frozen = tuple((group, _freeze(bound)) for group, bound in seeds)
 
     def build() -> models.QuerySet[_M]:
         query = model._base_manager.db_manager(using).filter(pk=obj.pk)

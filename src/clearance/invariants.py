@@ -240,12 +240,12 @@ def _evaluate(invariant: ModelInvariant, ctx: Context) -> tuple[bool, str | None
 # Lookups only the database can decide, on a state that is not written yet
 # --------------------------------------------------------------------------------------------
 
-_needs_db: dict[tuple[int, type[models.Model]], bool] = {}
+_needs_db: dict[tuple[Any, type[models.Model]], bool] = {}
 
 
 def _needs_database(invariant: ModelInvariant, model: type[models.Model]) -> bool:
     """Whether a ``where`` in the invariant has a lookup Python cannot decide (a transform)."""
-    key = (id(invariant.rule), model)
+    key = (invariant.rule, model)
     cached = _needs_db.get(key)
     if cached is None:
         cached = False

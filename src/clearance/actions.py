@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, cast
 
 from django.apps import apps
@@ -77,12 +78,13 @@ class NamedRule:
     layer: Layer
     declared_at: str = "<unknown>"
 
-    @property
+    # Both are read for every decision (the trace, the denial's code): computed once.
+    @cached_property
     def code(self) -> str:
         """``"<layer>.<name>"``, the code a denial by this rule carries."""
         return f"{self.layer.value}.{self.name}"
 
-    @property
+    @cached_property
     def expression(self) -> str:
         """The rule's readable text, e.g. ``~where(owner=ACTOR)``."""
         return str(self.rule)

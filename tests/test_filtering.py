@@ -6,15 +6,32 @@ down each promise of the issue with a case a user would recognise.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import QuerySet
+from django.db import connection
+from django.db.models import QuerySet, Sum
+from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 
-from clearance import ACTOR, ANYONE, Action, authorize, authorized, where
+from clearance import (
+    ACTOR,
+    ANYONE,
+    CTX,
+    Action,
+    NotFilterable,
+    UnknownAction,
+    aauthorized,
+    authorize,
+    authorized,
+    predicate,
+    where,
+)
+from clearance.actions import registry
 from clearance.rules import Rule
-from tests.testapp.models import Document
+from tests.testapp.models import Document, Membership, Note
 
 pytestmark = pytest.mark.django_db
 
@@ -122,3 +139,314 @@ def test_text_lookups_agree_with_the_database(
     action = declare(where(**{f"title__{lookup}": value}))
     negated = declare(~where(**{f"title__{lookup}": value}), name="testapp.negated")
     assert assert_agree(alice, action) | assert_agree(alice, negated) == pks(Document.objects.all())
+
+
+# -- the one-query guarantee -------------------------------------------------------------------
+
+
+@pytest.fixture
+def many_rules(fresh_registry: Any) -> Action:
+    """An action with eight rules of every kind: local, foreign key, to-many, CTX, predicates."""
+    action = Action("testapp.busy", model=Document, permission="testapp.approve_document")
+    action.policy("member", where(tenant__memberships__user=ACTOR), reason="Members.")
+    action.policy("not_own", ~where(owner=ACTOR), reason="Four eyes.")
+    action.policy("submitted", where(state__in=["submitted", "draft"]), reason="Open.")
+    action.policy("in_ctx_tenant", where(tenant=CTX.tenant) | where(priority=None), reason="C.")
+    action.policy("not_watched", ~where(watchers=ACTOR), reason="Not watching.")
+    action.policy("owner_named", ~where(owner__username="mallory"), reason="Not Mallory's.")
+    action.policy("open_hours", predicate(lambda ctx: True, uses_object=False), reason="Open.")
+    action.invariant("within_limit", where(amount__lte=10_000), reason="Limit.")
+    return action
+
+
+def test_warm_user_lists_in_exactly_one_query_whatever_the_number_of_rules(
+    many_rules: Action,
+    alice: User,
+    bob: User,
+    tenant: Any,
+    make_doc: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    for _ in range(5):
+        make_doc(owner=bob)
+    alice.has_perm("testapp.approve_document")  # warm: the permission cache is filled
+    with django_assert_num_queries(1):
+        listed = list(authorized(alice, many_rules, Document.objects.all(), tenant=tenant))
+    assert len(listed) == 5
+    assert_agree(alice, many_rules, tenant=tenant)
+
+
+def test_cold_user_asks_gate_one_once_then_one_query(
+    many_rules: Action,
+    alice: User,
+    bob: User,
+    tenant: Any,
+    make_doc: Any,
+    django_assert_num_queries: Any,
+) -> None:
+    make_doc(owner=bob)
+    with CaptureQueriesContext(connection) as cold:
+        list(authorized(alice, many_rules, Document.objects.all(), tenant=tenant))
+    permission_queries = [q for q in cold.captured_queries if "auth_permission" in q["sql"]]
+    # Django's ModelBackend loads the user's and the groups' permissions once; then one query.
+    assert len(cold) == len(permission_queries) + 1
+    with django_assert_num_queries(1):
+        list(authorized(alice, many_rules, Document.objects.all(), tenant=tenant))
+
+
+def test_user_in_several_tenants_gets_no_duplicates(
+    fresh_registry: Any, make_user: Any, tenant: Any, other_tenant: Any, make_doc: Any
+) -> None:
+    alice = make_user("alice", tenants=(tenant, other_tenant))
+    Membership.objects.create(user=alice, tenant=tenant, role="admin")  # twice in one tenant
+    bob = make_user("bob", tenants=(tenant,))
+    docs = [make_doc(owner=bob), make_doc(tenant=other_tenant, owner=bob), make_doc(owner=None)]
+    for doc in docs:
+        doc.watchers.add(alice, bob)
+    action = declare(where(tenant__memberships__user=ACTOR) & where(watchers=ACTOR))
+
+    qs = authorized(alice, action, Document.objects.all())
+
+    rows = list(qs.values_list("pk", flat=True))
+    assert sorted(rows) == sorted(doc.pk for doc in docs)
+    assert qs.count() == 3
+    # Subqueries, not joins: the outer query reads one table and needs no DISTINCT.
+    assert not qs.query.distinct
+    assert len([alias for alias, n in qs.query.alias_refcount.items() if n]) == 1
+    total = qs.aggregate(total=Sum("amount"))["total"]
+    assert total == sum(doc.amount for doc in docs)  # not inflated by repeated rows
+
+
+def test_result_is_a_plain_queryset(alice: User, bob: User, make_doc: Any) -> None:
+    docs = [make_doc(owner=bob, title=f"doc {i}", priority=i) for i in range(6)]
+    make_doc(owner=alice)  # four_eyes hides it
+
+    qs = authorized(alice, "testapp.approve", Document.objects.all())
+
+    assert isinstance(qs, QuerySet) and qs.model is Document
+    assert list(qs.order_by("-priority")[:2]) == [docs[5], docs[4]]
+    assert list(qs.filter(priority__lt=2).order_by("pk")) == docs[:2]
+    assert qs.exclude(priority=0).count() == 5
+    assert set(qs.values_list("title", flat=True)) == {f"doc {i}" for i in range(6)}
+    assert qs.filter(pk=docs[3].pk).exists()
+    # and it can be narrowed again by another action (composition is intersection)
+    readable = authorized(alice, "testapp.read", qs)
+    assert readable.count() == 6
+
+
+def test_the_given_queryset_is_narrowed_not_replaced(alice: User, bob: User, make_doc: Any) -> None:
+    draft_like = make_doc(owner=bob, priority=1)
+    make_doc(owner=bob, priority=2)
+    qs = authorized(alice, "testapp.approve", Document.objects.filter(priority=1))
+    assert list(qs) == [draft_like]
+
+
+def test_queryset_stays_lazy_and_sees_later_changes(alice: User, bob: User, make_doc: Any) -> None:
+    doc = make_doc(owner=bob)
+    qs = authorized(alice, "testapp.approve", Document.objects.all())
+    Document.objects.filter(pk=doc.pk).update(state="archived")
+    assert list(qs) == []
+
+
+# -- gate 1, predicates without the object, invariants ----------------------------------------
+
+
+def test_no_capability_gives_none_without_a_query(
+    make_user: Any, tenant: Any, bob: User, make_doc: Any, django_assert_num_queries: Any
+) -> None:
+    make_doc(owner=bob)
+    clerk = make_user("clerk", approver=False, tenants=(tenant,))
+    qs = authorized(clerk, "testapp.approve", Document.objects.all())
+    with django_assert_num_queries(0):
+        assert list(qs) == []
+    with django_assert_num_queries(0):
+        assert list(authorized(AnonymousUser(), "testapp.approve", Document.objects.all())) == []
+    sleeper = make_user("sleeper", is_active=False, tenants=(tenant,))
+    with django_assert_num_queries(0):
+        assert list(authorized(sleeper, "testapp.approve", Document.objects.all())) == []
+
+
+def test_superuser_passes_gate_one_but_not_the_rules(tenant: Any, bob: User, make_doc: Any) -> None:
+    root = User.objects.create_superuser("root", password="x")
+    Membership.objects.create(user=root, tenant=tenant)
+    theirs, own = make_doc(owner=bob), make_doc(owner=root)
+    make_doc(owner=bob, amount=Decimal("50000"))
+    assert pks(authorized(root, "testapp.approve", Document.objects.all())) == {theirs.pk}
+    assert own.pk not in assert_agree(root, registry.get("testapp.approve"))
+
+
+def test_predicate_without_the_object_runs_once_per_call(
+    fresh_registry: Any, alice: User, make_doc: Any, django_assert_num_queries: Any
+) -> None:
+    for _ in range(10):
+        make_doc()
+    calls: list[Any] = []
+
+    @predicate(uses_object=False)
+    def open_for_business(ctx: Any) -> bool:
+        calls.append(ctx.actor)
+        return ctx.extra.get("open", True)
+
+    # Used in two rules, and twice inside one: still once per call.
+    action = declare(
+        open_for_business,
+        where(state="submitted") & open_for_business | ~open_for_business,
+    )
+    assert len(authorized(alice, action, Document.objects.all())) == 10
+    assert calls == [alice]
+    with django_assert_num_queries(0):
+        assert list(authorized(alice, action, Document.objects.all(), open=False)) == []
+    assert len(calls) == 2
+
+
+def test_action_invariants_are_part_of_the_filter(alice: User, bob: User, make_doc: Any) -> None:
+    small, _big = make_doc(owner=bob), make_doc(owner=bob, amount=Decimal("10000.01"))
+    limit = make_doc(owner=bob, amount=Decimal("10000"))
+    assert assert_agree(alice, registry.get("testapp.approve")) == {small.pk, limit.pk}
+
+
+def test_ctx_values_are_bound_and_a_missing_one_filters_out_everything(
+    fresh_registry: Any, alice: User, tenant: Any, other_tenant: Any, make_doc: Any
+) -> None:
+    here, there = make_doc(), make_doc(tenant=other_tenant)
+    action = declare(where(tenant=CTX.tenant))
+    assert pks(authorized(alice, action, Document.objects.all(), tenant=tenant)) == {here.pk}
+    assert pks(authorized(alice, action, Document.objects.all(), tenant=other_tenant)) == {there.pk}
+    assert pks(authorized(alice, action, Document.objects.all(), tenant=None)) == set()
+    # Forgetting the value is a programming error: fail closed (and raise in test suites).
+    assert pks(authorized(alice, action, Document.objects.all())) == set()
+    with override_settings(CLEARANCE={"RAISE_RULE_ERRORS": True}), pytest.raises(LookupError):
+        authorized(alice, action, Document.objects.all())
+
+
+# -- NotFilterable and the Python path ---------------------------------------------------------
+
+
+def long_title(ctx: Any) -> bool:
+    return len(ctx.obj.title) > 5
+
+
+def test_object_predicate_raises_not_filterable_naming_rule_and_action(
+    fresh_registry: Any, alice: User, django_assert_num_queries: Any
+) -> None:
+    action = declare(where(state="submitted"), where(owner=ACTOR) | predicate(long_title))
+    with django_assert_num_queries(0), pytest.raises(NotFilterable) as raised:
+        authorized(alice, action, Document.objects.all())
+    error = raised.value
+    assert (error.action, error.rule) == ("testapp.filtering", "p1")
+    assert "'p1'" in str(error) and "testapp.filtering" in str(error)
+    assert "long_title" in str(error)
+    assert "evaluate_in_python=True" in str(error)
+
+
+def test_evaluate_in_python_agrees_with_authorize(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    docs = [
+        make_doc(owner=owner, title=title)
+        for owner in (alice, bob, None)
+        for title in ("short", "a long title")
+    ]
+    docs[0].watchers.add(alice)
+    action = declare(
+        where(tenant__memberships__user=ACTOR),
+        where(owner=ACTOR) | predicate(long_title) | where(watchers=ACTOR),
+    )
+    qs = authorized(alice, action, Document.objects.all(), evaluate_in_python=True)
+    assert pks(qs) == allowed_one_by_one(alice, action)
+    assert pks(qs) == {docs[0].pk, docs[1].pk, docs[3].pk, docs[5].pk}
+    assert qs.filter(owner=None).count() == 1  # still a queryset
+
+
+def test_evaluate_in_python_only_reads_rows_the_sql_rules_let_through(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    seen: list[int] = []
+
+    def spy(ctx: Any) -> bool:
+        seen.append(ctx.obj.pk)
+        return True
+
+    submitted = [make_doc(state="submitted") for _ in range(3)]
+    for _ in range(7):
+        make_doc(state="draft")
+    action = declare(where(state="submitted"), predicate(spy))
+    qs = authorized(alice, action, Document.objects.all(), evaluate_in_python=True)
+    assert sorted(seen) == sorted(doc.pk for doc in submitted)
+    assert pks(qs) == {doc.pk for doc in submitted}
+
+
+def test_evaluate_in_python_keeps_the_sql_rules_live(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    doc = make_doc(title="a long title")
+    action = declare(where(state="submitted"), predicate(long_title))
+    qs = authorized(alice, action, Document.objects.all(), evaluate_in_python=True)
+    # The queryset is evaluated later (a template, a paginator): the SQL rules still apply.
+    Document.objects.filter(pk=doc.pk).update(state="archived")
+    assert list(qs) == []
+
+
+def test_evaluate_in_python_answers_to_many_rules_once_per_chunk(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    docs = [make_doc(title="short") for _ in range(25)]
+    for doc in docs[::2]:
+        doc.watchers.add(bob)
+    # Not tied to the actor, so nothing is cached on it: each chunk asks once.
+    action = declare(where(watchers__username=CTX.name) | predicate(long_title))
+    with CaptureQueriesContext(connection) as queries:
+        qs = authorized(
+            alice,
+            action,
+            Document.objects.all(),
+            evaluate_in_python=True,
+            chunk_size=10,
+            name="bob",
+        )
+    watcher_queries = [q for q in queries.captured_queries if "watchers" in q["sql"]]
+    assert len(watcher_queries) == 3  # 25 rows in chunks of 10
+    assert pks(qs) == {doc.pk for doc in docs[::2]}
+    assert pks(qs) == allowed_one_by_one(alice, action, name="bob")
+
+
+def test_a_rule_that_raises_while_filtering_gives_nothing(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    make_doc()
+
+    @predicate(uses_object=False)
+    def broken(ctx: Any) -> bool:
+        raise RuntimeError("the feature-flag service is down")
+
+    action = declare(broken)
+    assert list(authorized(alice, action, Document.objects.all())) == []
+    assert allowed_one_by_one(alice, action) == set()
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+def test_bad_input_is_a_precise_error(alice: User) -> None:
+    with pytest.raises(TypeError, match="needs a QuerySet"):
+        authorized(alice, "testapp.approve", [Document()])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"the queryset is of testapp\.Note"):
+        authorized(alice, "testapp.approve", Note.objects.all())  # type: ignore[arg-type]
+    with pytest.raises(UnknownAction):
+        authorized(alice, "testapp.aprove", Document.objects.all())
+    with pytest.raises(TypeError, match="actor is None"):
+        authorized(None, "testapp.approve", Document.objects.all())
+
+
+# -- async -------------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_aauthorized_agrees_and_stays_lazy(alice: User, bob: User, make_doc: Any) -> None:
+    from asgiref.sync import sync_to_async
+
+    theirs = await sync_to_async(make_doc)(owner=bob)
+    await sync_to_async(make_doc)(owner=alice)
+    qs = await aauthorized(alice, "testapp.approve", Document.objects.all())
+    assert [doc async for doc in qs] == [theirs]
+    assert await qs.acount() == 1

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import models
+from django.db.models import prefetch_related_objects
 from django.utils import timezone
 
 from . import audit
@@ -342,7 +343,8 @@ def authorize_many(
     """Decide ``action`` for each object of a page at once; one decision per object, in order.
 
     Gate 1 runs once, a predicate that does not read the object runs once, and each to-many
-    rule is answered for the whole batch with one query.
+    rule, each lookup only the database can decide and each foreign key that a lookup follows
+    is answered for the whole batch with one query.
     """
     objs = list(objects)
     _check_actor(actor)
@@ -375,8 +377,13 @@ def _prefetch(
                 continue
             for model, group_objs in by_model.items():
                 try:
+                    # The related rows the lookups walk to (owner__username), one query per
+                    # relation instead of one per object.
+                    prefetch_related_objects(group_objs, *sorted(leaf.related_paths(model)))
                     for group in leaf.groups(model):
                         group.prefetch(group_objs, ctx)
+                    for lookup in leaf.db_lookups(model):
+                        lookup.prefetch(group_objs, ctx)
                 except Exception:
                     # Left to per-object evaluation, which fails closed and records the error.
                     logger.debug("prefetch of %s failed", named.code, exc_info=True)

@@ -818,8 +818,22 @@ class _DbLookup:
         q = self.q(ctx)
         if isinstance(q, bool):
             return q
+        batch = ctx.memo.get(("db", id(self)))
+        if batch is not None and batch[0] == q and obj.pk in batch[1]:
+            return obj.pk in batch[2]
         manager = type(obj)._base_manager
         return bool(manager.filter(pk=obj.pk).filter(q).exists())
+
+    def prefetch(self, objects: Iterable[Any], ctx: Context) -> None:
+        """Decide this lookup for many saved objects with one query (``authorize_many``)."""
+        objs = [obj for obj in objects if obj.pk is not None]
+        q = self.q(ctx)
+        if not objs or isinstance(q, bool):
+            return
+        pks = frozenset(obj.pk for obj in objs)
+        manager = type(objs[0])._base_manager
+        hits = frozenset(manager.filter(pk__in=pks).filter(q).values_list("pk", flat=True))
+        ctx.memo[("db", id(self))] = (q, pks, hits)
 
     def q(self, ctx: Context) -> Q | bool:
         value = _bind(self.value, ctx)
@@ -917,6 +931,19 @@ class Where(Rule):
     def groups(self, model: type[models.Model]) -> list[_ManyGroup]:
         """The to-many lookup groups of this rule on ``model``."""
         return self.plan(model).groups
+
+    def db_lookups(self, model: type[models.Model]) -> list[_DbLookup]:
+        """The lookups of this rule on ``model`` that only the database can decide."""
+        return [lookup for lookup in self.plan(model).local if isinstance(lookup, _DbLookup)]
+
+    def related_paths(self, model: type[models.Model]) -> set[str]:
+        """The forward relations that deciding this rule on one object follows (``owner``)."""
+        plan = self.plan(model)
+        steps = [getattr(lookup, "steps", []) for lookup in plan.local]
+        steps += [group.prefix_steps for group in plan.groups]
+        paths = {"__".join(step.attr for step in chain if step.fetch) for chain in steps}
+        paths.discard("")
+        return paths
 
     def __str__(self) -> str:
         inner = ", ".join(f"{k}={_show(v)}" for k, v in self.lookups.items())

@@ -253,3 +253,23 @@ def test_postgres_keeps_the_denial_of_a_perform_block(alice: User, denied_doc: D
     assert denied_doc.state == "submitted"
     record = AuditRecord.objects.get(pk__gt=before)
     assert (record.code, record.resource_pk) == ("policy.four_eyes", str(denied_doc.pk))
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_in_a_test_case_a_direct_decision_stays_in_the_tests_transaction(
+    alice: User, denied_doc: Document
+) -> None:
+    """The test case's own transaction does not count (as for atomic(durable=True)): rows
+    written by decisions made directly in a test roll back with the test. A decision inside
+    an atomic block of the code under test is committed through the dedicated connection."""
+    from django.test.utils import CaptureQueriesContext
+
+    alias = PRIVATE_PREFIX + "default"
+    with CaptureQueriesContext(connection) as queries:
+        authorize(alice, "testapp.approve", denied_doc)
+    assert any("clearance_auditrecord" in q["sql"] for q in queries.captured_queries)
+    with CaptureQueriesContext(connection) as queries, recording(), transaction.atomic():
+        authorize(alice, "testapp.approve", denied_doc)
+        assert connections[alias].connection is not None
+    assert not any("clearance_auditrecord" in q["sql"] for q in queries.captured_queries)

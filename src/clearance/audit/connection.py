@@ -16,7 +16,8 @@ therefore never goes through a connection the caller may have a transaction open
   its own, whatever the caller's transaction does next. Inside :func:`clearance.audit.recording`
   (the middleware opens one per request) that connection stays open until the scope ends, then
   is closed or kept according to the target's ``CONN_MAX_AGE``; outside a scope it is closed
-  after each write, so no idle connection outlives the work that opened it.
+  after each write, so no idle connection outlives the work that opened it. (Transactions a
+  ``TestCase`` opens around a test do not count, as for ``atomic(durable=True)``.)
 * **SQLite** allows one writer per file: a second connection to the file the caller is writing
   would wait for the caller's own transaction. There the write goes through the target alias's
   own connection, and it survives a rollback when the target is a database of its own
@@ -102,8 +103,15 @@ def _dedicated(target: str) -> BaseDatabaseWrapper:
 
 
 def in_transaction(conn: BaseDatabaseWrapper) -> bool:
-    """Whether ``conn`` has a transaction open (an atomic block, or autocommit turned off)."""
-    return conn.in_atomic_block or (conn.connection is not None and not conn.autocommit)
+    """Whether the code being run holds a transaction open on ``conn``.
+
+    An atomic block, or autocommit turned off. Atomic blocks a ``django.test.TestCase`` opened
+    around the test do not count, as for Django's own ``atomic(durable=True)``: a decision made
+    directly in such a test is written in the test's transaction and rolled back with it.
+    """
+    if conn.in_atomic_block:
+        return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
+    return conn.connection is not None and not conn.autocommit
 
 
 def writer() -> BaseDatabaseWrapper:

@@ -112,6 +112,19 @@ def test_save_that_keeps_the_invariant_succeeds(positive: Any, make_doc: Any) ->
     assert Document.objects.get(pk=doc.pk).amount == Decimal("7")
 
 
+def test_the_new_state_is_judged_as_the_database_will_store_it(
+    positive: Any, make_doc: Any
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    doc.amount = Decimal("0.004")  # positive in memory, 0.00 in a DecimalField(decimal_places=2)
+    with pytest.raises(InvariantViolation):
+        doc.save()
+    assert doc.amount == Decimal("0.004")  # the caller's object is left alone
+    doc.amount = Decimal("0.006")  # rounds to 0.01
+    doc.save()
+    assert Document.objects.get(pk=doc.pk).amount == Decimal("0.01")
+
+
 def test_update_fields_and_get_or_create_are_guarded(positive: Any, make_doc: Any) -> None:
     doc = make_doc(amount=Decimal("5"))
     doc.amount = Decimal("-5")

@@ -19,6 +19,7 @@ sinks like every other.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import logging
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from time import perf_counter
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -302,6 +304,36 @@ def _holds_for_values(invariant: ModelInvariant, ctx: Context) -> bool | None:
 # --------------------------------------------------------------------------------------------
 
 
+def _as_stored(instance: models.Model) -> models.Model:
+    """The instance with its decimals rounded as the database will store them.
+
+    A ``Decimal("0.004")`` in a ``DecimalField(decimal_places=2)`` is written as ``0.00``: the
+    invariants are decided on what the row will hold. Returns ``instance`` itself when nothing
+    needs rounding (the usual case), a shallow copy otherwise.
+    """
+    rounded: dict[str, Decimal] = {}
+    for field in instance._meta.concrete_fields:
+        if not isinstance(field, models.DecimalField) or field.decimal_places is None:
+            continue
+        value = instance.__dict__.get(field.attname)
+        if not isinstance(value, Decimal) or not value.is_finite():
+            continue
+        exponent = value.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -field.decimal_places:
+            # PostgreSQL rounds half away from zero; the other backends half to even.
+            using = instance._state.db or router.db_for_write(type(instance), instance=instance)
+            half_up = connections[using].vendor == "postgresql"
+            rounded[field.attname] = value.quantize(
+                Decimal(1).scaleb(-field.decimal_places),
+                rounding=ROUND_HALF_UP if half_up else ROUND_HALF_EVEN,
+            )
+    if not rounded:
+        return instance
+    stored = copy.copy(instance)
+    stored.__dict__.update(rounded)
+    return stored
+
+
 def check_instance(instance: models.Model, event: str = "save") -> None:
     """Raise :class:`~clearance.InvariantViolation` if ``instance`` breaks an invariant.
 
@@ -312,7 +344,7 @@ def check_instance(instance: models.Model, event: str = "save") -> None:
     invariants = invariants_on(model, event)
     if not invariants:
         return
-    ctx = _context(instance)
+    ctx = _context(_as_stored(instance) if event == "save" else instance)
     trace: list[RawTrace] = []
     for invariant in invariants:
         start = perf_counter()

@@ -697,7 +697,7 @@ def _simulate_update(
         for obj in base.filter(pk__in=chunk).annotate(**aliases):
             for alias, attname in attnames.items():
                 setattr(obj, attname, getattr(obj, alias))
-            row_ctx = ctx.with_object(obj)
+            row_ctx = ctx.with_object(_as_stored(obj))
             if not all(_evaluate(inv, row_ctx)[0] for inv in invariants):
                 offenders.append(obj.pk)
     return offenders
@@ -847,7 +847,7 @@ class GuardedQuerySet(models.QuerySet[_M]):
         ctx = _context()
         violations: dict[str, list[Any]] = {}
         for obj in objs:
-            row_ctx = ctx.with_object(obj)
+            row_ctx = ctx.with_object(_as_stored(obj))
             for invariant in invariants:
                 held, _ = _evaluate(invariant, row_ctx)
                 if not held:

@@ -650,6 +650,8 @@ class _ManyGroup:
     anchor_field: str
     prefix: str  # ORM path of the prefix ("" for the object itself)
     lookups: dict[str, Any] = field(default_factory=dict)
+    # actor_tied, computed on the first check (the lookups are complete by then).
+    _tied: bool | None = field(default=None, init=False, repr=False)
 
     @property
     def actor_tied(self) -> bool:
@@ -657,6 +659,19 @@ class _ManyGroup:
             _contains_ref(v, "ACTOR") and k.rsplit("__", 1)[-1] not in _NOT_BOUNDING
             for k, v in self.lookups.items()
         )
+
+    def _actor_key(self, bound: dict[str, Any]) -> tuple[Any, ...]:
+        """The key of this group's answer in the actor's cache.
+
+        The bound values in the group's own lookup order (the keys never change), frozen only
+        when a value cannot be hashed as it is.
+        """
+        values = tuple(bound.values())
+        try:
+            hash(values)
+        except TypeError:
+            return (self, _freeze(bound))
+        return (self, values)
 
     def bound(self, ctx: Context) -> dict[str, Any] | None:
         out = {}
@@ -702,16 +717,18 @@ class _ManyGroup:
         bound = self.bound(ctx)
         if bound is None:
             return False
-        frozen = _freeze(bound)
-        if self.actor_tied and not ctx.fresh and ctx.actor is not None:
+        tied = self._tied
+        if tied is None:
+            tied = self._tied = self.actor_tied
+        if tied and not ctx.fresh and ctx.actor is not None:
             cache = _actor_cache(ctx.actor)
-            key = (self, frozen)
+            key = self._actor_key(bound)
             ids = cache.get(key)
             if ids is None:
                 ids = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
                 cache[key] = ids
             return anchor in ids
-        memo_key = ("many", self, frozen)
+        memo_key = ("many", self, _freeze(bound))
         batch = ctx.memo.get(memo_key)
         if batch is not None:
             domain, hits = batch
@@ -752,7 +769,7 @@ class _ManyGroup:
 
     def check_any(self, ctx: Context, bound: dict[str, Any]) -> None:
         cache = _actor_cache(ctx.actor)
-        key = (self, _freeze(bound))
+        key = self._actor_key(bound)
         if key not in cache:
             cache[key] = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -98,3 +99,17 @@ def test_pages_are_not_kept_in_caches(staff_client: Client) -> None:
 
     assert "no-store" in response["Cache-Control"]
     assert "private" in response["Cache-Control"]
+
+
+def test_pages_need_no_context_processor(staff_client: Client, settings: Any) -> None:
+    settings.TEMPLATES = [
+        {
+            "BACKEND": "django.template.backends.django.DjangoTemplates",
+            "APP_DIRS": True,
+            "OPTIONS": {"context_processors": []},
+        }
+    ]
+
+    page = staff_client.get("/clearance/").content.decode()
+
+    assert "Signed in as <strong>staffer</strong>" in page

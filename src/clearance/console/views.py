@@ -36,6 +36,8 @@ CHART_MAX_DAYS = 92
 
 
 def _render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+    # The staff member, whatever context processors the project enables.
+    context["console_user"] = request.user
     return render(request, f"clearance/console/{template}", context)
 
 

@@ -21,7 +21,8 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory, override_settings
 from django.urls import path
 from django.utils import timezone
-from hypothesis import given
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from clearance import Denied, Layer, PolicyDenied, authorize, enforce, explain
@@ -769,3 +770,36 @@ def test_overlong_values_are_cut_to_their_columns_rather_than_lost(
     assert (len(record.actor_label), len(record.actor_pk), len(record.rule)) == (255, 64, 255)
     assert len(record.remote_addr) == 64
     assert record.actor_kind == "service"
+
+
+@hypothesis_settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    verdicts=st.lists(st.booleans(), max_size=25),
+    batch=st.integers(min_value=1, max_value=8),
+)
+def test_batching_never_loses_or_delays_a_denial(
+    verdicts: list[bool],
+    batch: int,
+    alice: User,
+    approvable: Document,
+    denied_doc: Document,
+) -> None:
+    """For any sequence of decisions and any batch size: every denial is in the table as soon
+    as it is decided, and when the scope ends every decision has exactly one row."""
+    start = records().aggregate(last=Max("id"))["last"] or BASELINE
+    mine = lambda: AuditRecord.objects.filter(pk__gt=start)  # noqa: E731
+    denials = allowed_so_far = 0
+    with override_settings(CLEARANCE={"RECORD_ALLOWED": True, "AUDIT_BATCH_SIZE": batch}):
+        with recording():
+            for allowed in verdicts:
+                authorize(alice, "testapp.approve", approvable if allowed else denied_doc)
+                denials += not allowed
+                allowed_so_far += allowed
+                assert mine().filter(allowed=False).count() == denials
+                # Allowed decisions are written in whole batches.
+                written = allowed_so_far - allowed_so_far % batch
+                assert mine().filter(allowed=True).count() == written
+        assert mine().filter(allowed=False).count() == denials
+        assert mine().filter(allowed=True).count() == len(verdicts) - denials

@@ -339,6 +339,18 @@ def test_object_predicate_raises_not_filterable_naming_rule_and_action(
     assert "evaluate_in_python=True" in str(error)
 
 
+def test_not_filterable_does_not_depend_on_who_asks(
+    fresh_registry: Any, make_user: Any, tenant: Any, django_assert_num_queries: Any
+) -> None:
+    # A rule set that cannot be filtered is a programming error: it surfaces for every actor,
+    # also one whom gate 1 would refuse, and before gate 1 asks the database.
+    action = declare(predicate(long_title), permission="testapp.approve_document")
+    clerk = make_user("clerk", approver=False, tenants=(tenant,))
+    for actor in (clerk, AnonymousUser()):
+        with django_assert_num_queries(0), pytest.raises(NotFilterable, match="'p0'"):
+            authorized(actor, action, Document.objects.all())
+
+
 def test_evaluate_in_python_agrees_with_authorize(
     fresh_registry: Any, alice: User, bob: User, make_doc: Any
 ) -> None:

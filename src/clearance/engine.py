@@ -31,7 +31,7 @@ from .decisions import (
     exception_for,
 )
 from .request_context import current_request, note_decision
-from .rules import Context, RuleNotFilterable, Where, clear_actor_cache
+from .rules import Context, Predicate, Rule, RuleNotFilterable, Where, clear_actor_cache
 
 __all__ = [
     "aauthorize",
@@ -409,6 +409,13 @@ def authorized(
     _check_actor(actor)
     act = registry.get(action)
     _check_queryset(act, queryset)
+    if not evaluate_in_python:
+        # Which rules have no SQL form is a property of the rule set, not of the actor: say so
+        # for everyone, also for an actor whom gate 1 refuses, and before asking the database.
+        for named in act.rules:
+            culprit = _not_filterable(named.rule)
+            if culprit is not None:
+                raise NotFilterable(act.name, named.name, culprit)
     # Scoping a queryset is an authorization decision for the unguarded-view middleware.
     note_decision()
     ctx = _context(actor, act, None, request, extra)
@@ -469,6 +476,14 @@ def _allowed_in_python(
         if all(_run_rule(named, row_ctx)[0] for named in rules):
             keep.append(obj.pk)
     return keep
+
+
+def _not_filterable(rule: Rule) -> str | None:
+    """Why ``rule`` has no SQL form (a predicate inside reads the object), or None."""
+    for leaf in rule.leaves():
+        if isinstance(leaf, Predicate) and leaf.uses_object:
+            return f"predicate {leaf.name!r} reads the object and has no SQL form"
+    return None
 
 
 def _none(queryset: models.QuerySet[_M]) -> models.QuerySet[_M]:

@@ -737,7 +737,7 @@ def test_checks_report_a_missing_router_and_a_missing_alias() -> None:
         assert "clearance.E503" in {m.id for m in run_checks()}
 
 
-def test_unrelated_denials_record_the_failing_rules_error(
+def test_a_rule_that_raises_is_recorded_with_its_error(
     fresh_registry: Any, alice: User, make_doc: Callable[..., Document]
 ) -> None:
     from clearance import Action, predicate

@@ -593,6 +593,13 @@ def test_nested_scopes_share_the_outer_buffer(alice: User, approvable: Document)
         assert records().count() == 1
 
 
+def test_a_bad_request_id_header_is_reported_and_ignored(alice: User, denied_doc: Document) -> None:
+    with override_settings(CLEARANCE={"AUDIT_REQUEST_ID_HEADER": 42}):
+        assert any(m.id == "clearance.E504" for m in run_checks())
+        authorize(alice, "testapp.approve", denied_doc, request=RequestFactory().get("/"))
+    assert records().get().request_id == ""
+
+
 def test_a_bad_batch_size_is_a_configuration_error(alice: User, approvable: Document) -> None:
     with override_settings(CLEARANCE={"AUDIT_BATCH_SIZE": 0}):
         assert any(m.id == "clearance.E502" for m in run_checks())

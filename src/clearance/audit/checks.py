@@ -90,6 +90,15 @@ def check_audit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
                     id="clearance.I501",
                 )
             )
+    header = clearance_settings.AUDIT_REQUEST_ID_HEADER
+    if header is not None and not isinstance(header, str):
+        messages.append(
+            checks.Error(
+                f"CLEARANCE['AUDIT_REQUEST_ID_HEADER'] must be a header name or None, "
+                f"got {header!r}.",
+                id="clearance.E504",
+            )
+        )
     if fail_closed and record_allowed is False:
         messages.append(
             checks.Warning(

@@ -31,8 +31,8 @@ def request_id_from_header(request: Any) -> str:
     breaks or control characters into the audit trail.
     """
     header = clearance_settings.AUDIT_REQUEST_ID_HEADER
-    if not header:
-        return ""
+    if not header or not isinstance(header, str):
+        return ""  # a wrong type is reported by the check clearance.E504
     meta = getattr(request, "META", None) or {}
     raw = meta.get(_meta_key(header), "")
     if not isinstance(raw, str):

@@ -342,10 +342,15 @@ def test_decision_reaches_the_signal(alice: User, bob: User, make_doc: Any) -> N
 @pytest.mark.django_db(transaction=True)
 async def test_async_twins_agree(alice: User, bob: User, make_doc: Any) -> None:
     from asgiref.sync import sync_to_async
+    from django.db import connections
 
-    doc = await sync_to_async(make_doc)(owner=bob)
-    own = await sync_to_async(make_doc)(owner=alice)
-    assert (await aauthorize(alice, "testapp.approve", doc)).allowed
-    assert (await aexplain(alice, "testapp.approve", own)).rule == "four_eyes"
-    with pytest.raises(PolicyDenied):
-        await aenforce(alice, "testapp.approve", own)
+    try:
+        doc = await sync_to_async(make_doc)(owner=bob)
+        own = await sync_to_async(make_doc)(owner=alice)
+        assert (await aauthorize(alice, "testapp.approve", doc)).allowed
+        assert (await aexplain(alice, "testapp.approve", own)).rule == "four_eyes"
+        with pytest.raises(PolicyDenied):
+            await aenforce(alice, "testapp.approve", own)
+    finally:
+        # The worker thread's connection would keep the test database from being dropped.
+        await sync_to_async(connections.close_all)()

@@ -14,8 +14,10 @@ is tied to the actor, the set of matching ids is computed once and cached on the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
@@ -448,6 +450,13 @@ _PY_LOOKUPS = frozenset(
 
 _NONE_OK = frozenset({"exact", "iexact"})
 _PLAIN_LOOKUPS = frozenset({"exact", "in", "gt", "gte", "lt", "lte", "range"})
+_DIRECT_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "exact": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
 _TEXT_LOOKUPS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
@@ -562,6 +571,11 @@ class _LocalLookup:
     target_attname: str | None
     needs_vendor: bool
     dynamic: bool = False
+    # (attribute, comparison) when the lookup reads one local attribute and compares it plainly;
+    # False when it does not; None until the first check.
+    _direct: tuple[str, Callable[[Any, Any], Any]] | bool | None = dataclasses.field(
+        default=None, init=False, repr=False
+    )
 
     def check(self, obj: Any, ctx: Context) -> bool:
         value = self.value
@@ -569,6 +583,13 @@ class _LocalLookup:
             value = self.normalize(_bind(value, ctx))
         if value is NOTHING:
             return False
+        direct = self._direct
+        if direct is None:
+            direct = self._direct = self._direct_comparison()
+        if direct is not False and value is not None:
+            attr, compare = cast("tuple[str, Callable[[Any, Any], Any]]", direct)
+            a = getattr(obj, attr)
+            return a is not None and bool(compare(a, value))
         a = obj
         for step in self.steps:
             if a is None:
@@ -596,6 +617,13 @@ class _LocalLookup:
             if vendor == "postgresql" and self.lookup.startswith("i"):
                 vendor = f"postgresql:{_pg_upper_mode(alias)}"
         return _compare(self.lookup, a, value, vendor)
+
+    def _direct_comparison(self) -> tuple[str, Callable[[Any, Any], Any]] | bool:
+        # The same answer as the general path below: a None attribute never matches, else
+        # bool(attribute <op> value).
+        if len(self.steps) != 1 or self.steps[0].fetch or self.lookup not in _DIRECT_OPS:
+            return False
+        return (self.steps[0].attr, _DIRECT_OPS[self.lookup])
 
     def normalize(self, value: Any) -> Any:
         """Prepare a bound value: model instances become their key; None matches nothing."""
@@ -915,7 +943,10 @@ class Where(Rule):
         for lookup in plan.local:
             if not lookup.check(obj, ctx):
                 return False
-        return all(group.check(obj, ctx) for group in plan.groups)
+        for group in plan.groups:  # noqa: SIM110 (a loop costs less than all() and a generator)
+            if not group.check(obj, ctx):
+                return False
+        return True
 
     def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
         plan = self.plan(model)

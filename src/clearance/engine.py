@@ -52,6 +52,7 @@ logger = logging.getLogger("clearance")
 _M = TypeVar("_M", bound=models.Model)
 
 _ALLOWED = "allowed"
+_PERMISSION, _POLICY, _INVARIANT = Layer.PERMISSION, Layer.POLICY, Layer.INVARIANT
 
 # --------------------------------------------------------------------------------------------
 # Validation of the arguments
@@ -176,6 +177,55 @@ def _run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
         return False, _describe(exc)
 
 
+class _GatePlan:
+    """An action's rules, laid out once for the decision loop (rebuilt when the rules change).
+
+    Each rule is ``(name, reason, expression, code, evaluate, named)``, so that a decision reads
+    plain tuples instead of attributes, formats no strings and calls no helper per rule.
+    """
+
+    __slots__ = ("fingerprint", "invariants", "key", "perm", "perm_code", "perm_expr", "policies")
+
+    def __init__(self, act: Action, key: tuple[int, int, int]) -> None:
+        self.key = key
+        self.perm = act.permission_label
+        self.perm_expr = f"has_perm({self.perm!r})"
+        self.perm_code = _permission_code(act)
+        self.policies = tuple(_compiled(named) for named in act.policies)
+        self.invariants = tuple(_compiled(named) for named in act.invariants)
+        self.fingerprint = act.fingerprint()
+
+
+_CompiledRule = tuple[str, str, str, str, Any, NamedRule]
+
+
+def _compiled(named: NamedRule) -> _CompiledRule:
+    return (named.name, named.reason, named.expression, named.code, named.rule.evaluate, named)
+
+
+def _gate_plan(act: Action) -> _GatePlan:
+    """The action's current plan; a new one after any change of the registry or its rules."""
+    version = (act.registry or registry).version
+    key = (version, len(act.policies), len(act.invariants))
+    plan: _GatePlan | None = act.__dict__.get("_gate_plan")
+    if plan is None or plan.key != key:
+        plan = _GatePlan(act, key)
+        act.__dict__["_gate_plan"] = plan
+    return plan
+
+
+def _rule_failed(exc: Exception, named: NamedRule, ctx: Context) -> str:
+    """Fail closed: log the exception and describe it (or re-raise, when configured)."""
+    if clearance_settings.RAISE_RULE_ERRORS:
+        raise exc
+    logger.exception(
+        "Rule %s of action %s raised; denying",
+        named.code,
+        ctx.action.name if ctx.action is not None else "?",
+    )
+    return _describe(exc)
+
+
 def _decide(
     act: Action,
     ctx: Context,
@@ -183,59 +233,33 @@ def _decide(
     full: bool,
     gate1: tuple[bool, str, str | None] | None = None,
 ) -> Decision:
-    trace: list[RawTrace] = []
+    plan = _gate_plan(act)
     denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
-    error: str | None = None
 
     start = perf_counter()
     ok, reason, err = gate1 if gate1 is not None else _gate1(ctx.actor, act)
-    perm = act.permission_label
-    trace.append(
-        (Layer.PERMISSION, perm, ok, reason, f"has_perm({perm!r})", perf_counter() - start, err)
-    )
+    perm = plan.perm
+    trace: list[RawTrace] = [
+        (_PERMISSION, perm, ok, reason, plan.perm_expr, perf_counter() - start, err)
+    ]
     if not ok:
-        denial = (Layer.PERMISSION, perm, reason, _permission_code(act), err)
-        error = err
+        denial = (_PERMISSION, perm, reason, plan.perm_code, err)
     if denial is None or full:
-        for named in act.policies if denial is None or full else ():
-            start = perf_counter()
-            ok, err = _run_rule(named, ctx)
-            trace.append(
-                (
-                    Layer.POLICY,
-                    named.name,
-                    ok,
-                    named.reason,
-                    named.expression,
-                    perf_counter() - start,
-                    err,
-                )
-            )
-            if not ok and denial is None:
-                denial = (Layer.POLICY, named.name, named.reason, named.code, err)
-                error = err
-                if not full:
-                    break
-        if denial is None or full:
-            for named in act.invariants:
+        for layer, rules in ((_POLICY, plan.policies), (_INVARIANT, plan.invariants)):
+            for name, reason, expression, code, evaluate, named in rules:
                 start = perf_counter()
-                ok, err = _run_rule(named, ctx)
-                trace.append(
-                    (
-                        Layer.INVARIANT,
-                        named.name,
-                        ok,
-                        named.reason,
-                        named.expression,
-                        perf_counter() - start,
-                        err,
-                    )
-                )
+                try:
+                    ok = evaluate(ctx) is True
+                    err = None
+                except Exception as exc:
+                    ok, err = False, _rule_failed(exc, named, ctx)
+                trace.append((layer, name, ok, reason, expression, perf_counter() - start, err))
                 if not ok and denial is None:
-                    denial = (Layer.INVARIANT, named.name, named.reason, named.code, err)
-                    error = err
+                    denial = (layer, name, reason, code, err)
                     if not full:
                         break
+            if denial is not None and not full:
+                break
 
     if denial is None:
         return Decision(
@@ -248,12 +272,12 @@ def _decide(
             reason="",
             code=_ALLOWED,
             at=ctx.now,
-            fingerprint=act.fingerprint(),
+            fingerprint=plan.fingerprint,
             trace=trace,
             error=None,
             explained=full,
         )
-    layer, rule, reason, code, _ = denial
+    layer, rule, reason, code, error = denial
     return Decision(
         allowed=False,
         action=act.name,
@@ -264,7 +288,7 @@ def _decide(
         reason=reason,
         code=code,
         at=ctx.now,
-        fingerprint=act.fingerprint(),
+        fingerprint=plan.fingerprint,
         trace=trace,
         error=error,
         explained=full,

@@ -262,36 +262,36 @@ def _decide(
                 break
 
     if denial is None:
-        return Decision(
-            allowed=True,
-            action=act.name,
-            actor=actor_ref(ctx.actor),
-            resource=resource_ref(ctx.obj),
-            layer=None,
-            rule=None,
-            reason="",
-            code=_ALLOWED,
-            at=ctx.now,
-            fingerprint=plan.fingerprint,
-            trace=trace,
-            error=None,
-            explained=full,
+        return Decision._make(
+            True,
+            act.name,
+            actor_ref(ctx.actor),
+            resource_ref(ctx.obj),
+            None,
+            None,
+            "",
+            _ALLOWED,
+            ctx.now,
+            plan.fingerprint,
+            trace,
+            None,
+            full,
         )
     layer, rule, reason, code, error = denial
-    return Decision(
-        allowed=False,
-        action=act.name,
-        actor=actor_ref(ctx.actor),
-        resource=resource_ref(ctx.obj),
-        layer=layer,
-        rule=rule,
-        reason=reason,
-        code=code,
-        at=ctx.now,
-        fingerprint=plan.fingerprint,
-        trace=trace,
-        error=error,
-        explained=full,
+    return Decision._make(
+        False,
+        act.name,
+        actor_ref(ctx.actor),
+        resource_ref(ctx.obj),
+        layer,
+        rule,
+        reason,
+        code,
+        ctx.now,
+        plan.fingerprint,
+        trace,
+        error,
+        full,
     )
 
 

@@ -299,6 +299,26 @@ def test_predicate_without_the_object_runs_once_per_call(
     assert len(calls) == 2
 
 
+def test_a_predicate_that_says_it_ignores_the_object_but_reads_it_fails_closed(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    draft = make_doc(state="draft")
+    make_doc(state="submitted")
+
+    @predicate(uses_object=False)
+    def drafts_only(ctx: Any) -> bool:
+        # Wrongly declared: it reads the object. Filtering calls it once, without an object;
+        # it must not widen the list to every row, nor decide per object differently.
+        return ctx.obj is None or ctx.obj.state == "draft"
+
+    action = declare(drafts_only)
+    assert pks(authorized(alice, action, Document.objects.all())) == set()
+    assert allowed_one_by_one(alice, action) == set()
+    decision = authorize(alice, action, draft)
+    assert decision.error is not None
+    assert "drafts_only" in decision.error and "uses_object=False" in decision.error
+
+
 def test_action_invariants_are_part_of_the_filter(alice: User, bob: User, make_doc: Any) -> None:
     small, _big = make_doc(owner=bob), make_doc(owner=bob, amount=Decimal("10000.01"))
     limit = make_doc(owner=bob, amount=Decimal("10000"))

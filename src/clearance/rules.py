@@ -20,7 +20,7 @@ import functools
 import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
 from django.db import connections, models, router
@@ -394,7 +394,7 @@ class Predicate(Rule):
         key = ("predicate", self)
         memo = ctx.memo
         if key not in memo:
-            memo[key] = bool(self.fn(ctx))
+            memo[key] = bool(self.fn(ctx.with_object(_HiddenObject(self.name))))
         return cast(bool, memo[key])
 
     def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
@@ -406,6 +406,43 @@ class Predicate(Rule):
 
     def __str__(self) -> str:
         return f"{self.name}()"
+
+
+class _HiddenObject:
+    """``ctx.obj`` for a predicate declared ``uses_object=False``: using it raises.
+
+    Such a predicate is decided once per call: once for a whole queryset, where there is no
+    object, and once for a page of ``authorize_many``. One that read the object anyway would
+    make the filter apply its answer for no object to every row (``ctx.obj is None or ...``
+    listed every row), wider than ``authorize()``. An error instead denies on both sides.
+    """
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        object.__setattr__(self, "_name", name)
+
+    def _refuse(self) -> NoReturn:
+        raise TypeError(
+            f"predicate {object.__getattribute__(self, '_name')!r} is declared "
+            "uses_object=False but reads ctx.obj: drop uses_object=False (authorized() then "
+            "raises NotFilterable) or write the condition with where()"
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        self._refuse()
+
+    def __bool__(self) -> bool:
+        self._refuse()
+
+    def __eq__(self, other: object) -> bool:
+        self._refuse()
+
+    def __hash__(self) -> int:
+        self._refuse()
+
+    def __repr__(self) -> str:
+        return "<no object: the predicate is declared uses_object=False>"
 
 
 def predicate(

@@ -10,7 +10,10 @@ STAMP := $(VENV)/.installed
 # skips visibly when no server is reachable (and fails when CI=true).
 PYTEST_ARGS ?=
 PYTEST_SQLITE := $(BIN)/pytest $(PYTEST_ARGS)
-PYTEST_POSTGRES := $(BIN)/pytest --ds=tests.settings_postgres $(PYTEST_ARGS)
+# The test databases are thrown away: commits need not wait for the disk (a per-connection
+# setting, about twice as fast; visibility and isolation are unchanged).
+PG_TEST_OPTIONS ?= -c synchronous_commit=off
+PYTEST_POSTGRES := PGOPTIONS='$(PG_TEST_OPTIONS)' $(BIN)/pytest --ds=tests.settings_postgres $(PYTEST_ARGS)
 
 # Lint only the paths that exist.
 LINT_PATHS := $(wildcard src tests example benchmarks noxfile.py)

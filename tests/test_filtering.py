@@ -468,6 +468,14 @@ def test_bad_input_is_a_precise_error(alice: User) -> None:
         authorized(alice, "testapp.aprove", Document.objects.all())
     with pytest.raises(TypeError, match="actor is None"):
         authorized(None, "testapp.approve", Document.objects.all())
+    clerk = User.objects.create_user("clerk")  # refused by gate 1, and still told
+    for actor in (alice, clerk, AnonymousUser()):
+        with pytest.raises(TypeError, match="not sliced yet"):
+            authorized(actor, "testapp.approve", Document.objects.all()[:10])
+        with pytest.raises(TypeError, match=r"cannot filter a union\(\)"):
+            authorized(
+                actor, "testapp.approve", Document.objects.all().union(Document.objects.all())
+            )
 
 
 # -- async -------------------------------------------------------------------------------------

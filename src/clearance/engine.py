@@ -98,6 +98,18 @@ def _check_queryset(act: Action, queryset: models.QuerySet[Any]) -> None:
             f"Action {act.name!r} acts on {expected}; the queryset is of "
             f"{queryset.model._meta.label}"
         )
+    # Refused up front, whoever asks: a sliced or combined queryset cannot be filtered, and
+    # Django would only say so for an actor whose rules add a filter.
+    if queryset.query.is_sliced:
+        raise TypeError(
+            "authorized() needs a queryset that is not sliced yet: pass the whole queryset, "
+            "then slice or paginate the result"
+        )
+    if queryset.query.combinator:
+        raise TypeError(
+            f"authorized() cannot filter a {queryset.query.combinator}() of querysets: "
+            "authorize each queryset before combining them"
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -437,10 +437,12 @@ def authorized(
 ) -> models.QuerySet[_M]:
     """The objects of ``queryset`` on which ``actor`` may do ``action``, filtered in SQL.
 
-    Returns exactly what per-object :func:`authorize` would allow, as a plain queryset (no
-    duplicate rows, further filterable and sliceable). Raises :class:`~clearance.NotFilterable`
-    for a rule that cannot become SQL, unless ``evaluate_in_python=True``, which checks such
-    rules row by row in chunks and returns a queryset filtered by primary key (slow).
+    Returns exactly what per-object :func:`authorize` would allow, as a plain, lazy queryset
+    (one query, no duplicate rows, further filterable and sliceable); ``queryset.none()`` when
+    gate 1 refuses. Raises :class:`~clearance.NotFilterable` for a rule that cannot become SQL,
+    for every actor and before any query, unless ``evaluate_in_python=True``, which checks such
+    rules row by row, ``chunk_size`` rows at a time, and returns a queryset filtered by primary
+    key (slow). ``queryset`` must not be sliced or combined (``union()``): slice the result.
     """
     _check_actor(actor)
     act = registry.get(action)

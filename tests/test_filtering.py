@@ -115,6 +115,29 @@ def test_anonymous_actor_matches_no_owner(fresh_registry: Any, make_doc: Any) ->
     ) == {unowned.pk}
 
 
+def test_placeholders_in_a_list_through_a_to_many_relation(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    watched_by_alice, watched_by_bob, unwatched = make_doc(), make_doc(), make_doc()
+    watched_by_alice.watchers.add(alice)
+    watched_by_bob.watchers.add(bob)
+    rule = where(watchers__in=[ACTOR, CTX.user])
+    action = declare(rule)
+    negated = declare(~rule, name="testapp.negated")
+    for actor in (alice, AnonymousUser()):
+        for user in (bob, None):
+            assert_agree(actor, action, user=user)
+            assert_agree(actor, negated, user=user)
+    assert assert_agree(alice, action, user=bob) == {watched_by_alice.pk, watched_by_bob.pk}
+    # An anonymous actor and a missing user are no candidates: nothing matches.
+    assert assert_agree(AnonymousUser(), action, user=None) == set()
+    assert assert_agree(AnonymousUser(), negated, user=None) == {
+        watched_by_alice.pk,
+        watched_by_bob.pk,
+        unwatched.pk,
+    }
+
+
 # -- text: case-insensitive lookups fold as the database does -----------------------------------
 
 

@@ -748,6 +748,15 @@ class _ManyGroup:
                 bound = _row_key(bound)
                 if bound is None:
                     return None
+            elif isinstance(value, (list, tuple, set, frozenset)) and _contains_ref(value):
+                # watchers__in=[ACTOR, CTX.user]: as for a local "in", a placeholder that is
+                # None or not a row (an anonymous user) is no candidate; none left, no match.
+                items = [
+                    _row_key(_bind(raw, ctx)) if isinstance(raw, Ref) else raw for raw in value
+                ]
+                bound = [item for item in items if item is not None]
+                if not bound:
+                    return None
             out[key] = bound
         return out
 

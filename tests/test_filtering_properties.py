@@ -84,6 +84,7 @@ LOOKUP_KINDS: list[list[dict[str, Any]]] = [
     _each("tenant__name", TENANT_NAMES),
     _each("tenant__name__iexact", TENANT_NAMES),
     _each("tenant__in", [[CTX.tenant]]),
+    _each("owner__in", [[ACTOR, CTX.user]]),
     # to-many: the document's tenant's memberships, tied to the actor (cached per actor), with
     # several lookups that must hold for the same membership row
     [{"tenant__memberships__user": ACTOR}],
@@ -92,6 +93,7 @@ LOOKUP_KINDS: list[list[dict[str, Any]]] = [
     [{"tenant__memberships__role": CTX.role}],
     # the document's own many-to-many
     _each("watchers", [ACTOR, None]),
+    _each("watchers__in", [[ACTOR, CTX.user]]),
     _each("watchers__username", USERNAMES),
     # to-many behind a nullable foreign key: the owner's memberships
     [{"owner__tenant_memberships__tenant": CTX.tenant}],

@@ -8,10 +8,11 @@ denial; ``explain`` evaluates every rule. A rule that raises denies (fail closed
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from time import perf_counter
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
 from django.db import models
@@ -117,23 +118,57 @@ def _check_queryset(act: Action, queryset: models.QuerySet[Any]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+#: Where actor_ref() keeps the reference it built for a user object, as Django keeps
+#: ``_perm_cache``; it is checked against the user's pk and username on every use.
+_ACTOR_REF_ATTR = "_clearance_actor_ref"
+_ANONYMOUS = ActorRef("anonymous", None, "anonymous")
+
+
 def actor_ref(actor: Any) -> ActorRef:
     """A small, serializable reference to the actor (label and primary key)."""
+    cached = getattr(actor, _ACTOR_REF_ATTR, None)
+    if (
+        cached is not None
+        and getattr(actor, "is_authenticated", False)
+        and cached.pk == getattr(actor, "pk", None)
+        and cached.label == str(actor.get_username())
+    ):
+        return cast(ActorRef, cached)
     ref = getattr(actor, "actor_ref", None)
     if isinstance(ref, ActorRef):
         return ref
     if not getattr(actor, "is_authenticated", False):
-        return ActorRef("anonymous", None, "anonymous")
+        return _ANONYMOUS
     get_username = getattr(actor, "get_username", None)
-    label = get_username() if callable(get_username) else str(actor)
-    return ActorRef(str(label), getattr(actor, "pk", None), "user")
+    if not callable(get_username):
+        return ActorRef(str(actor), getattr(actor, "pk", None), "user")
+    ref = ActorRef(str(get_username()), getattr(actor, "pk", None), "user")
+    # An actor that takes no attributes gets a new reference each time.
+    with contextlib.suppress(AttributeError):
+        setattr(actor, _ACTOR_REF_ATTR, ref)
+    return ref
+
+
+_model_labels: dict[type[Any], str] = {}
+# ResourceRef is a frozen dataclass with slots: its slots' setters build one without the
+# dataclass __init__ (a third of the time; resource_ref runs for every decision).
+_new = object.__new__
+_set_ref_model = vars(ResourceRef)["model"].__set__
+_set_ref_pk = vars(ResourceRef)["pk"].__set__
 
 
 def resource_ref(obj: Any) -> ResourceRef | None:
     """A small, serializable reference to the object (model label and primary key)."""
     if obj is None:
         return None
-    return ResourceRef(obj._meta.label, obj.pk)
+    cls = type(obj)
+    label = _model_labels.get(cls)
+    if label is None:
+        label = _model_labels[cls] = obj._meta.label
+    ref: ResourceRef = _new(ResourceRef)
+    _set_ref_model(ref, label)
+    _set_ref_pk(ref, obj.pk)
+    return ref
 
 
 # --------------------------------------------------------------------------------------------

@@ -73,12 +73,17 @@ class _Settings:
         if self._cache is None:
             self._cache = self._load()
         try:
-            return self._cache[name]
+            value = self._cache[name]
         except KeyError:
             raise AttributeError(f"No CLEARANCE setting {name!r}") from None
+        # Later reads find it as a plain attribute, without this method (reload() drops it):
+        # the engine reads settings on every decision.
+        self.__dict__[name] = value
+        return value
 
     def reload(self) -> None:
         """Forget the cached values (done automatically when Django's settings change)."""
+        self.__dict__.clear()
         self._cache = None
 
 

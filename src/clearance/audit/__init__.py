@@ -96,7 +96,8 @@ def unrecorded(decision: Decision, error: str) -> Decision:
 
 def emit(decision: Decision, request: Any = None) -> Decision:
     """Send ``decision`` to the signal and the sinks; returns the decision that stands."""
-    decision_made.send(sender=Decision, decision=decision, request=request)
+    if decision_made.receivers:  # send() would return at once: skip building its arguments
+        decision_made.send(sender=Decision, decision=decision, request=request)
     if not should_record(decision):
         return decision
     failure: str | None = None

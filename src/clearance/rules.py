@@ -613,16 +613,26 @@ class _LocalLookup:
     _direct: tuple[str, Callable[[Any, Any], Any]] | bool | None = dataclasses.field(
         default=None, init=False, repr=False
     )
+    # True when the value is ACTOR itself compared as a relation (owner=ACTOR): bound by
+    # reading the actor's key directly when the actor is an instance of the related model.
+    _actor_key: bool = dataclasses.field(default=False, init=False, repr=False)
 
     def check(self, obj: Any, ctx: Context) -> bool:
-        value = self.value
-        if self.dynamic:
-            value = self.normalize(_bind(value, ctx))
-        if value is NOTHING:
-            return False
         direct = self._direct
         if direct is None:
-            direct = self._direct = self._direct_comparison()
+            direct = self._prepare()
+        value = self.value
+        if self.dynamic:
+            actor = ctx.actor
+            if self._actor_key and isinstance(actor, self.related_model):  # type: ignore[arg-type]
+                # What normalize() gives for a model instance of the related model.
+                value = getattr(actor, cast(str, self.target_attname))
+                if value is None:
+                    return False
+            else:
+                value = self.normalize(_bind(value, ctx))
+        if value is NOTHING:
+            return False
         if direct is not False and value is not None:
             attr, compare = cast("tuple[str, Callable[[Any, Any], Any]]", direct)
             a = getattr(obj, attr)
@@ -655,12 +665,23 @@ class _LocalLookup:
                 vendor = f"postgresql:{_pg_upper_mode(alias)}"
         return _compare(self.lookup, a, value, vendor)
 
-    def _direct_comparison(self) -> tuple[str, Callable[[Any, Any], Any]] | bool:
-        # The same answer as the general path below: a None attribute never matches, else
+    def _prepare(self) -> tuple[str, Callable[[Any, Any], Any]] | bool:
+        value = self.value
+        self._actor_key = (
+            self.dynamic
+            and self.related_model is not None
+            and self.lookup not in ("in", "range", "isnull")
+            and isinstance(value, Ref)
+            and value.root == "ACTOR"
+            and not value.path
+        )
+        # The same answer as the general path: a None attribute never matches, else
         # bool(attribute <op> value).
         if len(self.steps) != 1 or self.steps[0].fetch or self.lookup not in _DIRECT_OPS:
-            return False
-        return (self.steps[0].attr, _DIRECT_OPS[self.lookup])
+            self._direct = False
+        else:
+            self._direct = (self.steps[0].attr, _DIRECT_OPS[self.lookup])
+        return self._direct
 
     def normalize(self, value: Any) -> Any:
         """Prepare a bound value: model instances become their key; None matches nothing."""
@@ -717,6 +738,9 @@ class _ManyGroup:
     lookups: dict[str, Any] = field(default_factory=dict)
     # actor_tied, computed on the first check (the lookups are complete by then).
     _tied: bool | None = field(default=None, init=False, repr=False)
+    # The lookup's key when the group is one lookup whose value is ACTOR itself (the common
+    # case: a warm check is then one set membership test), "" when not; None until computed.
+    _actor_only: str | None = field(default=None, init=False, repr=False)
 
     @property
     def actor_tied(self) -> bool:
@@ -784,10 +808,36 @@ class _ManyGroup:
             return None
         return getattr(current, self.anchor_attr)
 
+    def _only_actor_key(self) -> str:
+        if len(self.lookups) != 1 or not self.actor_tied:
+            return ""
+        ((key, value),) = self.lookups.items()
+        if isinstance(value, Ref) and value.root == "ACTOR" and not value.path:
+            return key
+        return ""
+
     def check(self, obj: Any, ctx: Context) -> bool:
-        anchor = self.anchor(obj)
+        anchor = self.anchor(obj) if self.prefix_steps else getattr(obj, self.anchor_attr)
         if anchor is None:
             return False
+        only = self._actor_only
+        if only is None:
+            only = self._actor_only = self._only_actor_key()
+        actor = ctx.actor
+        if only and not ctx.fresh and actor is not None:
+            # What the general path below does for bound == {only: actor's pk}, same cache key.
+            pk = _row_key(actor)
+            if pk is None:
+                return False
+            cache = getattr(actor, ACTOR_CACHE_ATTR, None)
+            if cache is None:
+                cache = _actor_cache(actor)
+            key = (self, (pk,))
+            ids = cache.get(key)
+            if ids is None:
+                ids = frozenset(self.matching({only: pk}).values_list(self.anchor_field, flat=True))
+                cache[key] = ids
+            return anchor in ids
         bound = self.bound(ctx)
         if bound is None:
             return False

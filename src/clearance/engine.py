@@ -12,7 +12,7 @@ import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import models
@@ -126,14 +126,14 @@ _ANONYMOUS = ActorRef("anonymous", None, "anonymous")
 
 def actor_ref(actor: Any) -> ActorRef:
     """A small, serializable reference to the actor (label and primary key)."""
-    cached = getattr(actor, _ACTOR_REF_ATTR, None)
+    cached: ActorRef | None = getattr(actor, _ACTOR_REF_ATTR, None)
     if (
         cached is not None
         and getattr(actor, "is_authenticated", False)
         and cached.pk == getattr(actor, "pk", None)
         and cached.label == str(actor.get_username())
     ):
-        return cast(ActorRef, cached)
+        return cached
     ref = getattr(actor, "actor_ref", None)
     if isinstance(ref, ActorRef):
         return ref
@@ -252,7 +252,8 @@ def _compiled(named: NamedRule) -> _CompiledRule:
 
 def _gate_plan(act: Action) -> _GatePlan:
     """The action's current plan; a new one after any change of the registry or its rules."""
-    version = (act.registry or registry).version
+    reg = act.registry  # not "act.registry or registry": that would call Registry.__len__
+    version = (reg if reg is not None else registry).version
     key = (version, len(act.policies), len(act.invariants))
     plan: _GatePlan | None = act.__dict__.get("_gate_plan")
     if plan is None or plan.key != key:

@@ -608,34 +608,33 @@ class _LocalLookup:
     target_attname: str | None
     needs_vendor: bool
     dynamic: bool = False
-    # (attribute, comparison) when the lookup reads one local attribute and compares it plainly;
-    # False when it does not; None until the first check.
-    _direct: tuple[str, Callable[[Any, Any], Any]] | bool | None = dataclasses.field(
+    # Shortcuts set up on the first check (see _prepare).
+    _prepared: bool = dataclasses.field(default=False, init=False, repr=False)
+    _direct_attr: str = dataclasses.field(default="", init=False, repr=False)
+    _direct_op: Callable[[Any, Any], Any] | None = dataclasses.field(
         default=None, init=False, repr=False
     )
-    # True when the value is ACTOR itself compared as a relation (owner=ACTOR): bound by
-    # reading the actor's key directly when the actor is an instance of the related model.
-    _actor_key: bool = dataclasses.field(default=False, init=False, repr=False)
+    _actor_attname: str = dataclasses.field(default="", init=False, repr=False)
 
     def check(self, obj: Any, ctx: Context) -> bool:
-        direct = self._direct
-        if direct is None:
-            direct = self._prepare()
+        if not self._prepared:
+            self._prepare()
         value = self.value
         if self.dynamic:
             actor = ctx.actor
-            if self._actor_key and isinstance(actor, self.related_model):  # type: ignore[arg-type]
+            attname = self._actor_attname
+            if attname and isinstance(actor, self.related_model):  # type: ignore[arg-type]
                 # What normalize() gives for a model instance of the related model.
-                value = getattr(actor, cast(str, self.target_attname))
+                value = getattr(actor, attname)
                 if value is None:
                     return False
             else:
                 value = self.normalize(_bind(value, ctx))
         if value is NOTHING:
             return False
-        if direct is not False and value is not None:
-            attr, compare = cast("tuple[str, Callable[[Any, Any], Any]]", direct)
-            a = getattr(obj, attr)
+        compare = self._direct_op
+        if compare is not None and value is not None:
+            a = getattr(obj, self._direct_attr)
             return a is not None and bool(compare(a, value))
         a = obj
         for step in self.steps:
@@ -665,23 +664,26 @@ class _LocalLookup:
                 vendor = f"postgresql:{_pg_upper_mode(alias)}"
         return _compare(self.lookup, a, value, vendor)
 
-    def _prepare(self) -> tuple[str, Callable[[Any, Any], Any]] | bool:
+    def _prepare(self) -> None:
+        # The value is ACTOR itself compared as a relation (owner=ACTOR): when the actor is an
+        # instance of the related model, its key is read directly.
         value = self.value
-        self._actor_key = (
+        if (
             self.dynamic
             and self.related_model is not None
+            and self.target_attname
             and self.lookup not in ("in", "range", "isnull")
             and isinstance(value, Ref)
             and value.root == "ACTOR"
             and not value.path
-        )
-        # The same answer as the general path: a None attribute never matches, else
-        # bool(attribute <op> value).
-        if len(self.steps) != 1 or self.steps[0].fetch or self.lookup not in _DIRECT_OPS:
-            self._direct = False
-        else:
-            self._direct = (self.steps[0].attr, _DIRECT_OPS[self.lookup])
-        return self._direct
+        ):
+            self._actor_attname = self.target_attname
+        # One local attribute compared plainly: the same answer as the general path (a None
+        # attribute never matches, else bool(attribute <op> value)).
+        if len(self.steps) == 1 and not self.steps[0].fetch and self.lookup in _DIRECT_OPS:
+            self._direct_attr = self.steps[0].attr
+            self._direct_op = _DIRECT_OPS[self.lookup]
+        self._prepared = True
 
     def normalize(self, value: Any) -> Any:
         """Prepare a bound value: model instances become their key; None matches nothing."""

@@ -21,6 +21,7 @@ import sys
 import time
 
 MODULES = ("decision", "filtering", "perform", "audit")
+TITLES = {"decision": "Decisions", "filtering": "Filtering", "perform": "perform", "audit": "Audit"}
 
 #: The whole run must stay under five minutes on a 2-core machine.
 BUDGET_SECONDS = 300
@@ -90,7 +91,9 @@ def run_all(names: list[str], budget: float) -> int:
     for name in names:
         left = budget - (time.monotonic() - started)
         if left <= 0:
-            print(f"\n## {name}\n\nSkipped: the run's time budget ({budget:.0f} s) is spent.")
+            print(
+                f"\n## {TITLES[name]}\n\nSkipped: the run's time budget ({budget:.0f} s) is spent."
+            )
             continue
         print(f"[{name}] running...", file=sys.stderr, flush=True)
         began = time.monotonic()
@@ -103,7 +106,9 @@ def run_all(names: list[str], budget: float) -> int:
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            print(f"\n## {name}\n\nSkipped: still running after {left:.0f} s (time budget).")
+            print(
+                f"\n## {TITLES[name]}\n\nSkipped: still running after {left:.0f} s (time budget)."
+            )
             failures += 1
             continue
         spent = time.monotonic() - began
@@ -114,10 +119,10 @@ def run_all(names: list[str], budget: float) -> int:
         if child.returncode != 0:
             failures += 1
             reason = (child.stderr.strip().splitlines() or ["no output"])[-1]
-            print(f"\n## {name}\n\nSkipped: it failed ({reason}).")
+            print(f"\n## {TITLES[name]}\n\nSkipped: it failed ({reason}).")
             print(f"[{name}] failed after {spent:.0f} s:\n{child.stderr}", file=sys.stderr)
             continue
-        print(f"\n{child.stdout.rstrip()}", flush=True)
+        print(f"\n## {TITLES[name]}\n\n{child.stdout.rstrip()}", flush=True)
         print(f"[{name}] done in {spent:.0f} s", file=sys.stderr, flush=True)
     total = time.monotonic() - started
     print(f"\n<!-- total {total:.0f} s -->")

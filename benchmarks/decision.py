@@ -461,7 +461,7 @@ def run() -> str:
     rows = _rows()
     results = measure(rows, scenario.cases)
     parts = [
-        "### Decisions (audit off)",
+        "### One approval check, audit off",
         "",
         _decisions_table(rows, results),
         "",
@@ -471,12 +471,23 @@ def run() -> str:
         "submitted and its amount, 50,000, is above the limit.",
         "",
         _superuser_table(scenario, rows),
-        "",
-        "### Decisions with each audit sink (clearance `authorize()`, warm user)",
-        "",
-        _audit_table(scenario, rows[-1]),
     ]
+    # benchmarks/audit.py measures this decision with each sink, scoped as in a request: one
+    # table, not two made differently. This one stands in when that module is absent.
+    if not _has_audit_benchmark():
+        parts += [
+            "",
+            "### Decisions with each audit sink (clearance `authorize()`, warm user)",
+            "",
+            _audit_table(scenario, rows[-1]),
+        ]
     return "\n".join(parts)
+
+
+def _has_audit_benchmark() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("benchmarks.audit") is not None
 
 
 if __name__ == "__main__":

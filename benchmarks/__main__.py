@@ -122,7 +122,10 @@ def run_all(names: list[str], budget: float) -> int:
             print(f"\n## {TITLES[name]}\n\nSkipped: it failed ({reason}).")
             print(f"[{name}] failed after {spent:.0f} s:\n{child.stderr}", file=sys.stderr)
             continue
-        print(f"\n## {TITLES[name]}\n\n{child.stdout.rstrip()}", flush=True)
+        text = child.stdout.strip()
+        if not text.startswith("## "):  # a module may print its own section heading
+            text = f"## {TITLES[name]}\n\n{text}"
+        print(f"\n{text}", flush=True)
         print(f"[{name}] done in {spent:.0f} s", file=sys.stderr, flush=True)
     total = time.monotonic() - started
     print(f"\n<!-- total {total:.0f} s -->")

@@ -313,6 +313,31 @@ def _decisions_table(rows: list[Row], results: list[Result]) -> str:
     )
 
 
+def _targets(results: list[Result]) -> str:
+    """The issue's targets for clearance, read off the table."""
+
+    def find(name: str, case: Case) -> Result:
+        return next(r for r in results if r.row.name.startswith(name) and r.case is case)
+
+    cases: list[Case] = []
+    for r in results:
+        if not any(r.case is c for c in cases):
+            cases.append(r.case)
+    lines = []
+    for case in cases:
+        ours, hand = find("clearance", case), find("hand-written", case)
+        test_rule = find("django-rules test_rule", case)
+        lines.append(
+            f"- {case.name}: clearance warm {ours.warm.median / hand.warm.median:.2f}x the "
+            f"hand-written check (target 2x, stretch 1.5x) and "
+            f"{ours.warm.median / test_rule.warm.median:.2f}x django-rules' test_rule; "
+            f"queries warm {harness.fmt(ours.warm.queries)}, cold "
+            f"{harness.fmt(ours.cold.queries)} (hand-written cold: "
+            f"{harness.fmt(hand.cold.queries)})."
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------
 # What the peers get wrong: a superuser and the approval limit
 # --------------------------------------------------------------------------------------------
@@ -464,6 +489,8 @@ def run() -> str:
         "### One approval check, audit off",
         "",
         _decisions_table(rows, results),
+        "",
+        _targets(results),
         "",
         "### What the peers get wrong: a superuser and the limit",
         "",

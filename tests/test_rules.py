@@ -17,6 +17,10 @@ from clearance import ACTOR, CTX, predicate, where
 from clearance.rules import Context, Rule
 from tests.testapp.models import Document, Membership, Tenant
 
+# Case-insensitive text lookups ask the database once how it folds case (PostgreSQL and
+# SQLite differ), so every test here may touch it.
+pytestmark = pytest.mark.django_db
+
 
 def ctx_for(obj: Any, actor: Any = None, **extra: Any) -> Context:
     return Context(actor, None, obj, now=timezone.now(), extra=extra)

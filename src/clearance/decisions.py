@@ -322,26 +322,7 @@ _new = object.__new__
     _set_performed,
     _set_trace,
     _set_raw,
-) = (
-    vars(Decision)[name].__set__
-    for name in (
-        "allowed",
-        "action",
-        "actor",
-        "resource",
-        "layer",
-        "rule",
-        "reason",
-        "code",
-        "at",
-        "fingerprint",
-        "error",
-        "explained",
-        "performed",
-        "_trace",
-        "_raw",
-    )
-)
+) = (vars(Decision)[name].__set__ for name in (*_FIELDS, "_trace", "_raw"))
 
 
 def _rebuild(fields: dict[str, Any]) -> Decision:

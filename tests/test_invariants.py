@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -21,25 +20,16 @@ from clearance import (
     where,
 )
 from clearance.invariants import acting, check_instance
-from clearance.signals import decision_made
+from clearance.testing import DecisionLog
 from tests.testapp.models import Document, Note, Tenant
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def decisions() -> Iterator[list[Decision]]:
+def decisions(clearance_decisions: DecisionLog) -> DecisionLog:
     """Every decision sent to the audit signal while the test runs."""
-    seen: list[Decision] = []
-
-    def receive(decision: Decision, **kwargs: Any) -> None:
-        seen.append(decision)
-
-    decision_made.connect(receive, dispatch_uid="test_invariants")
-    try:
-        yield seen
-    finally:
-        decision_made.disconnect(dispatch_uid="test_invariants")
+    return clearance_decisions
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ The checks call the engine directly, so policies and invariants bind superusers 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -157,15 +158,26 @@ class ClearanceAdminMixin:
             return act.name if act is not None else None
         return None
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
         """Django's admin actions, guarded: offered only to users who may attempt them."""
-        actions: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]
+        # Django 6.1 passes where the actions are shown and describes each one with an
+        # ``Action`` dataclass; Django 5.2 takes only the request and uses tuples.
+        parent: Any = super()
+        if action_location is None:
+            actions: dict[str, Any] = parent.get_actions(request)
+        else:
+            actions = parent.get_actions(request, action_location=action_location)
         guarded: dict[str, Any] = {}
-        for name, (func, action_name, description) in actions.items():
+        for name, entry in actions.items():
+            func = entry[0] if isinstance(entry, tuple) else entry.func
             act = self._admin_action_for(name, func)
             if act is not None and not engine.can_attempt(request.user, act):
                 continue
-            guarded[name] = (self._guard(func, act), action_name, description)
+            wrapped = self._guard(func, act)
+            if isinstance(entry, tuple):
+                guarded[name] = (wrapped, *entry[1:])
+            else:
+                guarded[name] = dataclasses.replace(entry, func=wrapped)
         return guarded
 
     def _guard(self, func: Callable[..., Any], act: str | None) -> Callable[..., Any]:

@@ -214,14 +214,7 @@ def _run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
     try:
         return named.rule.evaluate(ctx) is True, None
     except Exception as exc:
-        if clearance_settings.RAISE_RULE_ERRORS:
-            raise
-        logger.exception(
-            "Rule %s of action %s raised; denying",
-            named.code,
-            ctx.action.name if ctx.action is not None else "?",
-        )
-        return False, _describe(exc)
+        return False, _rule_failed(exc, named, ctx)
 
 
 class _GatePlan:

@@ -383,6 +383,11 @@ _EXCEPTION_FOR_LAYER: dict[Layer, type[Denied]] = {
 }
 
 
+def describe_error(exc: BaseException) -> str:
+    """How a rule's exception is written into ``Decision.error``: ``"Type: message"``."""
+    return f"{type(exc).__name__}: {exc}"
+
+
 def exception_for(decision: Decision) -> Denied:
     """The :class:`Denied` subclass instance matching a denied decision's layer.
 

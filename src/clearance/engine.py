@@ -29,6 +29,7 @@ from .decisions import (
     NotFilterable,
     RawTrace,
     ResourceRef,
+    describe_error,
     exception_for,
 )
 from .request_context import current_request, note_decision
@@ -194,7 +195,7 @@ def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
         if clearance_settings.RAISE_RULE_ERRORS:
             raise
         logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
-        return False, "The permission check failed.", _describe(exc)
+        return False, "The permission check failed.", describe_error(exc)
     if held is True:
         return True, f"Holds the permission {act.permission}.", None
     return False, f"This needs the permission {act.permission}, which you do not hold.", None
@@ -204,10 +205,6 @@ def can_attempt(actor: Any, action: str | Action) -> bool:
     """Gate 1 alone: may ``actor`` attempt ``action`` at all (for list pages, menus)?"""
     _check_actor(actor)
     return _gate1(actor, registry.get(action))[0]
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
@@ -264,7 +261,7 @@ def _rule_failed(exc: Exception, named: NamedRule, ctx: Context) -> str:
         named.code,
         ctx.action.name if ctx.action is not None else "?",
     )
-    return _describe(exc)
+    return describe_error(exc)
 
 
 def _decide(

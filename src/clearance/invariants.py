@@ -48,6 +48,7 @@ from .decisions import (
     Layer,
     RawTrace,
     ResourceRef,
+    describe_error,
 )
 from .request_context import current_request, note_decision
 from .rules import Context, RuleNotFilterable, Where
@@ -219,10 +220,6 @@ def _refuse(
     return audit.emit(decision, ctx.request)
 
 
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _evaluate(invariant: ModelInvariant, ctx: Context) -> tuple[bool, str | None]:
     """Decide one invariant on ``ctx.obj`` in Python; a rule that raises fails closed."""
     try:
@@ -235,7 +232,7 @@ def _evaluate(invariant: ModelInvariant, ctx: Context) -> tuple[bool, str | None
         if clearance_settings.RAISE_RULE_ERRORS:
             raise
         logger.exception("Model invariant %s raised; refusing the write", invariant.code)
-        return False, _describe(exc)
+        return False, describe_error(exc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -634,7 +631,7 @@ def _raise_bulk(
         ctx,
         trace,
         offenders[0] if len(offenders) == 1 else None,
-        error=_describe(error) if error is not None else error_text,
+        error=describe_error(error) if error is not None else error_text,
         reason=reason,
     )
     raise BulkInvariantViolation(decision, ordered)

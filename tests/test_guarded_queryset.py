@@ -184,6 +184,22 @@ def test_bulk_create_ignoring_conflicts_checks_the_objects(positive: Any, tenant
     assert not Document.objects.exists()
 
 
+def test_bulk_create_is_guarded_by_an_invariant_that_binds_saves_only(
+    fresh_registry: Any, tenant: Tenant
+) -> None:
+    model_invariant(
+        Document,
+        "positive_on_save",
+        where(amount__gt=0),
+        reason="Saved amounts stay positive.",
+        on=("save",),
+    )
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_create([Document(tenant=tenant, amount=Decimal("-1"))])
+    assert caught.value.decision.rule == "positive_on_save"
+    assert not Document.objects.exists()
+
+
 # -- bulk_update --------------------------------------------------------------------------------
 
 

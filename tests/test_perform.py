@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -422,3 +423,32 @@ def test_creation_with_an_unsaved_object(fresh_registry: Any, tenant: Tenant) ->
         new.amount = Decimal("50")
         new.save()
     assert Document.objects.count() == 1
+
+
+def test_perform_asks_the_database_to_lock_the_row(
+    alice: User, bob: User, make_doc: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite has no row locks, so Django drops FOR UPDATE there. Declare the feature for this
+    # test, watch the statements perform() sends, and (on SQLite) take the clause off before
+    # they run: the SELECT that re-reads the row must ask for the lock wherever locks exist.
+    from django.db import connection
+
+    emulated = not connection.features.has_select_for_update
+    monkeypatch.setattr(connection.features, "has_select_for_update", True)
+    monkeypatch.setattr(sys.modules["clearance.perform"], "_statements", {})
+    sent: list[str] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        sent.append(sql)
+        if emulated:
+            sql = sql.replace(" FOR UPDATE", "")
+        return execute(sql, params, many, context)
+
+    doc = make_doc(owner=bob)
+    with connection.execute_wrapper(watch), perform(alice, "testapp.approve", doc) as locked:
+        approve(locked)
+    table = Document._meta.db_table
+    rereads = [sql for sql in sent if sql.startswith("SELECT") and f'FROM "{table}"' in sql]
+    assert rereads, sent
+    assert "FOR UPDATE" in rereads[0]
+    assert state(doc) == "approved"

@@ -131,6 +131,24 @@ def test_explain_lists_every_rule_and_agrees_with_authorize(
     assert full.trace[2].expression == "~where(owner=ACTOR)"
 
 
+def test_explain_goes_on_after_the_first_policy_denial(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    # Gate 1 holds, the first policy denies: explain still evaluates every later rule.
+    doc = make_doc(owner=alice, state="draft", amount=Decimal("20000"))
+    quick = authorize(alice, "testapp.approve", doc)
+    full = explain(alice, "testapp.approve", doc)
+    assert [(t.layer, t.rule) for t in quick.trace][-1] == (Layer.POLICY, "four_eyes")
+    assert [(t.layer, t.rule, t.outcome) for t in full.trace] == [
+        (Layer.PERMISSION, "testapp.approve_document", True),
+        (Layer.POLICY, "tenant_member", True),
+        (Layer.POLICY, "four_eyes", False),
+        (Layer.POLICY, "submitted", False),
+        (Layer.INVARIANT, "within_limit", False),
+    ]
+    assert (full.layer, full.rule) == (quick.layer, quick.rule) == (Layer.POLICY, "four_eyes")
+
+
 def test_raising_rule_denies_with_error(
     fresh_registry: Any, alice: User, make_doc: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -300,6 +318,17 @@ def test_fingerprint_changes_when_a_rule_is_added_and_not_otherwise(
     second = authorize(alice, "testapp.approve", doc).fingerprint
     assert second != first
     assert authorize(alice, "testapp.approve", doc).fingerprint == second
+
+
+def test_fingerprint_changes_when_only_an_action_invariant_is_added(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    doc = make_doc(owner=bob)
+    first = authorize(alice, "testapp.approve", doc).fingerprint
+    fresh_registry.get("testapp.approve").invariant(
+        "under_a_million", where(amount__lt=1_000_000), reason="Never a million."
+    )
+    assert authorize(alice, "testapp.approve", doc).fingerprint != first
 
 
 def test_fingerprint_is_stable_across_processes() -> None:

@@ -224,3 +224,25 @@ def test_a_decision_that_stopped_early_shows_the_rules_it_did_not_reach(
     invariant = visible_text(element(detail, "li", "data-layer", "invariant"))
     assert "Gate 3 Invariants not evaluated" in invariant
     assert "\N{EN DASH} not evaluated within_limit" in invariant
+
+
+def test_a_denial_without_a_gate_is_shown_as_a_denial(
+    staff_client: Client, people: dict[str, User], make_doc: Callable[..., Document]
+) -> None:
+    # An allowed decision refused because it could not be recorded (fail-closed audit) carries
+    # no layer: the record must still read as a denial, in the list and on its own page.
+    from clearance.audit import unrecorded
+
+    ann = people["approver"]
+    allowed = authorize(ann, "testapp.approve", make_doc())
+    assert allowed.allowed
+    saved = AuditRecord.from_decision(unrecorded(allowed, "DatabaseSink: OperationalError"))
+    saved.save()
+
+    page = audit_page(staff_client, actor=ann.username)
+    row = visible_text(element(page, "tr", "data-record", str(saved.pk)))
+    assert "denied" in row and "allowed" not in row
+
+    detail = visible_text(staff_client.get(f"/clearance/audit/{saved.pk}/").content.decode())
+    assert "Allowed" not in detail
+    assert "Denied by audit.unrecorded" in detail

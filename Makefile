@@ -16,13 +16,13 @@ PG_TEST_OPTIONS ?= -c synchronous_commit=off
 PYTEST_POSTGRES := PGOPTIONS='$(PG_TEST_OPTIONS)' $(BIN)/pytest --ds=tests.settings_postgres $(PYTEST_ARGS)
 
 # Lint only the paths that exist.
-LINT_PATHS := $(wildcard src tests example benchmarks noxfile.py)
+LINT_PATHS := $(wildcard src tests example benchmarks scripts noxfile.py)
 
 DEMO_ADDR ?= 127.0.0.1:8000
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv demo test test-sqlite test-postgres lint format bench docs docs-serve nox build clean
+.PHONY: help venv demo test test-sqlite test-postgres lint format bench mutate docs docs-serve nox build clean
 
 help:
 	@echo "make demo        migrate, seed and serve the example project on http://$(DEMO_ADDR)"
@@ -30,6 +30,7 @@ help:
 	@echo "make lint        ruff check, ruff format --check, mypy (strict)"
 	@echo "make format      apply ruff fixes and formatting"
 	@echo "make bench       run the benchmarks"
+	@echo "make mutate      mutation testing of the core (slow; not part of CI)"
 	@echo "make docs        build the documentation (mkdocs --strict) into site/"
 	@echo "make docs-serve  serve the documentation on http://127.0.0.1:8001"
 	@echo "make nox         run every nox session (built wheel, all Pythons and Djangos)"
@@ -74,6 +75,17 @@ bench: $(STAMP)
 	else \
 		echo "benchmarks/__main__.py does not exist yet: nothing to run"; \
 	fi
+
+# Mutation testing (mutmut, configured in pyproject.toml). Interrupt it at any time: the next run
+# goes on where it stopped, and scripts/mutation_score.py reports what has been decided so far.
+# MUTATE=clearance.perform* restricts the run to mutants whose names match.
+MUTATE ?=
+MUTATE_JOBS ?= 2
+
+mutate: $(STAMP)
+	$(BIN)/pip install -q 'mutmut>=3.8,<4'
+	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTATE) || true
+	$(BIN)/python scripts/mutation_score.py
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

@@ -227,12 +227,13 @@ def test_every_recorded_decision_is_one_row(
     with override_settings(CLEARANCE={"RECORD_ALLOWED": True}):
         authorize(alice, "testapp.approve", approvable)
         authorize(alice, "testapp.approve", denied_doc)
-        explain(alice, "testapp.approve", denied_doc)
+        explain(alice, "testapp.approve", denied_doc)  # a probe: not recorded
+        explain(alice, "testapp.approve", denied_doc, probe=False)
     rows = list(records().order_by("id"))
-    assert [(r.allowed, r.code, r.explained) for r in rows] == [
-        (True, "allowed", False),
-        (False, "policy.four_eyes", False),
-        (False, "policy.four_eyes", True),
+    assert [(r.allowed, r.code, r.explained, r.kind) for r in rows] == [
+        (True, "allowed", False, "attempt"),
+        (False, "policy.four_eyes", False, "attempt"),
+        (False, "policy.four_eyes", True, "attempt"),
     ]
     # explain evaluated every rule; its row keeps the whole trace.
     assert len(rows[2].trace) > len(rows[1].trace)

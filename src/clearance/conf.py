@@ -21,13 +21,20 @@ DEFAULTS: dict[str, Any] = {
     ],
     # Record allowed decisions too: False (denials only), True (all), or a sampling rate 0..1.
     "RECORD_ALLOWED": False,
+    # Record probes (decisions that only decide what to show: template tags, browsable-API
+    # forms, list badges, explain): False (none), True (as attempts are), or a sampling rate.
+    "RECORD_PROBES": False,
     # Database alias the audit rows are written to (None: a dedicated connection to the
     # database the AuditRecord model is routed to).
     "AUDIT_DATABASE": None,
     # A decision that could not be recorded becomes a denial (high-assurance projects).
     "AUDIT_FAIL_CLOSED": False,
-    # Allowed decisions buffered before a batched write (denials are always written through).
-    "AUDIT_BATCH_SIZE": 1,
+    # Records buffered in a recording scope (a request, a job) before they are written with one
+    # statement; the rest is written when the scope ends. 1: each record is written at once.
+    "AUDIT_BATCH_SIZE": 100,
+    # Write every recorded denial of an attempt at once, even inside a recording scope (closes
+    # the window in which a crash loses buffered denials, at one insert per denial).
+    "AUDIT_WRITE_THROUGH": False,
     # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent).
     "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
     # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).
@@ -60,11 +67,14 @@ class _Settings:
                 f"Known: {', '.join(sorted(DEFAULTS))}"
             )
         merged = {**DEFAULTS, **user}
-        allowed = merged["RECORD_ALLOWED"]
-        if not isinstance(allowed, (bool, int, float)) or not 0 <= float(allowed) <= 1:
-            raise ImproperlyConfigured(
-                "CLEARANCE['RECORD_ALLOWED'] must be True, False or a rate between 0 and 1"
-            )
+        for name in ("RECORD_ALLOWED", "RECORD_PROBES"):
+            rate = merged[name]
+            if not isinstance(rate, (bool, int, float)) or not 0 <= float(rate) <= 1:
+                raise ImproperlyConfigured(
+                    f"CLEARANCE[{name!r}] must be True, False or a rate between 0 and 1"
+                )
+        if not isinstance(merged["AUDIT_WRITE_THROUGH"], bool):
+            raise ImproperlyConfigured("CLEARANCE['AUDIT_WRITE_THROUGH'] must be True or False")
         return merged
 
     def __getattr__(self, name: str) -> Any:

@@ -94,6 +94,7 @@ _FIELDS = (
     "error",
     "explained",
     "performed",
+    "probe",
 )
 
 # A raw trace row: (layer, rule name, outcome, reason, expression, seconds, error).
@@ -122,6 +123,7 @@ class Decision:
     error: str | None
     explained: bool
     performed: bool | None
+    probe: bool
 
     _trace: tuple[TraceEntry, ...] | None
     _raw: list[RawTrace] | None
@@ -145,6 +147,7 @@ class Decision:
         error: str | None = None,
         explained: bool = False,
         performed: bool | None = None,
+        probe: bool = False,
     ) -> None:
         setter = object.__setattr__
         setter(self, "allowed", bool(allowed))
@@ -160,6 +163,7 @@ class Decision:
         setter(self, "error", error)
         setter(self, "explained", explained)
         setter(self, "performed", performed)
+        setter(self, "probe", bool(probe))
         if isinstance(trace, tuple) and all(isinstance(t, TraceEntry) for t in trace):
             setter(self, "_trace", trace)
             setter(self, "_raw", None)
@@ -183,6 +187,7 @@ class Decision:
         raw_trace: list[RawTrace],
         error: str | None,
         explained: bool,
+        probe: bool = False,
     ) -> Decision:
         """The engine's constructor: positional, ``allowed`` a bool, a raw trace list it hands
         over (no copy). The same Decision as ``__init__`` builds, in about a third of the time.
@@ -201,6 +206,7 @@ class Decision:
         _set_error(self, error)
         _set_explained(self, explained)
         _set_performed(self, None)
+        _set_probe(self, probe)
         _set_trace(self, None)
         _set_raw(self, raw_trace)
         return self
@@ -248,6 +254,11 @@ class Decision:
         """True when the action is not allowed."""
         return not self.allowed
 
+    @property
+    def kind(self) -> str:
+        """``"probe"`` (it decides what to show) or ``"attempt"`` (someone tried to act)."""
+        return "probe" if self.probe else "attempt"
+
     def replace(self, **changes: Any) -> Decision:
         """Return a copy with some fields changed (the Decision itself never changes)."""
         fields = self._fields()
@@ -281,6 +292,7 @@ class Decision:
             "fingerprint": self.fingerprint,
             "explained": self.explained,
             "performed": self.performed,
+            "probe": self.probe,
             "trace": [
                 {
                     "layer": t.layer.value,
@@ -320,6 +332,7 @@ _new = object.__new__
     _set_error,
     _set_explained,
     _set_performed,
+    _set_probe,
     _set_trace,
     _set_raw,
 ) = (vars(Decision)[name].__set__ for name in (*_FIELDS, "_trace", "_raw"))

@@ -270,6 +270,7 @@ def _decide(
     *,
     full: bool,
     gate1: tuple[bool, str, str | None] | None = None,
+    probe: bool = False,
 ) -> Decision:
     plan = _gate_plan(act)
     denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
@@ -314,6 +315,7 @@ def _decide(
             trace,
             None,
             full,
+            probe,
         )
     layer, rule, reason, code, error = denial
     return Decision._make(
@@ -330,6 +332,7 @@ def _decide(
         trace,
         error,
         full,
+        probe,
     )
 
 
@@ -350,16 +353,21 @@ def authorize(
     obj: Any = None,
     *,
     request: Any = None,
+    probe: bool = False,
     **extra: Any,
 ) -> Decision:
     """Decide whether ``actor`` may do ``action`` on ``obj``; never raises for a denial.
 
     Runs gate 1 (permission), then the policies, then the invariants, and stops at the first
     denial. ``request`` and ``**extra`` are visible to rules (``ctx.request``, ``CTX.<name>``).
+
+    ``probe=True`` marks the decision as a probe: it only decides what to show (a button, a
+    badge, a form), nobody tried to act. A probe is not recorded in the audit trail unless
+    ``CLEARANCE["RECORD_PROBES"]`` asks for it; an attempt (the default) is recorded as always.
     """
     act = _resolve(actor, action, obj)
     ctx = _context(actor, act, obj, request, extra)
-    return _finish(_decide(act, ctx, full=False), ctx.request)
+    return _finish(_decide(act, ctx, full=False, probe=probe), ctx.request)
 
 
 def explain(
@@ -368,15 +376,18 @@ def explain(
     obj: Any = None,
     *,
     request: Any = None,
+    probe: bool = True,
     **extra: Any,
 ) -> Decision:
     """Like :func:`authorize`, but evaluates every rule, so the trace shows all of them.
 
-    The verdict, layer and rule are the same as ``authorize`` would give.
+    The verdict, layer and rule are the same as ``authorize`` would give. An explanation is a
+    probe by default (nobody tried to act, see :func:`authorize`); ``probe=False`` records it
+    as an attempt.
     """
     act = _resolve(actor, action, obj)
     ctx = _context(actor, act, obj, request, extra)
-    return _finish(_decide(act, ctx, full=True), ctx.request)
+    return _finish(_decide(act, ctx, full=True, probe=probe), ctx.request)
 
 
 def enforce(
@@ -388,7 +399,8 @@ def enforce(
     **extra: Any,
 ) -> Decision:
     """Like :func:`authorize`, but raise the matching :class:`~clearance.Denied` on a denial."""
-    decision = authorize(actor, action, obj, request=request, **extra)
+    # Always an attempt: someone is about to act on the answer (``probe`` is refused).
+    decision = authorize(actor, action, obj, request=request, probe=False, **extra)
     if not decision.allowed:
         raise exception_for(decision)
     return decision
@@ -400,13 +412,15 @@ def authorize_many(
     objects: Iterable[Any],
     *,
     request: Any = None,
+    probe: bool = False,
     **extra: Any,
 ) -> list[Decision]:
     """Decide ``action`` for each object of a page at once; one decision per object, in order.
 
     Gate 1 runs once, a predicate that does not read the object runs once, and each to-many
     rule, each lookup only the database can decide and each foreign key that a lookup follows
-    is answered for the whole batch with one query.
+    is answered for the whole batch with one query. A list page that only shows what each
+    object allows passes ``probe=True`` (see :func:`authorize`).
     """
     objs = list(objects)
     _check_actor(actor)
@@ -422,7 +436,8 @@ def authorize_many(
     decisions = []
     for obj in objs:
         ctx = base.with_object(obj)
-        decisions.append(_finish(_decide(act, ctx, full=False, gate1=gate1), ctx.request))
+        decision = _decide(act, ctx, full=False, gate1=gate1, probe=probe)
+        decisions.append(_finish(decision, ctx.request))
     return decisions
 
 
@@ -561,10 +576,16 @@ def _none(queryset: models.QuerySet[_M]) -> models.QuerySet[_M]:
 
 
 async def aauthorize(
-    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    request: Any = None,
+    probe: bool = False,
+    **extra: Any,
 ) -> Decision:
     """Async twin of :func:`authorize`."""
-    return await sync_to_async(authorize)(actor, action, obj, request=request, **extra)
+    return await sync_to_async(authorize)(actor, action, obj, request=request, probe=probe, **extra)
 
 
 async def aenforce(
@@ -575,10 +596,16 @@ async def aenforce(
 
 
 async def aexplain(
-    actor: Any, action: str | Action, obj: Any = None, *, request: Any = None, **extra: Any
+    actor: Any,
+    action: str | Action,
+    obj: Any = None,
+    *,
+    request: Any = None,
+    probe: bool = True,
+    **extra: Any,
 ) -> Decision:
     """Async twin of :func:`explain`."""
-    return await sync_to_async(explain)(actor, action, obj, request=request, **extra)
+    return await sync_to_async(explain)(actor, action, obj, request=request, probe=probe, **extra)
 
 
 async def aauthorized(
@@ -604,10 +631,18 @@ async def aauthorized(
 
 
 async def aauthorize_many(
-    actor: Any, action: str | Action, objects: Iterable[Any], *, request: Any = None, **extra: Any
+    actor: Any,
+    action: str | Action,
+    objects: Iterable[Any],
+    *,
+    request: Any = None,
+    probe: bool = False,
+    **extra: Any,
 ) -> list[Decision]:
     """Async twin of :func:`authorize_many`."""
-    return await sync_to_async(authorize_many)(actor, action, objects, request=request, **extra)
+    return await sync_to_async(authorize_many)(
+        actor, action, objects, request=request, probe=probe, **extra
+    )
 
 
 # Re-exported for callers that revoke memberships within one request.

@@ -1,16 +1,19 @@
-"""Audit: every decision is offered to ``decision_made`` and to the configured sinks.
+"""Audit: every decision is offered to the configured sinks, then to ``decision_made``.
 
-:func:`emit` is called by the engine for every decision. It sends
-``clearance.signals.decision_made`` (keyword ``decision``, and ``request``), then, for every
-denial and for the allowed decisions ``CLEARANCE["RECORD_ALLOWED"]`` selects, calls each sink
-of ``CLEARANCE["AUDIT_SINKS"]``. A sink that raises is logged at ERROR on the ``clearance``
-logger and the decision stands, unless ``CLEARANCE["AUDIT_FAIL_CLOSED"]`` is on: then a
-decision that could not be recorded is returned as a denial with code ``audit.unrecorded``.
+:func:`emit` is called by the engine for every decision. It first calls each sink of
+``CLEARANCE["AUDIT_SINKS"]`` for every recorded decision (every denied attempt; allowed
+decisions and probes as ``CLEARANCE["RECORD_ALLOWED"]`` and ``CLEARANCE["RECORD_PROBES"]``
+select), each in isolation: a sink that raises is logged at ERROR on the ``clearance`` logger
+and the other sinks still run. Then it sends ``clearance.signals.decision_made`` (keyword
+``decision``, and ``request``) robustly: a receiver that raises is logged at ERROR and never
+loses the record nor turns the decision into an exception. The decision stands, unless
+``CLEARANCE["AUDIT_FAIL_CLOSED"]`` is on: then a decision that could not be recorded is
+returned as a denial with code ``audit.unrecorded``.
 
 Modules: :mod:`.sinks` (logging, database), :mod:`.models` (``AuditRecord``),
 :mod:`.connection` (the write path that survives a rollback), :mod:`.recording` (per-request
-scope and batching), :mod:`.routers`, :mod:`.retention`, :mod:`.logging` (JSON formatter),
-:mod:`.sampling`.
+and per-job scope and buffering), :mod:`.routers`, :mod:`.retention`, :mod:`.logging` (JSON
+formatter), :mod:`.sampling`, :mod:`.guard` (a PostgreSQL trigger against rewrites).
 """
 
 from __future__ import annotations
@@ -95,19 +98,28 @@ def unrecorded(decision: Decision, error: str) -> Decision:
 
 
 def emit(decision: Decision, request: Any = None) -> Decision:
-    """Send ``decision`` to the signal and the sinks; returns the decision that stands."""
-    if decision_made.receivers:  # send() would return at once: skip building its arguments
-        decision_made.send(sender=Decision, decision=decision, request=request)
-    if not should_record(decision):
-        return decision
-    failure: str | None = None
-    for sink in configured_sinks():
-        try:
-            sink.record(decision, request)
-        except Exception as exc:
-            logger.exception("Audit sink %s failed to record %s", type(sink).__name__, decision)
-            if failure is None:
-                failure = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
-    if failure is not None and decision.allowed and clearance_settings.AUDIT_FAIL_CLOSED:
-        return unrecorded(decision, failure)
-    return decision
+    """Offer ``decision`` to the sinks, then to the signal; returns the decision that stands."""
+    stands = decision
+    if should_record(decision):
+        failure: str | None = None
+        for sink in configured_sinks():
+            try:
+                sink.record(decision, request)
+            except Exception as exc:
+                logger.exception("Audit sink %s failed to record %s", type(sink).__name__, decision)
+                if failure is None:
+                    failure = f"{type(sink).__name__}: {type(exc).__name__}: {exc}"
+        if failure is not None and decision.allowed and clearance_settings.AUDIT_FAIL_CLOSED:
+            stands = unrecorded(decision, failure)
+    if decision_made.receivers:  # send_robust() would return at once: skip its arguments
+        for receiver, result in decision_made.send_robust(
+            sender=Decision, decision=stands, request=request
+        ):
+            if isinstance(result, Exception):
+                logger.error(
+                    "A decision_made receiver (%r) raised for %s",
+                    receiver,
+                    stands,
+                    exc_info=(type(result), result, result.__traceback__),
+                )
+    return stands

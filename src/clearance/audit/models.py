@@ -50,17 +50,40 @@ def _refuse(what: str) -> AppendOnlyError:
 
 
 class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
-    """A queryset that can add and read audit records, never change or delete them."""
+    """A queryset that can add and read audit records, never change or delete them.
+
+    It is the model's default *and* base manager's queryset, so Django's own internal paths
+    (``_base_manager``, ``save_base(force_update=True)``, the deletion collector) meet the same
+    refusals as ``update()``, ``delete()``, ``bulk_update()`` and ``bulk_create()`` with
+    ``update_conflicts``. SQL written by hand is out of the ORM's reach: see
+    :mod:`clearance.audit.guard` for a database-level guard on PostgreSQL.
+    """
 
     def update(self, **kwargs: Any) -> int:
         """Refused: audit records are append-only."""
         raise _refuse("QuerySet.update()")
+
+    def _update(self, values: Any) -> int:
+        """Refused: the UPDATE that ``save()`` and ``update()`` share."""
+        raise _refuse("an UPDATE of audit records")
 
     def delete(self) -> tuple[int, dict[str, int]]:
         """Refused (outside :func:`clearance.audit.retention.prune`)."""
         if not _pruning.get():
             raise _refuse("QuerySet.delete()")
         return super().delete()
+
+    def _raw_delete(self, using: Any) -> int:
+        """Refused (outside :func:`clearance.audit.retention.prune`): the fast DELETE."""
+        if not _pruning.get():
+            raise _refuse("a DELETE of audit records")
+        return int(super()._raw_delete(using))
+
+    def bulk_create(self, objs: Iterable[AuditRecord], *args: Any, **kwargs: Any) -> Any:
+        """Insert new records; ``update_conflicts=True`` (an upsert) is refused."""
+        if kwargs.get("update_conflicts"):
+            raise _refuse("bulk_create(update_conflicts=True)")
+        return super().bulk_create(objs, *args, **kwargs)
 
     def bulk_update(
         self, objs: Iterable[AuditRecord], fields: Iterable[str], batch_size: int | None = None
@@ -75,6 +98,14 @@ class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
     def denials(self) -> AuditRecordQuerySet:
         """Only the refused decisions."""
         return cast(AuditRecordQuerySet, self.filter(allowed=False))
+
+    def attempts(self) -> AuditRecordQuerySet:
+        """Only the attempts (someone tried to act), not the probes."""
+        return cast(AuditRecordQuerySet, self.filter(probe=False))
+
+    def probes(self) -> AuditRecordQuerySet:
+        """Only the probes (decisions that decided what to show)."""
+        return cast(AuditRecordQuerySet, self.filter(probe=True))
 
     def for_actor(self, actor: Any) -> AuditRecordQuerySet:
         """The records of one actor (a user object or an :class:`~clearance.decisions.ActorRef`)."""
@@ -112,6 +143,10 @@ class AuditRecord(models.Model):
     fingerprint = models.CharField(max_length=64, blank=True, default="")
     explained = models.BooleanField(default=False)
     performed = models.BooleanField(null=True, default=None)
+    probe = models.BooleanField(
+        default=False,
+        help_text="A probe only decided what to show; otherwise someone attempted the action.",
+    )
     trace = models.JSONField(default=list)
     request_id = models.CharField(max_length=128, blank=True, default="")
     method = models.CharField(max_length=16, blank=True, default="")
@@ -130,6 +165,8 @@ class AuditRecord(models.Model):
             models.Index(fields=["actor_pk", "at"], name="clearance_audit_actor_at"),
         ]
         default_permissions = ("view",)
+        # Django's internal paths (save_base, deletion) go through the refusing queryset too.
+        base_manager_name = "objects"
 
     def __str__(self) -> str:
         verdict = "allowed" if self.allowed else f"denied by {self.code}"
@@ -155,6 +192,11 @@ class AuditRecord(models.Model):
         """``"allowed"`` or ``"denied"``."""
         return "allowed" if self.allowed else "denied"
 
+    @property
+    def kind(self) -> str:
+        """``"probe"`` or ``"attempt"`` (see :attr:`clearance.Decision.probe`)."""
+        return "probe" if self.probe else "attempt"
+
     @classmethod
     def from_decision(cls, decision: Decision, meta: dict[str, str] | None = None) -> AuditRecord:
         """An unsaved record of ``decision`` (``meta``: request_id, method, path, remote_addr)."""
@@ -176,6 +218,7 @@ class AuditRecord(models.Model):
             fingerprint=decision.fingerprint,
             explained=decision.explained,
             performed=decision.performed,
+            probe=decision.probe,
             trace=decision.as_dict()["trace"],
             **(meta or {}),
         )
@@ -206,6 +249,7 @@ class AuditRecord(models.Model):
             error=self.error or None,
             explained=self.explained,
             performed=self.performed,
+            probe=self.probe,
             trace=tuple(
                 TraceEntry(
                     layer=Layer(t["layer"]),

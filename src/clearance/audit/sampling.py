@@ -1,7 +1,10 @@
-"""Which decisions are recorded: every denial; allowed ones on, off, or sampled.
+"""Which decisions are recorded: every denied attempt; allowed ones and probes on, off, or sampled.
 
 ``CLEARANCE["RECORD_ALLOWED"]`` is False (denials only), True (everything) or a rate between 0
-and 1: each allowed decision is then recorded with that probability. The draw uses one
+and 1: each allowed decision is then recorded with that probability. A probe (a decision that
+only decides what to show, ``Decision.probe``) is recorded only when
+``CLEARANCE["RECORD_PROBES"]`` selects it (False by default, True, or a rate), and then like an
+attempt (a denial always, an allowed probe per ``RECORD_ALLOWED``). The draw uses one
 ``random.Random`` instance, :data:`sampler`, which tests can make deterministic with
 :func:`seed`.
 """
@@ -24,11 +27,7 @@ def seed(value: int | None) -> None:
     sampler.seed(value)
 
 
-def should_record(decision: Decision) -> bool:
-    """Whether the sinks record ``decision``: always for a denial, per the setting otherwise."""
-    if not decision.allowed:
-        return True
-    rate = clearance_settings.RECORD_ALLOWED
+def _drawn(rate: bool | float) -> bool:
     if rate is True:
         return True
     if rate is False or rate <= 0:
@@ -36,3 +35,12 @@ def should_record(decision: Decision) -> bool:
     if rate >= 1:
         return True
     return sampler.random() < float(rate)
+
+
+def should_record(decision: Decision) -> bool:
+    """Whether the sinks record ``decision``: a denied attempt always, the rest per the settings."""
+    if decision.probe and not _drawn(clearance_settings.RECORD_PROBES):
+        return False
+    if not decision.allowed:
+        return True
+    return _drawn(clearance_settings.RECORD_ALLOWED)

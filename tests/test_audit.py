@@ -558,24 +558,50 @@ def test_emit_returns_the_decision_unchanged_when_recorded(
 # --------------------------------------------------------------------------------------------
 
 
-def test_batched_allowed_decisions_are_written_when_full_and_at_the_end(
+def test_buffered_records_are_written_when_full_and_at_the_end(
     alice: User, approvable: Document, denied_doc: Document
 ) -> None:
     settings = {"RECORD_ALLOWED": True, "AUDIT_BATCH_SIZE": 3}
     with override_settings(CLEARANCE=settings), recording() as scope:
         authorize(alice, "testapp.approve", approvable)
-        authorize(alice, "testapp.approve", approvable)
+        authorize(alice, "testapp.approve", denied_doc)  # a denial waits with the rest
         assert records().count() == 0
         assert scope.pending == 2
-        # A denial is written through at once, ahead of the buffer.
-        authorize(alice, "testapp.approve", denied_doc)
-        assert list(records().values_list("allowed", flat=True)) == [False]
         authorize(alice, "testapp.approve", approvable)  # the third: the buffer is full
-        assert records().filter(allowed=True).count() == 3
+        assert list(records().order_by("id").values_list("allowed", flat=True)) == [
+            True,
+            False,
+            True,
+        ]
         assert scope.pending == 0
         authorize(alice, "testapp.approve", approvable)
         assert scope.pending == 1
-    assert records().filter(allowed=True).count() == 4
+    assert records().count() == 4
+
+
+def test_write_through_writes_denied_attempts_at_once(
+    alice: User, approvable: Document, denied_doc: Document
+) -> None:
+    settings = {"RECORD_ALLOWED": True, "AUDIT_BATCH_SIZE": 10, "AUDIT_WRITE_THROUGH": True}
+    with override_settings(CLEARANCE=settings), recording() as scope:
+        authorize(alice, "testapp.approve", approvable)
+        authorize(alice, "testapp.approve", denied_doc)
+        assert list(records().values_list("allowed", flat=True)) == [False]
+        with pytest.raises(PolicyDenied):
+            enforce(alice, "testapp.approve", denied_doc)
+        assert records().filter(allowed=False).count() == 2
+        assert scope.pending == 1  # the allowed decision waits for the end of the scope
+    assert records().count() == 3
+
+
+def test_a_bad_write_through_setting_is_a_configuration_error() -> None:
+    from clearance.conf import clearance_settings
+
+    with (
+        override_settings(CLEARANCE={"AUDIT_WRITE_THROUGH": "yes"}),
+        pytest.raises(ImproperlyConfigured, match="AUDIT_WRITE_THROUGH"),
+    ):
+        clearance_settings.AUDIT_WRITE_THROUGH  # noqa: B018
 
 
 def test_without_a_scope_or_in_fail_closed_mode_nothing_is_buffered(
@@ -660,9 +686,9 @@ async def test_the_middleware_works_for_async_views(
     with override_settings(CLEARANCE={"RECORD_ALLOWED": True, "AUDIT_BATCH_SIZE": 100}):
         allowed = await async_client.get(f"/async-approve/{approvable.pk}/")
         denied = await async_client.get(f"/async-approve/{denied_doc.pk}/")
-    assert allowed.content == b"True 0"  # batched: written after the response
-    # The first request's batch was written when it ended; the denial at once.
-    assert denied.content == b"False 2"
+    assert allowed.content == b"True 0"  # buffered: written when the response was ready
+    # The first request's record was written when it ended; the denial waits for its own end.
+    assert denied.content == b"False 1"
     rows = await sync_to_async(lambda: list(records().order_by("id")))()
     assert [(r.allowed, r.path) for r in rows] == [
         (True, f"/async-approve/{approvable.pk}/"),
@@ -789,28 +815,35 @@ def test_overlong_values_are_cut_to_their_columns_rather_than_lost(
 @given(
     verdicts=st.lists(st.booleans(), max_size=25),
     batch=st.integers(min_value=1, max_value=8),
+    write_through=st.booleans(),
 )
-def test_batching_never_loses_or_delays_a_denial(
+def test_buffering_never_loses_a_decision_nor_holds_more_than_a_batch(
     verdicts: list[bool],
     batch: int,
+    write_through: bool,
     alice: User,
     approvable: Document,
     denied_doc: Document,
 ) -> None:
-    """For any sequence of decisions and any batch size: every denial is in the table as soon
-    as it is decided, and when the scope ends every decision has exactly one row."""
+    """For any sequence of decisions and any batch size: fewer than a batch of records wait at
+    any time, with ``AUDIT_WRITE_THROUGH`` every denial is in the table as soon as it is
+    decided, and when the scope ends every decision has exactly one row."""
     start = records().aggregate(last=Max("id"))["last"] or BASELINE
     mine = lambda: AuditRecord.objects.filter(pk__gt=start)  # noqa: E731
-    denials = allowed_so_far = 0
-    with override_settings(CLEARANCE={"RECORD_ALLOWED": True, "AUDIT_BATCH_SIZE": batch}):
-        with recording():
-            for allowed in verdicts:
+    settings = {
+        "RECORD_ALLOWED": True,
+        "AUDIT_BATCH_SIZE": batch,
+        "AUDIT_WRITE_THROUGH": write_through,
+    }
+    denials = 0
+    with override_settings(CLEARANCE=settings):
+        with recording() as scope:
+            for n, allowed in enumerate(verdicts, start=1):
                 authorize(alice, "testapp.approve", approvable if allowed else denied_doc)
                 denials += not allowed
-                allowed_so_far += allowed
-                assert mine().filter(allowed=False).count() == denials
-                # Allowed decisions are written in whole batches.
-                written = allowed_so_far - allowed_so_far % batch
-                assert mine().filter(allowed=True).count() == written
+                assert scope.pending < batch
+                assert mine().count() + scope.pending == n
+                if write_through:
+                    assert mine().filter(allowed=False).count() == denials
         assert mine().filter(allowed=False).count() == denials
         assert mine().filter(allowed=True).count() == len(verdicts) - denials

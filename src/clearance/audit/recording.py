@@ -1,12 +1,24 @@
 """A recording scope: the unit of work (a request, a job) audit writes are grouped in.
 
-Inside ``with recording():`` (``ClearanceMiddleware`` opens one per request):
+Inside ``with recording():`` (``ClearanceMiddleware`` opens one per request; wrap a job's unit
+of work, a task or a management command's loop, in one yourself):
 
+* the records of the scope's decisions are buffered and written together, with one
+  ``INSERT`` statement, when the scope ends (for a request: when the response is ready,
+  before it is sent), and earlier whenever ``CLEARANCE["AUDIT_BATCH_SIZE"]`` records wait;
 * the dedicated audit connection stays open until the scope ends (outside a scope it is
-  opened and closed around each write);
-* when ``CLEARANCE["AUDIT_BATCH_SIZE"]`` is above 1, allowed decisions are buffered and written
-  together with one ``bulk_create`` when the buffer is full and when the scope ends. Denials are
-  always written at once. Outside a scope, and in fail-closed mode, nothing is buffered.
+  opened and closed around each write).
+
+Outside a scope, with ``AUDIT_BATCH_SIZE = 1`` and in fail-closed mode
+(``AUDIT_FAIL_CLOSED``), each record is written at once. With ``AUDIT_WRITE_THROUGH`` every
+denial of an attempt is written at once too, the rest buffered.
+
+**The crash window.** A buffered record lives in the process's memory until its scope writes
+it: if the process dies in between (killed, out of memory, power cut), the records of the
+decisions made so far in that scope are lost, at most ``AUDIT_BATCH_SIZE`` of them. An
+exception, a rolled-back transaction or a failed response is not a crash: the scope still
+writes its records when it ends. Set ``AUDIT_WRITE_THROUGH = True`` when a denial must be
+durable before the caller hears of it.
 
 Nested scopes share the outermost scope's buffer, which is written when that scope ends.
 """
@@ -18,14 +30,11 @@ import threading
 from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Any
 
 from asgiref.sync import sync_to_async
 
 from .connection import hold, unhold
-
-if TYPE_CHECKING:
-    from .models import AuditRecord
 
 __all__ = ["Recording", "current_recording", "recording"]
 
@@ -33,7 +42,8 @@ logger = logging.getLogger("clearance")
 
 _current: ContextVar[Recording | None] = ContextVar("clearance_audit_recording", default=None)
 
-Writer = Callable[["list[AuditRecord]"], None]
+#: Writes a list of buffered items (what the sink passed to :meth:`Recording.buffer`).
+Writer = Callable[[list[Any]], None]
 
 
 def current_recording() -> Recording | None:
@@ -49,42 +59,39 @@ class Recording:
     """
 
     def __init__(self) -> None:
-        self._buffer: list[AuditRecord] = []
-        self._writers: list[Writer] = []
+        self._buffers: dict[Writer, list[Any]] = {}
         self._lock = threading.Lock()
         self._previous: Recording | None = None
         self._root: Recording = self
         self._depth = 0
 
-    def buffer(self, record: AuditRecord, write: Writer, limit: int) -> None:
-        """Add ``record``; once ``limit`` records wait, write them all with ``write``."""
+    def buffer(self, item: Any, write: Writer, limit: int) -> None:
+        """Add ``item`` for ``write``; once ``limit`` items wait, write them all."""
         root = self._root
         with root._lock:
-            root._buffer.append(record)
-            if write not in root._writers:
-                root._writers.append(write)
-            full = len(root._buffer) >= limit
+            items = root._buffers.setdefault(write, [])
+            items.append(item)
+            full = len(items) >= limit
         if full:
             root.flush()
 
     @property
     def pending(self) -> int:
         """How many records wait in the buffer."""
-        return len(self._root._buffer)
+        return sum(len(items) for items in self._root._buffers.values())
 
     def flush(self) -> None:
         """Write the buffered records now. A failure is logged at ERROR (the batch is lost)."""
         root = self._root
         with root._lock:
-            records, root._buffer = root._buffer, []
-            writers = list(root._writers)
-        if not records:
-            return
-        for write in writers:
+            buffers, root._buffers = root._buffers, {}
+        for write, items in buffers.items():
+            if not items:
+                continue
             try:
-                write(records)
+                write(items)
             except Exception:
-                logger.exception("Audit: writing %d batched record(s) failed", len(records))
+                logger.exception("Audit: writing %d buffered record(s) failed", len(items))
 
     def __enter__(self) -> Recording:
         self._previous = _current.get()

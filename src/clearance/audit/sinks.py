@@ -21,7 +21,7 @@ from .requests import request_metadata
 if TYPE_CHECKING:
     from .models import AuditRecord
 
-__all__ = ["DatabaseSink", "LoggingSink", "log_fields", "write_records"]
+__all__ = ["DatabaseSink", "LoggingSink", "log_fields", "write_decisions", "write_records"]
 
 audit_logger = logging.getLogger("clearance.audit")
 
@@ -31,7 +31,8 @@ def log_fields(decision: Decision, request: Any = None) -> dict[str, Any]:
 
     Keys: ``allowed``, ``action``, ``actor`` ({label, pk, kind}), ``resource`` ({model, pk} or
     None), ``layer``, ``rule``, ``reason``, ``code``, ``error``, ``at`` (ISO 8601),
-    ``fingerprint``, ``explained``, ``performed``, ``trace`` (a list), and ``request_id``,
+    ``fingerprint``, ``explained``, ``performed``, ``probe``, ``trace`` (a list), and
+    ``request_id``,
     ``method``, ``path``, ``remote_addr`` (empty strings when no request was given).
     """
     fields = decision.as_dict()
@@ -81,25 +82,45 @@ def write_records(records: list[AuditRecord]) -> None:
 class DatabaseSink:
     """One ``clearance.AuditRecord`` row per recorded decision.
 
-    Denials are written at once, through a connection outside the caller's transaction (see
-    :mod:`clearance.audit.connection`). Allowed decisions are buffered when
-    ``CLEARANCE["AUDIT_BATCH_SIZE"]`` is above 1 inside a recording scope (a request served
-    through ``ClearanceMiddleware``, or ``with clearance.audit.recording():``), and written
-    with one ``bulk_create`` when the buffer is full or the scope ends.
+    Inside a recording scope (a request served through ``ClearanceMiddleware``, or
+    ``with clearance.audit.recording():`` around a job's unit of work) records are buffered
+    and written together, with one ``INSERT`` through a connection outside the caller's
+    transaction (see :mod:`clearance.audit.connection`), when the scope ends and whenever
+    ``CLEARANCE["AUDIT_BATCH_SIZE"]`` records wait. Outside a scope, with a batch size of 1, in
+    fail-closed mode, and for denied attempts when ``CLEARANCE["AUDIT_WRITE_THROUGH"]`` is on,
+    each record is written at once. See :mod:`clearance.audit.recording` for the crash window.
     """
 
     def record(self, decision: Decision, request: Any) -> None:
         """Write (or buffer) the record of ``decision``."""
-        from .models import AuditRecord
-
-        record = AuditRecord.from_decision(decision, request_metadata(request))
-        if decision.allowed and not clearance_settings.AUDIT_FAIL_CLOSED:
+        scope = current_recording()
+        if scope is not None and not _write_through(decision):
             limit = _batch_size()
-            scope = current_recording()
-            if limit > 1 and scope is not None:
-                scope.buffer(record, write_records, limit)
+            if limit > 1:
+                scope.buffer((decision, request), write_decisions, limit)
                 return
-        write_records([record])
+        write_records([_record_of(decision, request)])
+
+
+def _record_of(decision: Decision, request: Any) -> AuditRecord:
+    from .models import AuditRecord
+
+    return AuditRecord.from_decision(decision, request_metadata(request))
+
+
+def write_decisions(items: list[tuple[Decision, Any]]) -> None:
+    """Write the records of buffered ``(decision, request)`` pairs, with one statement."""
+    write_records([_record_of(decision, request) for decision, request in items])
+
+
+def _write_through(decision: Decision) -> bool:
+    if clearance_settings.AUDIT_FAIL_CLOSED:
+        return True
+    return (
+        clearance_settings.AUDIT_WRITE_THROUGH is True
+        and not decision.allowed
+        and not decision.probe
+    )
 
 
 def _batch_size() -> int:

@@ -145,6 +145,25 @@ def test_a_probe_is_not_an_attempt_for_enforce(alice: User, denied_doc: Document
         enforce(alice, "testapp.approve", denied_doc, probe=True)
 
 
+def test_the_testing_helpers_and_the_template_tag_probe(
+    alice: User, denied_doc: Document, approvable: Document, baseline: int
+) -> None:
+    from django.template import Context, Template
+
+    from clearance.testing import assert_allowed, assert_denied, assert_matrix
+
+    assert_denied(alice, "testapp.approve", denied_doc, rule="four_eyes")
+    assert_allowed(alice, "testapp.approve", approvable)
+    assert_matrix({(alice, "testapp.approve", denied_doc): "policy.four_eyes"})
+    with pytest.raises(AssertionError):  # the failure's explanation is a probe too
+        assert_allowed(alice, "testapp.approve", denied_doc)
+    page = Template(
+        '{% load clearance %}{% authorize "testapp.approve" doc as d %}{{ d.code }}'
+    ).render(Context({"user": alice, "doc": denied_doc}))
+    assert page == "policy.four_eyes"
+    assert not AuditRecord.objects.filter(pk__gt=baseline).exists()
+
+
 # --------------------------------------------------------------------------------------------
 # Sinks first, each isolated; receivers after, robustly
 # --------------------------------------------------------------------------------------------

@@ -40,12 +40,16 @@ def get_visible_invoice(request: HttpRequest, pk: int) -> Invoice:
 
 @login_required
 def invoice_list(request: HttpRequest) -> HttpResponse:
-    """List the invoices the user may view, each with the decision to approve it."""
-    invoices = visible_invoices(request).order_by("tenant__name", "number")
-    rows = [
-        (invoice, clearance.authorize(request.user, "invoices.approve", invoice, request=request))
-        for invoice in invoices
-    ]
+    """List the invoices the user may view, each with the decision to approve it.
+
+    The decisions only say what to show (a probe, not an attempt): they are decided for the
+    whole page at once and are not recorded in the audit trail.
+    """
+    invoices = list(visible_invoices(request).order_by("tenant__name", "number"))
+    decisions = clearance.authorize_many(
+        request.user, "invoices.approve", invoices, request=request, probe=True
+    )
+    rows = list(zip(invoices, decisions, strict=True))
     return render(request, "invoices/invoice_list.html", {"rows": rows})
 
 
@@ -57,7 +61,10 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "label": label,
             "url_name": url_name,
-            "decision": clearance.authorize(request.user, action, invoice, request=request),
+            # Which buttons to offer: a probe, not recorded (the POST is the attempt).
+            "decision": clearance.authorize(
+                request.user, action, invoice, request=request, probe=True
+            ),
         }
         for action, label, url_name in WORKFLOW
     ]

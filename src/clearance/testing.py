@@ -14,8 +14,9 @@ and rule with its outcome), so a failing test says which rule decided and why::
 ``override_rules`` and ``negate_rule`` change an action's rules for one test and restore the
 registry afterwards; ``capture_decisions`` records the decisions made in a block;
 ``assert_filter_consistent`` checks that ``authorized()`` returns exactly what ``authorize()``
-allows object by object. The pytest plugin (``-p clearance.pytest_plugin``) adds fixtures and
-rule coverage on top of these.
+allows object by object. The helpers' decisions are probes (``probe=True``): they ask, nobody
+tries to act, so they are not recorded in the audit trail by default. The pytest plugin
+(``-p clearance.pytest_plugin``) adds fixtures and rule coverage on top of these.
 """
 
 from __future__ import annotations
@@ -185,7 +186,7 @@ def assert_outcome(
     """
     act = registry.get(action)
     expectation = _expectation(act, expected)
-    decision = authorize(actor, act, obj, request=request, **extra)
+    decision = authorize(actor, act, obj, request=request, probe=True, **extra)
     problems = expectation.problems(decision)
     if problems:
         headline = (
@@ -234,7 +235,7 @@ def assert_denied(
         rule=rule,
         code=code,
     )
-    decision = authorize(actor, act, obj, request=request, **extra)
+    decision = authorize(actor, act, obj, request=request, probe=True, **extra)
     problems = expectation.problems(decision)
     if problems:
         headline = (
@@ -270,7 +271,7 @@ def assert_matrix(
     for index, (actor, action, obj, expected) in enumerate(rows, start=1):
         act = registry.get(action)
         expectation = _expectation(act, expected)
-        decision = authorize(actor, act, obj, **extra)
+        decision = authorize(actor, act, obj, probe=True, **extra)
         decisions.append(decision)
         problems = expectation.problems(decision)
         if problems:
@@ -518,7 +519,7 @@ def assert_filter_consistent(
             )
         in_python: set[Any] = set()
         for obj in objects:
-            decision = authorize(actor, act, obj, **extra)
+            decision = authorize(actor, act, obj, probe=True, **extra)
             if decision.allowed:
                 in_python.add(obj.pk)
             if decision.allowed == (obj.pk in in_sql):

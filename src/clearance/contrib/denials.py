@@ -130,22 +130,24 @@ def check_object(
     *,
     request: Any = None,
     view_action: Any = MODEL_VIEW_ACTION,
+    probe: bool = False,
     **extra: Any,
 ) -> Decision:
     """Decide ``action`` on a loaded object the way every integration answers a request.
 
     Raises ``Http404`` when the actor may not even view the object (its view action denies),
     the matching :class:`~clearance.Denied` when the action is denied on a viewable object, and
-    returns the allowed :class:`~clearance.Decision` otherwise.
+    returns the allowed :class:`~clearance.Decision` otherwise. ``probe=True`` when the answer
+    only decides what to show (a form the browsable API may offer).
     """
     act = registry.get(action)
     model = type(obj)
     seen_act = resolve_view_action(model, view_action)
     if seen_act is not None and seen_act is not act:
-        seen = engine.authorize(actor, seen_act, obj, request=request, **extra)
+        seen = engine.authorize(actor, seen_act, obj, request=request, probe=probe, **extra)
         if not seen:
             _refuse(actor, seen, hide=True, model=model)
-    decision = engine.authorize(actor, act, obj, request=request, **extra)
+    decision = engine.authorize(actor, act, obj, request=request, probe=probe, **extra)
     if not decision:
         _refuse(actor, decision, hide=seen_act is act, model=model)
     return decision
@@ -174,11 +176,14 @@ async def acheck_object(
     return decision
 
 
-def capability_denial(actor: Any, action: str | Action, *, request: Any = None) -> Decision | None:
+def capability_denial(
+    actor: Any, action: str | Action, *, request: Any = None, probe: bool = False
+) -> Decision | None:
     """Gate 1 alone, for requests that act on no single object yet (lists, creation).
 
     Returns None when the actor may attempt ``action``; otherwise the denial, recorded like
-    every other decision (audit sinks, ``decision_made``), so its code and reason can be shown.
+    every other decision (audit sinks, ``decision_made``), so its code and reason can be shown
+    (``probe=True``: a probe, see :func:`clearance.authorize`).
     """
     engine._check_actor(actor)
     act = registry.get(action)
@@ -189,7 +194,8 @@ def capability_denial(actor: Any, action: str | Action, *, request: Any = None) 
         note_decision()
         return None
     ctx = Context(actor, act, None, now=timezone.now(), request=request)
-    return engine._finish(engine._decide(act, ctx, full=False, gate1=gate1), request)
+    decision = engine._decide(act, ctx, full=False, gate1=gate1, probe=probe)
+    return engine._finish(decision, request)
 
 
 async def acapability_denial(

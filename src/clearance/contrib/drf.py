@@ -21,6 +21,9 @@ configuration error, never an allow).
   403 with the reason, or ``CLEARANCE["INVARIANT_STATUS"]`` (409) for an invariant.
 - :class:`ClearanceFilterBackend` scopes list endpoints with :func:`~clearance.authorized` (one
   query) and detail endpoints by the view action, so a hidden object is a plain 404.
+- The checks the browsable API makes to decide which forms to show, and those ``OPTIONS``
+  makes to describe the actions (DRF asks them for another method than the one served), are
+  probes: they are not recorded as attempts (see :func:`clearance.authorize`).
 - :func:`exception_handler` answers a :class:`~clearance.Denied` raised inside a view (by
   ``enforce()``, ``perform()`` or a model invariant on ``save()``) the same way; set it as
   ``REST_FRAMEWORK["EXCEPTION_HANDLER"]`` or use :class:`ClearanceAPIMixin`.
@@ -140,6 +143,13 @@ def _is_detail(view: Any) -> bool:
     return lookup in (getattr(view, "kwargs", None) or {})
 
 
+def _is_probe(request: Request) -> bool:
+    """Whether DRF asks for another method than the one served: the browsable API checking
+    which forms to offer, or ``OPTIONS`` describing the actions (a probe, not an attempt)."""
+    served = getattr(getattr(request, "_request", None), "method", None)
+    return served is not None and request.method != served
+
+
 class ClearancePermission(BasePermission):
     """A DRF permission that runs clearance's gates for the view's action.
 
@@ -151,7 +161,7 @@ class ClearancePermission(BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         """The permission gate for the mapped action; a denial raises with its reason."""
         act = clearance_action_for(view, request)
-        denial = capability_denial(request.user, act, request=request)
+        denial = capability_denial(request.user, act, request=request, probe=_is_probe(request))
         if denial is not None:
             raise _api_denial(request, denial)
         return True
@@ -161,7 +171,14 @@ class ClearancePermission(BasePermission):
         act = clearance_action_for(view, request)
         view_action = getattr(view, "clearance_view_action", MODEL_VIEW_ACTION)
         try:
-            check_object(request.user, act, obj, request=request, view_action=view_action)
+            check_object(
+                request.user,
+                act,
+                obj,
+                request=request,
+                view_action=view_action,
+                probe=_is_probe(request),
+            )
         except Http404 as exc:
             raise exceptions.NotFound(*exc.args) from None
         except Denied as exc:

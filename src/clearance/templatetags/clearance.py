@@ -6,6 +6,9 @@ context as ``d``: ``{% if d %}`` is true only when the action is allowed, and ``
 ``request`` context processor), or ``user`` (from the ``auth`` context processor). Keyword
 arguments are passed to the rules as ``CTX.<name>``.
 
+The tag's decisions are probes (``probe=True``): they decide what to show, nobody tried to act,
+so they are not recorded in the audit trail by default.
+
 The tag decides; it does not hide data by itself. A template shows what the view gave it, so
 scope querysets with ``authorized()`` in the view and use the tag for what to offer on the page.
 """
@@ -48,4 +51,4 @@ def authorize_tag(
     if actor is None:
         actor = _actor(context)
     request = context.get("request")
-    return engine.authorize(actor, action, obj, request=request, **extra)
+    return engine.authorize(actor, action, obj, request=request, probe=True, **extra)

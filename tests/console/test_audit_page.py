@@ -47,7 +47,7 @@ def record(make_doc: Callable[..., Document], settings: Any) -> Record:
         actor: User, *, own: bool = False, days_ago: int = 0, allowed: bool = False, **doc: Any
     ) -> AuditRecord:
         document = make_doc(owner=None if allowed or not own else actor, **doc)
-        decision = explain(actor, "testapp.approve", document)
+        decision = explain(actor, "testapp.approve", document, probe=False)
         decision = decision.replace(at=decision.at - dt.timedelta(days=days_ago))
         saved = AuditRecord.from_decision(decision)
         saved.save()
@@ -246,3 +246,25 @@ def test_a_denial_without_a_gate_is_shown_as_a_denial(
     detail = visible_text(staff_client.get(f"/clearance/audit/{saved.pk}/").content.decode())
     assert "Allowed" not in detail
     assert "Denied by audit.unrecorded" in detail
+
+
+def test_attempts_by_default_probes_on_request(
+    staff_client: Client, people: dict[str, User], make_doc: Callable[..., Document], settings: Any
+) -> None:
+    """A page that decided what to show is not mistaken for someone trying to act."""
+    settings.CLEARANCE = {"RECORD_PROBES": True}
+    ann = people["approver"]
+    document = make_doc(owner=ann)
+    authorize(ann, "testapp.approve", document, probe=True)
+    authorize(ann, "testapp.approve", document)
+    probe, attempt = AuditRecord.objects.filter(actor_label=ann.username).order_by("id")
+    assert (probe.kind, attempt.kind) == ("probe", "attempt")
+
+    assert shown(audit_page(staff_client, actor=ann.username)) == [attempt.pk]
+    probes = audit_page(staff_client, actor=ann.username, kind="probe")
+    assert shown(probes) == [probe.pk]
+    assert "probe" in visible_text(element(probes, "tr", "class", "record record-denied"))
+    assert set(shown(audit_page(staff_client, actor=ann.username, kind="any"))) == {
+        probe.pk,
+        attempt.pk,
+    }

@@ -64,6 +64,12 @@ class AuditFilterForm(forms.Form):
         required=False,
         choices=[("", "Any")] + [(layer.value, layer.value.capitalize()) for layer in Layer],
     )
+    kind = forms.ChoiceField(
+        label="Kind",
+        required=False,
+        choices=[("", "Attempts"), ("probe", "Probes"), ("any", "Any")],
+        help_text="Attempts: someone tried to act. Probes: a page decided what to show.",
+    )
     action = forms.ChoiceField(label="Action", required=False, choices=())
     actor = forms.CharField(
         label="Actor",
@@ -96,6 +102,9 @@ class AuditFilterForm(forms.Form):
         """``records`` narrowed by the valid filters (call after ``is_valid()``)."""
         data = self.cleaned_data if self.is_bound and self.is_valid() else {}
         lookups: dict[str, Any] = {}
+        kind = data.get("kind", "")
+        if kind != "any":
+            lookups["probe"] = kind == "probe"
         if data.get("outcome"):
             lookups["allowed"] = data["outcome"] == "allowed"
         if data.get("layer"):

@@ -52,7 +52,10 @@ def index(request: HttpRequest) -> HttpResponse:
             "section": "index",
             "action_count": len(registry.actions),
             "group_count": Group.objects.count(),
-            "recent_denials": audit_records().filter(allowed=False, at__gte=since).count(),
+            "recent_denials": audit_records()
+            .attempts()
+            .filter(allowed=False, at__gte=since)
+            .count(),
         },
     )
 
@@ -145,7 +148,7 @@ def audit(request: HttpRequest) -> HttpResponse:
         | {a.name for a in registry.actions}
     )
     form = AuditFilterForm(request.GET or None, actions=recorded_actions)
-    selected = form.filter(records) if form.is_bound else records
+    selected = form.filter(records) if form.is_bound else records.attempts()
 
     page = Paginator(selected.order_by("-at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
 

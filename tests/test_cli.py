@@ -319,12 +319,24 @@ def test_prune_audit_deletes_only_old_records(demo: None) -> None:
         old.at = timezone.now() - dt.timedelta(days=days)
         old.save(using=target_alias())
         old_pks.append(old.pk)
+    oldest = min(records.filter(pk__in=old_pks).values_list("at", flat=True))
+    dry = clearance("prune-audit", "--older-than", "90d", "--dry-run")
+    assert dry.startswith(
+        "Would delete 2 audit records older than 90d: 2 denied attempt(s), 0 allowed "
+        f"attempt(s), 0 probe(s) (decided {oldest:%Y-%m-%d %H:%M} to "
+    )
+    assert dry.endswith("Nothing was deleted (--dry-run).\n")
+    assert records.filter(pk__in=old_pks).count() == 2
     output = clearance("prune-audit", "--older-than", "90d")
-    assert output == "Deleted 2 audit records older than 90d.\n"
+    assert output.startswith(
+        "Deleted 2 audit records older than 90d: 2 denied attempt(s), 0 allowed attempt(s), "
+        f"0 probe(s) (decided {oldest:%Y-%m-%d %H:%M} to "
+    )
     assert not records.filter(pk__in=old_pks).exists()
     assert records.filter(pk=recent.pk).exists()
     assert clearance("prune-audit", "--older-than", "90d") == (
-        "Deleted 0 audit records older than 90d.\n"
+        "Deleted 0 audit records older than 90d: 0 denied attempt(s), 0 allowed attempt(s), "
+        "0 probe(s).\n"
     )
 
 

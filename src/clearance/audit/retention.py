@@ -1,19 +1,25 @@
 """Retention: :func:`prune` removes audit records older than an age; the only sanctioned way.
 
-``manage.py clearance prune-audit --older-than 90d`` calls it; :func:`parse_age` reads the
-``90d`` / ``12h`` / ``4w`` notation.
+``manage.py clearance prune-audit --older-than 90d [--dry-run]`` calls it (after
+:func:`summarize` says what goes); :func:`parse_age` reads the ``90d`` / ``12h`` / ``4w``
+notation. On PostgreSQL the deletion marks its transaction as pruning, the one kind of DELETE
+the optional database guard (:mod:`clearance.audit.guard`) lets through.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+from dataclasses import dataclass
 
+from django.db import connections, transaction
+from django.db.models import Count, Max, Min
 from django.utils import timezone
 
-from .models import AuditRecord, _allow_prune
+from .guard import PRUNING_SETTING
+from .models import AuditRecord, AuditRecordQuerySet, _allow_prune
 
-__all__ = ["parse_age", "prune"]
+__all__ = ["Summary", "parse_age", "prunable", "prune", "summarize"]
 
 _AGE = re.compile(r"^\s*(\d+)\s*([hdw])\s*$", re.IGNORECASE)
 _UNITS = {"h": "hours", "d": "days", "w": "weeks"}
@@ -37,21 +43,79 @@ def parse_age(text: str) -> dt.timedelta:
     return dt.timedelta(**{_UNITS[match.group(2).lower()]: amount})
 
 
-def prune(older_than: dt.timedelta, using: str | None = None) -> int:
-    """Delete the audit records decided more than ``older_than`` ago; returns how many.
-
-    ``using`` is the database alias (default: the one audit records are written to). The
-    deletion runs on that alias's ordinary connection, in one statement.
-    """
+def _check_age(older_than: dt.timedelta) -> None:
     if not isinstance(older_than, dt.timedelta):
         raise TypeError(f"older_than must be a datetime.timedelta, got {older_than!r}")
     if older_than <= dt.timedelta(0):
         raise ValueError("older_than must be positive; pruning would remove every record.")
-    if using is None:
-        from .connection import target_alias
 
-        using = target_alias()
+
+def _alias(using: str | None) -> str:
+    if using is not None:
+        return using
+    from .connection import target_alias
+
+    return target_alias()
+
+
+def prunable(older_than: dt.timedelta, using: str | None = None) -> AuditRecordQuerySet:
+    """The audit records decided more than ``older_than`` ago (what :func:`prune` removes)."""
+    _check_age(older_than)
     cutoff = timezone.now() - older_than
-    with _allow_prune():
-        deleted, _ = AuditRecord.objects.using(using).filter(at__lt=cutoff).delete()
+    records: AuditRecordQuerySet = AuditRecord.objects.using(_alias(using)).filter(at__lt=cutoff)
+    return records
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What a set of audit records holds: how many, of which kind and outcome, from when."""
+
+    total: int
+    denied_attempts: int
+    allowed_attempts: int
+    probes: int
+    oldest: dt.datetime | None
+    newest: dt.datetime | None
+
+
+def summarize(records: AuditRecordQuerySet) -> Summary:
+    """Count ``records`` by kind and outcome, with the oldest and newest date (one query)."""
+    rows = (
+        records.order_by()
+        .values("probe", "allowed")
+        .annotate(n=Count("pk"), oldest=Min("at"), newest=Max("at"))
+    )
+    counts = {(r["probe"], r["allowed"]): r["n"] for r in rows}
+    oldest = min((r["oldest"] for r in rows), default=None)
+    newest = max((r["newest"] for r in rows), default=None)
+    return Summary(
+        total=sum(counts.values()),
+        denied_attempts=counts.get((False, False), 0),
+        allowed_attempts=counts.get((False, True), 0),
+        probes=counts.get((True, False), 0) + counts.get((True, True), 0),
+        oldest=oldest,
+        newest=newest,
+    )
+
+
+def prune(older_than: dt.timedelta, using: str | None = None) -> int:
+    """Delete the audit records decided more than ``older_than`` ago; returns how many.
+
+    ``using`` is the database alias (default: the one audit records are written to). The
+    deletion runs on that alias's ordinary connection, in one statement, in a transaction that
+    (on PostgreSQL) is marked as pruning for the database guard.
+    """
+    records = prunable(older_than, using)
+    alias = records.db
+    conn = connections[alias]
+    with _allow_prune(), transaction.atomic(using=alias):
+        if conn.vendor == "postgresql":
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT set_config(%s, 'on', true)", [PRUNING_SETTING])
+        try:
+            deleted, _ = records.delete()
+        finally:
+            if conn.vendor == "postgresql" and not conn.needs_rollback:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT set_config(%s, 'off', true)", [PRUNING_SETTING])
     return int(deleted)

@@ -6,7 +6,9 @@ Subcommands:
 - ``matrix``: actions by groups (who holds each action's permission) and the rules that refine
   it, as text, Markdown, CSV or JSON;
 - ``explain USER ACTION [app_label.Model:pk]``: the full trace, gate by gate;
-- ``prune-audit --older-than 90d``: delete old audit records.
+- ``prune-audit --older-than 90d [--dry-run]``: delete old audit records, and say which;
+- ``audit-guard install|remove|status``: the PostgreSQL trigger that refuses UPDATE and
+  DELETE of audit records outside pruning (:mod:`clearance.audit.guard`).
 
 Output is sorted and carries no timestamps or paths, so it can be committed and diffed.
 """
@@ -89,6 +91,18 @@ class Command(BaseCommand):
         prune.add_argument(
             "--database", default=None, metavar="ALIAS", help="the audit database alias"
         )
+        prune.add_argument(
+            "--dry-run", action="store_true", help="say what would be deleted; delete nothing"
+        )
+
+        guard = sub.add_parser(
+            "audit-guard",
+            help="PostgreSQL: a trigger refusing UPDATE and DELETE of audit records (but pruning)",
+        )
+        guard.add_argument("operation", choices=("install", "remove", "status"))
+        guard.add_argument(
+            "--database", default=None, metavar="ALIAS", help="the audit database alias"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the subcommand."""
@@ -99,6 +113,8 @@ class Command(BaseCommand):
             self.write(render_matrix(options["format"], options["app"]))
         elif subcommand == "explain":
             self.explain(options)
+        elif subcommand == "audit-guard":
+            self.audit_guard(options)
         else:
             self.prune(options)
 
@@ -136,7 +152,7 @@ class Command(BaseCommand):
     def prune(self, options: dict[str, Any]) -> None:
         """Delete audit records older than ``--older-than``."""
         try:
-            from ...audit.retention import parse_age, prune
+            from ...audit.retention import parse_age, prunable, prune, summarize
         except ImportError as exc:  # pragma: no cover - the audit app ships with clearance
             raise CommandError(f"Audit retention is not available: {exc}") from None
         age_text = options["older_than"]
@@ -144,9 +160,48 @@ class Command(BaseCommand):
             age = parse_age(age_text)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        records = prunable(age, using=options["database"])
+        summary = summarize(records)
+        period = (
+            f" (decided {summary.oldest:%Y-%m-%d %H:%M} to {summary.newest:%Y-%m-%d %H:%M} UTC)"
+            if summary.oldest is not None and summary.newest is not None
+            else ""
+        )
+        detail = (
+            f"{summary.denied_attempts} denied attempt(s), {summary.allowed_attempts} allowed "
+            f"attempt(s), {summary.probes} probe(s){period}"
+        )
+        if options["dry_run"]:
+            noun = "record" if summary.total == 1 else "records"
+            self.write(
+                f"Would delete {summary.total} audit {noun} older than {age_text.strip()}: "
+                f"{detail}. Nothing was deleted (--dry-run)."
+            )
+            return
         deleted = prune(age, using=options["database"])
         noun = "record" if deleted == 1 else "records"
-        self.write(f"Deleted {deleted} audit {noun} older than {age_text.strip()}.")
+        self.write(f"Deleted {deleted} audit {noun} older than {age_text.strip()}: {detail}.")
+
+    # -- audit-guard ---------------------------------------------------------------------------
+
+    def audit_guard(self, options: dict[str, Any]) -> None:
+        """Install, remove or report the PostgreSQL guard of the audit table."""
+        from ...audit import guard
+        from ...audit.connection import target_alias
+
+        alias = options["database"] or target_alias()
+        try:
+            if options["operation"] == "install":
+                guard.install(alias)
+                self.write(f"Installed the audit guard on database {alias!r}.")
+            elif options["operation"] == "remove":
+                guard.remove(alias)
+                self.write(f"Removed the audit guard from database {alias!r}.")
+            else:
+                state = "installed" if guard.installed(alias) else "not installed"
+                self.write(f"The audit guard is {state} on database {alias!r}.")
+        except NotImplementedError as exc:
+            raise CommandError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -202,6 +202,7 @@ def test_postgres_request_denied_under_atomic_requests_keeps_its_denial(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+@override_settings(CLEARANCE={"AUDIT_BATCH_SIZE": 1})  # each record written as it is decided
 def test_the_dedicated_connection_points_at_the_test_database_and_does_not_linger(
     alice: User, denied_doc: Document
 ) -> None:
@@ -241,6 +242,22 @@ def test_without_a_transaction_the_record_goes_through_the_ordinary_connection(
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
+def test_a_buffered_denial_is_written_after_the_transaction_through_the_ordinary_connection(
+    alice: User, denied_doc: Document
+) -> None:
+    """Buffered in a scope, the record waits for the scope's end: the caller's transaction is
+    over by then (a request's ends before its middleware's scope), so no second connection is
+    needed, and a rollback has nothing to take with it."""
+    before = _last_id("default")
+    with recording():
+        _denied_in_rolled_back_transaction(alice, denied_doc)
+        assert connections[PRIVATE_PREFIX + "default"].connection is None
+        assert AuditRecord.objects.filter(pk__gt=before).count() == 0  # waiting
+    assert [r.code for r in AuditRecord.objects.filter(pk__gt=before)] == ["policy.four_eyes"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_postgres_keeps_the_denial_of_a_perform_block(alice: User, denied_doc: Document) -> None:
     """perform() decides inside its own transaction, which the denial rolls back."""
     from clearance import PolicyDenied, perform
@@ -257,6 +274,7 @@ def test_postgres_keeps_the_denial_of_a_perform_block(alice: User, denied_doc: D
 
 @pytest.mark.postgres
 @pytest.mark.django_db
+@override_settings(CLEARANCE={"AUDIT_BATCH_SIZE": 1})  # each record written as it is decided
 def test_in_a_test_case_a_direct_decision_stays_in_the_tests_transaction(
     alice: User, denied_doc: Document
 ) -> None:

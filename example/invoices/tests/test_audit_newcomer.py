@@ -5,9 +5,12 @@ what is measured is what a person clicking through ``make demo`` would leave in 
 """
 
 from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.db.models import Max
 from django.test import Client, override_settings
 
@@ -87,3 +90,55 @@ def test_browsing_the_demo_records_nothing_and_a_refused_post_one_attempt(
     assert (record.request_id, record.method) == ("newcomer-42", "POST")
     assert record.path == f"/invoices/{own.pk}/approve/"
     assert get_user_model().objects.get(username="alice").pk == int(record.actor_pk)
+
+
+class _Statements:
+    """Counts the SQL statements sent on every database connection."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+
+def _statements(client: Client, method: str, path: str, **headers: Any) -> tuple[int, list[str]]:
+    counter = _Statements()
+    with ExitStack() as stack:
+        for conn in connections.all():
+            stack.enter_context(conn.execute_wrapper(counter))
+        response = getattr(client, method)(path, **headers)
+    return response.status_code, counter.sql
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/api/invoices/{own}/approve/", 403),  # a refused API request
+        ("get", "/invoices/", 200),  # a page of decisions about what to show
+        ("get", "/api/invoices/{own}/", 200),  # the browsable API and its forms
+    ],
+)
+def test_what_the_audit_adds_to_a_request_in_statements(
+    demo: str, invoice: Callable[[str], Invoice], method: str, path: str, status: int
+) -> None:
+    """A refused request costs one INSERT more than with audit off; browsing costs none."""
+    own = invoice("ACME-003")
+    url = path.format(own=own.pk)
+    counts = {}
+    for audit in ("off", "on"):
+        settings = {**DEMO, "CLEARANCE": {**demo_settings.CLEARANCE}}
+        if audit == "off":
+            settings["CLEARANCE"]["AUDIT_SINKS"] = []
+        with override_settings(**settings):
+            client = _log_in("alice")
+            _statements(client, method, url, HTTP_ACCEPT="text/html")  # warm the session
+            code, sql = _statements(client, method, url, HTTP_ACCEPT="text/html")
+        assert code == status
+        counts[audit] = sql
+    extra = len(counts["on"]) - len(counts["off"])
+    expected = 1 if status == 403 else 0
+    assert extra == expected, counts["on"][-3:]
+    if expected:
+        assert counts["on"][-1].startswith('INSERT INTO "clearance_auditrecord"')

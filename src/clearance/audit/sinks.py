@@ -14,7 +14,7 @@ from django.db import transaction
 
 from ..conf import clearance_settings
 from ..decisions import Decision
-from .connection import after_write, writer
+from .connection import after_write, in_transaction, writer
 from .recording import current_recording
 from .requests import request_metadata
 
@@ -58,25 +58,33 @@ class LoggingSink:
 
 
 def write_records(records: list[AuditRecord]) -> None:
-    """Insert ``records`` through the audit connection (outside the caller's transaction)."""
-    from .models import AuditRecord
+    """Insert ``records`` through the audit connection (outside the caller's transaction).
 
+    One ``INSERT`` statement for the whole list (``bulk_create`` splits only what the database
+    cannot take in one statement). When the caller holds a transaction on that very connection
+    (SQLite sharing the default database) the insert runs in a savepoint, so a failed audit
+    write never breaks the caller's transaction.
+    """
     conn = writer()
     failed = True
     try:
-        if len(records) == 1 and not conn.in_atomic_block:
-            records[0].save(using=conn.alias)
-        else:
-            # A savepoint when the caller holds a transaction on this connection (SQLite on the
-            # default database), so a failed audit write never breaks the caller's transaction.
+        if in_transaction(conn):
             with transaction.atomic(using=conn.alias):
-                if len(records) == 1:
-                    records[0].save(using=conn.alias)
-                else:
-                    AuditRecord.objects.using(conn.alias).bulk_create(records)
+                _insert(records, conn.alias)
+        else:
+            _insert(records, conn.alias)
         failed = False
     finally:
         after_write(conn, failed=failed)
+
+
+def _insert(records: list[AuditRecord], alias: str) -> None:
+    from .models import AuditRecord
+
+    if len(records) == 1:
+        records[0].save(using=alias)
+    else:
+        AuditRecord.objects.using(alias).bulk_create(records)
 
 
 class DatabaseSink:

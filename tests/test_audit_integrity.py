@@ -164,6 +164,44 @@ def test_the_testing_helpers_and_the_template_tag_probe(
     assert not AuditRecord.objects.filter(pk__gt=baseline).exists()
 
 
+def test_a_buffered_row_holds_what_from_decision_describes(
+    alice: User, denied_doc: Document, approvable: Document, baseline: int
+) -> None:
+    """The sink builds rows straight from decisions; they are the model's own rows."""
+    from django.test import RequestFactory
+
+    from clearance.audit import recording
+    from clearance.audit.requests import request_metadata
+
+    request = RequestFactory().post("/x", HTTP_X_REQUEST_ID="r-1", REMOTE_ADDR="192.0.2.1")
+    settings = {"RECORD_ALLOWED": True, "RECORD_PROBES": True}
+    with override_settings(CLEARANCE=settings), recording():
+        decisions = [
+            authorize(alice, "testapp.approve", denied_doc, request=request),
+            authorize(alice, "testapp.approve", approvable, request=request),
+            explain(alice, "testapp.approve", denied_doc),
+        ]
+    stored = list(AuditRecord.objects.filter(pk__gt=baseline).order_by("id"))
+    names = [f.attname for f in AuditRecord._meta.concrete_fields if not f.primary_key]
+    assert len(stored) == 3
+    for record, decision, req in zip(stored, decisions, [request, request, None], strict=True):
+        expected = AuditRecord.from_decision(decision, request_metadata(req))
+        assert {n: getattr(record, n) for n in names} == {n: getattr(expected, n) for n in names}
+
+
+def test_a_buffer_longer_than_one_statement_takes_is_split(
+    alice: User, denied_doc: Document, baseline: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from clearance.audit import recording, sinks
+
+    monkeypatch.setattr(sinks, "_max_rows", lambda conn, columns: 2)
+    with override_settings(CLEARANCE={"AUDIT_BATCH_SIZE": 100}), recording() as scope:
+        for _ in range(5):
+            authorize(alice, "testapp.approve", denied_doc)
+        assert scope.pending == 5
+    assert AuditRecord.objects.filter(pk__gt=baseline).count() == 5
+
+
 # --------------------------------------------------------------------------------------------
 # Sinks first, each isolated; receivers after, robustly
 # --------------------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ class AuditRecord(models.Model):
             **(meta or {}),
         )
         # A value longer than its column would make the insert fail and lose the record.
-        for attname, max_length in _BOUNDED:
+        for attname, max_length in BOUNDED:
             value = getattr(record, attname)
             if isinstance(value, str) and len(value) > max_length:
                 setattr(record, attname, value[:max_length])
@@ -269,7 +269,8 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-_BOUNDED: list[tuple[str, int]] = [
+#: (attname, max_length) of every bounded text column: longer values are cut to fit.
+BOUNDED: list[tuple[str, int]] = [
     (f.attname, f.max_length)
     for f in AuditRecord._meta.concrete_fields
     if isinstance(f, models.CharField) and isinstance(f.max_length, int)

@@ -107,18 +107,137 @@ class DatabaseSink:
             if limit > 1:
                 scope.buffer((decision, request), write_decisions, limit)
                 return
-        write_records([_record_of(decision, request)])
-
-
-def _record_of(decision: Decision, request: Any) -> AuditRecord:
-    from .models import AuditRecord
-
-    return AuditRecord.from_decision(decision, request_metadata(request))
+        write_decisions([(decision, request)])
 
 
 def write_decisions(items: list[tuple[Decision, Any]]) -> None:
-    """Write the records of buffered ``(decision, request)`` pairs, with one statement."""
-    write_records([_record_of(decision, request) for decision, request in items])
+    """Write the records of ``(decision, request)`` pairs, with one ``INSERT`` statement.
+
+    The same rows :meth:`AuditRecord.from_decision` describes, built straight from the
+    decisions (no model instance, no query compilation), through the connection
+    :func:`~clearance.audit.connection.writer` chooses, in a savepoint when the caller holds a
+    transaction on that very connection. A list longer than the database takes in one
+    statement is split.
+    """
+    if not items:
+        return
+    conn = writer()
+    failed = True
+    try:
+        if in_transaction(conn):
+            with transaction.atomic(using=conn.alias):
+                _insert_rows(conn, items)
+        else:
+            _insert_rows(conn, items)
+        failed = False
+    finally:
+        after_write(conn, failed=failed)
+
+
+def _columns() -> tuple[str, list[Any]]:
+    from .models import AuditRecord
+
+    fields = [f for f in AuditRecord._meta.concrete_fields if not f.primary_key]
+    return AuditRecord._meta.db_table, fields
+
+
+def _row(decision: Decision, request: Any, metas: dict[int, dict[str, str]]) -> dict[str, Any]:
+    from .models import BOUNDED
+
+    key = id(request)
+    meta = metas.get(key)
+    if meta is None:
+        meta = metas[key] = request_metadata(request)
+    actor, resource = decision.actor, decision.resource
+    row: dict[str, Any] = {
+        "at": decision.at,
+        "allowed": decision.allowed,
+        "action": decision.action,
+        "actor_label": actor.label,
+        "actor_pk": "" if actor.pk is None else str(actor.pk),
+        "actor_kind": actor.kind,
+        "resource_model": resource.model if resource is not None else "",
+        "resource_pk": "" if resource is None or resource.pk is None else str(resource.pk),
+        "layer": decision.layer.value if decision.layer is not None else "",
+        "rule": decision.rule or "",
+        "reason": decision.reason,
+        "code": decision.code,
+        "error": decision.error or "",
+        "fingerprint": decision.fingerprint,
+        "explained": decision.explained,
+        "performed": decision.performed,
+        "probe": decision.probe,
+        "trace": [
+            {
+                "layer": t.layer.value,
+                "rule": t.rule,
+                "outcome": t.outcome,
+                "reason": t.reason,
+                "expression": t.expression,
+                "duration_ms": round(t.duration * 1000, 4),
+                "error": t.error,
+            }
+            for t in decision.trace
+        ],
+        "request_id": meta.get("request_id", ""),
+        "method": meta.get("method", ""),
+        "path": meta.get("path", ""),
+        "remote_addr": meta.get("remote_addr", ""),
+    }
+    # A value longer than its column would make the insert fail and lose the record.
+    for attname, max_length in BOUNDED:
+        value = row[attname]
+        if isinstance(value, str) and len(value) > max_length:
+            row[attname] = value[:max_length]
+    return row
+
+
+def _max_rows(conn: Any, columns: int) -> int:
+    limit = conn.features.max_query_params
+    if conn.vendor == "sqlite":
+        conn.ensure_connection()
+        getlimit = getattr(conn.connection, "getlimit", None)
+        if getlimit is not None:  # Python 3.11+: the limit this SQLite library was built with
+            import sqlite3
+
+            limit = getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9))
+    if not limit:
+        limit = 65535  # the PostgreSQL protocol's limit of parameters per statement
+    return max(1, int(limit) // columns)
+
+
+def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
+    from django.db import models
+
+    table, fields = _columns()
+    ops = conn.ops
+    adapt: list[Any] = []
+    for field in fields:
+        if isinstance(field, models.DateTimeField):
+            adapt.append(ops.adapt_datetimefield_value)
+        elif isinstance(field, models.JSONField):
+            adapt.append(lambda value: ops.adapt_json_value(value, None))
+        else:
+            adapt.append(None)
+    attnames = [f.attname for f in fields]
+    metas: dict[int, dict[str, str]] = {}
+    rows = []
+    for decision, request in items:
+        values = _row(decision, request, metas)
+        rows.append(
+            [
+                value if fn is None else fn(value)
+                for fn, value in zip(adapt, (values[a] for a in attnames), strict=True)
+            ]
+        )
+    quote = ops.quote_name
+    head = f"INSERT INTO {quote(table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    step = _max_rows(conn, len(fields))
+    with conn.cursor() as cursor:
+        for start in range(0, len(rows), step):
+            chunk = rows[start : start + step]
+            cursor.execute(head + ", ".join([one] * len(chunk)), [v for row in chunk for v in row])
 
 
 def _write_through(decision: Decision) -> bool:

@@ -202,6 +202,29 @@ def test_a_buffer_longer_than_one_statement_takes_is_split(
     assert AuditRecord.objects.filter(pk__gt=baseline).count() == 5
 
 
+def test_the_logging_sink_logs_a_scopes_records_when_it_ends(
+    alice: User, denied_doc: Document, caplog: pytest.LogCaptureFixture
+) -> None:
+    from clearance.audit import recording
+
+    def audit_lines() -> list[logging.LogRecord]:
+        return [r for r in caplog.records if r.name == "clearance.audit"]
+
+    with caplog.at_level(logging.INFO, logger="clearance.audit"):
+        with recording():
+            first = authorize(alice, "testapp.approve", denied_doc)
+            second = authorize(alice, "testapp.approve", denied_doc)
+            assert audit_lines() == []
+        assert [r.getMessage() for r in audit_lines()] == [str(first), str(second)]
+        assert [getattr(r, "at") for r in audit_lines()] == [  # noqa: B009
+            first.at.isoformat(),
+            second.at.isoformat(),
+        ]
+        with override_settings(CLEARANCE={"AUDIT_WRITE_THROUGH": True}), recording():
+            authorize(alice, "testapp.approve", denied_doc)
+            assert len(audit_lines()) == 3  # a denied attempt, logged at once
+
+
 # --------------------------------------------------------------------------------------------
 # Sinks first, each isolated; receivers after, robustly
 # --------------------------------------------------------------------------------------------

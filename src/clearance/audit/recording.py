@@ -3,8 +3,9 @@
 Inside ``with recording():`` (``ClearanceMiddleware`` opens one per request; wrap a job's unit
 of work, a task or a management command's loop, in one yourself):
 
-* the records of the scope's decisions are buffered and written together, with one
-  ``INSERT`` statement, when the scope ends (for a request: when the response is ready,
+* the records of the scope's decisions are buffered by the built-in sinks and written
+  together (the database sink with one ``INSERT`` statement, the logging sink line after
+  line), when the scope ends (for a request: when the response is ready,
   before it is sent), and earlier whenever ``CLEARANCE["AUDIT_BATCH_SIZE"]`` records wait;
 * the dedicated audit connection stays open until the scope ends (outside a scope it is
   opened and closed around each write).
@@ -77,8 +78,8 @@ class Recording:
 
     @property
     def pending(self) -> int:
-        """How many records wait in the buffer."""
-        return sum(len(items) for items in self._root._buffers.values())
+        """How many decisions wait for a sink to write their record (the longest buffer)."""
+        return max((len(items) for items in self._root._buffers.values()), default=0)
 
     def flush(self) -> None:
         """Write the buffered records now. A failure is logged at ERROR (the batch is lost)."""

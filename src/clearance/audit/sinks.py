@@ -21,7 +21,14 @@ from .requests import request_metadata
 if TYPE_CHECKING:
     from .models import AuditRecord
 
-__all__ = ["DatabaseSink", "LoggingSink", "log_fields", "write_decisions", "write_records"]
+__all__ = [
+    "DatabaseSink",
+    "LoggingSink",
+    "log_decisions",
+    "log_fields",
+    "write_decisions",
+    "write_records",
+]
 
 audit_logger = logging.getLogger("clearance.audit")
 
@@ -47,14 +54,31 @@ class LoggingSink:
 
     Allowed decisions log at INFO, denials at WARNING. The message is the decision in one
     line; every field is an attribute of the log record (see :func:`log_fields`), ready for
-    :class:`clearance.audit.logging.JsonFormatter`.
+    :class:`clearance.audit.logging.JsonFormatter`. Like the database sink, inside a recording
+    scope the records are buffered and logged, in order, when the scope ends (or a batch is
+    full), so formatting and writing the lines is not paid on each decision; ``at`` in each
+    record is the moment of the decision.
     """
 
     def record(self, decision: Decision, request: Any) -> None:
-        """Log ``decision``."""
+        """Log ``decision`` (or buffer it in the current recording scope)."""
         level = logging.INFO if decision.allowed else logging.WARNING
-        if audit_logger.isEnabledFor(level):
-            audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
+        if not audit_logger.isEnabledFor(level):
+            return
+        scope = current_recording()
+        if scope is not None and not _write_through(decision):
+            limit = _batch_size()
+            if limit > 1:
+                scope.buffer((decision, request), log_decisions, limit)
+                return
+        audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
+
+
+def log_decisions(items: list[tuple[Decision, Any]]) -> None:
+    """Log buffered ``(decision, request)`` pairs on ``clearance.audit``, in order."""
+    for decision, request in items:
+        level = logging.INFO if decision.allowed else logging.WARNING
+        audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
 
 
 def write_records(records: list[AuditRecord]) -> None:

@@ -1,25 +1,29 @@
-"""Audit: what each sink costs per decision, against no audit.
+"""Audit: what recording costs, per decision, per page and per refused request.
 
 The decision is the approval check of :mod:`benchmarks.decision` (clearance ``authorize()``,
-warm user), allowed and denied, with ``RECORD_ALLOWED = True`` so that both are recorded.
-Configurations:
+warm user), allowed and denied. Three parts:
 
-- *no audit*: ``AUDIT_SINKS = []`` (the signal is still sent);
-- *logging*: ``LoggingSink``, formatted by ``JsonFormatter`` and written to ``/dev/null``, as a
-  shipped log stream would be;
-- *database, write-through*: ``DatabaseSink``, one insert per decision, committed at once
-  (SQLite: in the ``audit`` database of its own; PostgreSQL: through the ordinary connection,
-  which has no transaction open), inside a recording scope as in a request;
-- *... in a transaction*: the same while the caller holds a transaction open (as under
-  ``ATOMIC_REQUESTS``): on PostgreSQL the insert then goes through the dedicated connection;
-- *... no scope*: the same outside any recording scope: on PostgreSQL the dedicated
-  connection is then opened and closed around each write;
-- *database, batched by 100*: allowed decisions buffered and written 100 at a time with one
-  ``bulk_create`` (denials are always written through);
-- *defaults*: logging and database, as a project gets without configuring anything.
+1. **Per decision**, with ``RECORD_ALLOWED = True`` so that both are recorded, in these
+   configurations: *no audit* (``AUDIT_SINKS = []``; the signal is still sent); *logging*
+   (``LoggingSink``, formatted by ``JsonFormatter`` and written to ``/dev/null``); *database,
+   write-through* (``AUDIT_BATCH_SIZE = 1``: one insert per decision, committed at once),
+   also while the caller holds a transaction open (as under ``ATOMIC_REQUESTS``) and outside
+   any recording scope; *database, buffered* (the default: the scope's records written with
+   one insert when it ends, here after 100 decisions); *defaults* (logging and database,
+   buffered). Each batch of 100 decisions runs in one recording scope, as a request or a job
+   does, and its final write is included in the time.
+2. **A page of 50 decisions**: a request through ``ClearanceMiddleware`` to a view that decides
+   the approval of 50 invoices for display (``authorize_many(..., probe=True)``, as the demo's
+   list does) and renders them; with default settings against audit off. The same page
+   deciding 50 *attempts* (no ``probe=True``) shows what forgetting the flag costs.
+3. **A refused request**: the statements a request refused by ``enforce()`` sends, with default
+   settings against audit off, and **the denied warm decision with default settings** against
+   audit off: on the call, in a request's scope (what a decision adds before the view's next
+   line; the scope's write at the end of the request is left out), with that write included
+   (100 decisions per scope), and outside any scope, where each is written at once.
 
-Each figure is the median of several timed batches, in microseconds per decision; the ratio is
-that median over the *no audit* median of the same case.
+Each time is the median of several timed batches; a ratio is that median over the *no audit*
+(or *audit off*) median of the same case.
 """
 
 from __future__ import annotations
@@ -46,14 +50,16 @@ def _configurations(vendor: str) -> list[tuple[str, dict[str, Any], bool, bool]]
     if vendor == "sqlite":
         database["AUDIT_DATABASE"] = "audit"  # the configuration the docs require on SQLite
     db_sink = {**database, "AUDIT_SINKS": [_DATABASE]}
+    through = {**db_sink, "AUDIT_BATCH_SIZE": 1}
     return [
         ("no audit", {"AUDIT_SINKS": [], "RECORD_ALLOWED": True}, True, False),
         ("logging (JSON)", {"AUDIT_SINKS": [_LOGGING], "RECORD_ALLOWED": True}, True, False),
-        ("database, write-through", db_sink, True, False),
-        ("database, write-through, in a transaction", db_sink, True, True),
-        ("database, write-through, in a transaction, no scope", db_sink, False, True),
-        ("database, batched by 100", {**db_sink, "AUDIT_BATCH_SIZE": 100}, True, False),
-        ("defaults (logging + database)", database, True, False),
+        ("database, write-through", through, True, False),
+        ("database, write-through, in a transaction", through, True, True),
+        ("database, write-through, in a transaction, no scope", through, False, True),
+        ("database, buffered (default)", db_sink, True, False),
+        ("database, buffered, in a transaction", db_sink, True, True),
+        ("defaults (logging + database, buffered)", database, True, False),
     ]
 
 
@@ -136,9 +142,8 @@ def run() -> str:
             for label, overrides, scoped, atomic in order.sample(
                 configurations, len(configurations)
             ):
-                writes = "database" in label or "defaults" in label
-                # Batches of 200 hold two full buffers of the batched row; writes are slower.
-                number = 10 if writes and "batched" not in label else 200
+                # Write-through rows pay a commit per decision: smaller batches.
+                number = 10 if "write-through" in label else 100
                 for verdict, call in calls.items():
                     samples[(label, verdict)].times.append(
                         _timed_batch(overrides, scoped, atomic, call, number)
@@ -167,5 +172,170 @@ def run() -> str:
             f"Database rows are written {where}; {written:,} rows were written during the run. "
             f"Medians over {rounds} interleaved rounds, per decision (warm user, both decisions "
             "recorded, the scope's final write included).",
+            "",
+            _targets(scenario, user, denied, rounds),
+        ]
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The targets: a page of 50 decisions, a refused request, the denied decision
+# --------------------------------------------------------------------------------------------
+
+
+def _defaults(vendor: str) -> dict[str, Any]:
+    """The default settings (on SQLite with the audit database of its own the docs require)."""
+    return {"AUDIT_DATABASE": "audit"} if vendor == "sqlite" else {}
+
+
+def _page_view(user: Any, invoices: list[Any], probe: bool) -> Any:
+    from django.http import HttpResponse
+    from django.utils.html import escape
+
+    from clearance import authorize_many
+
+    def view(request: Any) -> Any:
+        decisions = authorize_many(user, "bench.approve", invoices, probe=probe)
+        rows = "".join(
+            f"<tr><td>{escape(i.number)}</td><td>{escape(d.reason or 'yes')}</td></tr>"
+            for i, d in zip(invoices, decisions, strict=True)
+        )
+        return HttpResponse(f"<table>{rows}</table>")
+
+    return view
+
+
+def _refused_view(user: Any, invoice: Any) -> Any:
+    from django.http import HttpResponse
+
+    from clearance import Denied, enforce
+
+    def view(request: Any) -> Any:
+        try:
+            enforce(user, "bench.approve", invoice)
+        except Denied as exc:
+            return HttpResponse(exc.reason, status=403)
+        return HttpResponse("approved")
+
+    return view
+
+
+def _served(view: Any) -> Any:
+    """A callable serving one request to ``view`` through ``ClearanceMiddleware``."""
+    from django.test import RequestFactory
+
+    from clearance.middleware import ClearanceMiddleware
+
+    middleware = ClearanceMiddleware(view)
+    factory = RequestFactory()
+
+    def serve() -> Any:
+        return middleware(factory.get("/page/"))
+
+    return serve
+
+
+def _time(overrides: dict[str, Any], call: Any, number: int) -> float:
+    from django.test import override_settings
+
+    with override_settings(CLEARANCE=overrides):
+        return harness.time_batch(call, number)
+
+
+def _targets(scenario: Any, user: Any, denied: Any, rounds: int) -> str:
+    import functools
+
+    from django.db import connection
+    from django.test import override_settings
+
+    from clearance import authorize
+    from clearance.audit import recording
+
+    from .benchapp.models import Invoice
+
+    vendor = connection.vendor
+    off = {"AUDIT_SINKS": []}
+    defaults = _defaults(vendor)
+    # 50 invoices of a tenant alice is no member of: 50 denials to show.
+    page = list(Invoice.objects.filter(number__startswith="F-").order_by("pk")[:50])
+    shown = _served(_page_view(user, page, probe=True))
+    attempted = _served(_page_view(user, page, probe=False))
+    refused = _served(_refused_view(user, denied.invoice))
+    deny = functools.partial(authorize, user, "bench.approve", denied.invoice)
+
+    def in_scope(calls: int = 100) -> None:
+        with recording():
+            for _ in range(calls):
+                deny()
+
+    # (settings, call, calls per timed batch, decisions per call)
+    rows: dict[str, tuple[dict[str, Any], Any, int, int]] = {
+        "page of 50 probes, audit off": (off, shown, 20, 1),
+        "page of 50 probes, defaults": (defaults, shown, 20, 1),
+        "page of 50 attempts, defaults": (defaults, attempted, 5, 1),
+        "refused request, audit off": (off, refused, 20, 1),
+        "refused request, defaults": (defaults, refused, 20, 1),
+        "denied decision in a scope, audit off": (off, in_scope, 1, 100),
+        "denied decision in a scope, defaults": (defaults, in_scope, 1, 100),
+        "denied decision on the call, defaults": (defaults, deny, 1000, 1),
+        "denied decision, no scope, audit off": (off, deny, 1000, 1),
+        "denied decision, no scope, defaults": (defaults, deny, 10, 1),
+    }
+    samples = {label: harness.Samples() for label in rows}
+    for overrides, call, _, _ in rows.values():
+        _time(overrides, call, 1)  # warm: sessions, caches, the first connection
+    order = random.Random(7)
+    with _json_log_to_devnull():
+        for _ in range(rounds):
+            for label in order.sample(list(rows), len(rows)):
+                overrides, call, number, per = rows[label]
+                if label == "denied decision on the call, defaults":
+                    # What a decision adds to the view's own time: the scope's write, at the
+                    # end of the request, is left out (it is in the row above).
+                    big = {**overrides, "AUDIT_BATCH_SIZE": 10_000}
+                    with override_settings(CLEARANCE=big), recording():
+                        samples[label].times.append(harness.time_batch(call, number))
+                    continue
+                samples[label].times.append(_time(overrides, call, number) / per)
+    statements = {}
+    for label in ("refused request, audit off", "refused request, defaults"):
+        overrides, call, _, _ = rows[label]
+        with override_settings(CLEARANCE=overrides), harness.count_queries() as counter:
+            call()
+        statements[label] = counter.count
+
+    def ratio(label: str, base: str) -> str:
+        return f"{samples[label].median / samples[base].median:.2f}x"
+
+    lines = [
+        [label, harness.fmt(samples[label].median, 1), harness.fmt(samples[label].iqr, 1)]
+        for label in rows
+    ]
+    table = harness.table(["request or decision", "median µs", "IQR µs"], lines)
+    extra = statements["refused request, defaults"] - statements["refused request, audit off"]
+    on_call = "denied decision on the call, defaults"
+    in_scope_on = "denied decision in a scope, defaults"
+    in_scope_off = "denied decision in a scope, audit off"
+    no_scope_on = "denied decision, no scope, defaults"
+    no_scope_off = "denied decision, no scope, audit off"
+    return "\n".join(
+        [
+            f"### The targets ({env.vendor()})",
+            "",
+            table,
+            "",
+            "- A page showing 50 decisions (probes), defaults against audit off: "
+            f"{ratio('page of 50 probes, defaults', 'page of 50 probes, audit off')} "
+            "(target at most 1.1x); the same page deciding 50 attempts: "
+            f"{ratio('page of 50 attempts, defaults', 'page of 50 probes, audit off')}.",
+            f"- A refused request: {statements['refused request, audit off']} statement(s) with "
+            f"audit off, {statements['refused request, defaults']} with the defaults: "
+            f"{extra} extra (target at most one); time "
+            f"{ratio('refused request, defaults', 'refused request, audit off')}.",
+            "- The denied warm decision, defaults against audit off (target within 2x): "
+            f"{ratio(on_call, no_scope_off)} on the call, in a request's scope (the scope's "
+            f"write at the end of the request left out); {ratio(in_scope_on, in_scope_off)} "
+            "with that write included (100 decisions per scope); "
+            f"{ratio(no_scope_on, no_scope_off)} outside any scope (each written at once).",
         ]
     )

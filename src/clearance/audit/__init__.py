@@ -18,7 +18,7 @@ formatter), :mod:`.sampling`, :mod:`.guard` (a PostgreSQL trigger against rewrit
 
 from __future__ import annotations
 
-import logging
+import logging as _logging
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -28,6 +28,11 @@ from django.utils.module_loading import import_string
 from ..conf import clearance_settings
 from ..decisions import Decision
 from ..signals import decision_made
+
+# The submodule, bound under its own name: ``clearance.audit.logging.JsonFormatter`` (the path
+# ``LOGGING`` configurations name) must resolve to it, never to Python's ``logging`` module,
+# also when the logging configuration is loaded before anything else imported the submodule.
+from . import logging as logging
 from .recording import Recording, recording
 from .sampling import should_record
 
@@ -41,7 +46,7 @@ __all__ = [
     "unrecorded",
 ]
 
-logger = logging.getLogger("clearance")
+logger = _logging.getLogger("clearance")
 
 #: The code of a decision refused because it could not be recorded (fail-closed mode).
 UNRECORDED_CODE = "audit.unrecorded"

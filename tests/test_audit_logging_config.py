@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import clearance
+
 ROOT = Path(__file__).resolve().parent.parent
 HOW_TO = ROOT / "docs" / "how-to" / "audit.md"
 
@@ -66,7 +68,9 @@ def test_the_documented_logging_configuration_loads_and_writes_one_json_line_per
     assert config["formatters"]["json"]["()"] == "clearance.audit.logging.JsonFormatter"
     log_file = tmp_path / "audit.jsonl"
     config["handlers"]["audit"]["filename"] = str(log_file)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # The child imports clearance from where this process does.
+    paths = [str(ROOT), str(Path(clearance.__file__).resolve().parent.parent)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
     env.pop("DJANGO_SETTINGS_MODULE", None)
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(config), str(log_file)],

@@ -35,6 +35,13 @@ DEFAULTS: dict[str, Any] = {
     # Write every recorded denial of an attempt at once, even inside a recording scope (closes
     # the window in which a crash loses buffered denials, at one insert per denial).
     "AUDIT_WRITE_THROUGH": False,
+    # PostgreSQL: how long an audit write may wait for a lock, and run in all, in seconds (None:
+    # the server's own settings). A write that times out goes to the spool; the request goes on.
+    "AUDIT_LOCK_TIMEOUT": 0.25,
+    "AUDIT_STATEMENT_TIMEOUT": 0.5,
+    # Directory of the spool that keeps audit records the database refused, replayed into the
+    # table when it answers again (None: "clearance-audit-spool" in the system's temp directory).
+    "AUDIT_SPOOL": None,
     # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent).
     "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
     # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).

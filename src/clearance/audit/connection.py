@@ -24,6 +24,20 @@ therefore never goes through a connection the caller may have a transaction open
   (``AUDIT_DATABASE = "audit"``, a second SQLite file) that the caller does not hold open in a
   transaction (do not set ``ATOMIC_REQUESTS`` on it).
 
+Faults (see :func:`write_retrying` and :func:`bounded`):
+
+* **Health before reuse.** The dedicated connection runs with Django's ``CONN_HEALTH_CHECKS``
+  on, whatever the target's own settings say: kept from an earlier scope (``CONN_MAX_AGE``), it
+  is checked once before it is used again, and reopened when the server dropped it.
+* **One retry on a fresh connection.** A write that fails because its connection broke (the
+  server restarted, or ended the backend) is written once more, through a newly opened dedicated
+  connection. A write that was refused or timed out is not retried.
+* **Bounded waits.** On PostgreSQL every audit write runs in a transaction of its own with
+  ``lock_timeout`` and ``statement_timeout`` set for that transaction only
+  (``CLEARANCE["AUDIT_LOCK_TIMEOUT"]`` and ``["AUDIT_STATEMENT_TIMEOUT"]``, in seconds), so a
+  locked or overloaded audit table fails the write quickly instead of stalling the request;
+  the record then goes to the spool (:mod:`clearance.audit.spool`).
+
 No part of Django's transaction machinery is patched: the durability comes from writing on a
 connection that has no transaction of the caller's.
 """
@@ -31,12 +45,14 @@ connection that has no transaction of the caller's.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections, router
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 from django.utils.connection import ConnectionDoesNotExist
@@ -46,14 +62,20 @@ from ..conf import clearance_settings
 __all__ = [
     "PRIVATE_PREFIX",
     "after_write",
+    "bounded",
     "close_connection",
     "held_connection",
     "hold",
     "in_transaction",
     "target_alias",
     "unhold",
+    "write_retrying",
     "writer",
 ]
+
+logger = logging.getLogger("clearance")
+
+_T = TypeVar("_T")
 
 #: Prefix of the private alias of the dedicated connection (``clearance_audit__<target>``).
 PRIVATE_PREFIX = "clearance_audit__"
@@ -63,6 +85,13 @@ _IDENTITY = ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
 
 # Depth of held_connection() scopes in the current context.
 _held: ContextVar[int] = ContextVar("clearance_audit_held", default=0)
+
+# Set while a failed write is retried: writer() then opens a fresh dedicated connection.
+_fresh: ContextVar[bool] = ContextVar("clearance_audit_fresh", default=False)
+
+# Causes of an OperationalError that say the statement was refused in time, not that the
+# connection broke (psycopg's class names): such a write is not retried.
+_NOT_RETRIED = frozenset({"QueryCanceled", "LockNotAvailable"})
 
 
 def target_alias() -> str:
@@ -97,6 +126,8 @@ def _dedicated(target: str) -> BaseDatabaseWrapper:
         settings = copy.deepcopy(source.settings_dict)
         settings["ATOMIC_REQUESTS"] = False
         settings["AUTOCOMMIT"] = True
+        # Checked before it is reused, whatever CONN_MAX_AGE keeps it for.
+        settings["CONN_HEALTH_CHECKS"] = True
         conn = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
         connections[alias] = conn
     return conn
@@ -118,9 +149,104 @@ def writer() -> BaseDatabaseWrapper:
     """The connection the next audit write goes through (see the module documentation)."""
     target = target_alias()
     source = connections[target]
-    if source.vendor == "sqlite" or not in_transaction(source):
+    if source.vendor == "sqlite":
         return source
-    return _dedicated(target)
+    if _fresh.get():
+        conn = _dedicated(target)
+        conn.close()  # the retry of a write whose connection broke: open a new one
+        return conn
+    if not in_transaction(source):
+        return source
+    conn = _dedicated(target)
+    # Kept from an earlier scope: SELECT 1 once before it is used again (CONN_HEALTH_CHECKS).
+    conn.close_if_health_check_failed()
+    return conn
+
+
+def _milliseconds(name: str) -> int | None:
+    value = getattr(clearance_settings, name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ImproperlyConfigured(
+            f"CLEARANCE[{name!r}] must be a number of seconds above 0, or None; got {value!r}"
+        )
+    return max(1, round(value * 1000))
+
+
+@contextmanager
+def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
+    """The block an audit write on ``conn`` runs in.
+
+    On PostgreSQL: a transaction (a savepoint when the caller holds one on ``conn``) with
+    ``lock_timeout`` and ``statement_timeout`` set to ``CLEARANCE["AUDIT_LOCK_TIMEOUT"]`` and
+    ``["AUDIT_STATEMENT_TIMEOUT"]`` for that transaction only. Elsewhere: a savepoint when the
+    caller holds a transaction on ``conn`` (so a failed audit write never breaks it), else
+    nothing.
+    """
+    postgres = conn.vendor == "postgresql"
+    if not postgres and not conn.in_atomic_block:
+        yield
+        return
+    timeouts = (
+        (_milliseconds("AUDIT_LOCK_TIMEOUT"), _milliseconds("AUDIT_STATEMENT_TIMEOUT"))
+        if postgres
+        else (None, None)
+    )
+    with transaction.atomic(using=conn.alias):
+        if timeouts == (None, None):
+            yield
+            return
+        nested = len(conn.atomic_blocks) > 1
+        values = [f"{ms}ms" if ms is not None else "0" for ms in timeouts]
+        with conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
+                "set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                values,
+            )
+            previous = cursor.fetchone()
+        yield
+        if nested and previous is not None:
+            # SET LOCAL outlives a released savepoint: give the caller's transaction its own
+            # values back (only in a transaction a test case holds; see writer()).
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SELECT set_config('lock_timeout', %s, true), "
+                    "set_config('statement_timeout', %s, true)",
+                    [previous[0], previous[1]],
+                )
+
+
+def _connection_broke(exc: BaseException) -> bool:
+    if isinstance(exc, InterfaceError):
+        return True
+    if isinstance(exc, OperationalError):
+        cause = exc.__cause__
+        names = {cls.__name__ for cls in type(cause).__mro__} if cause is not None else set()
+        return not names & _NOT_RETRIED
+    return False
+
+
+def write_retrying(write: Callable[[], _T]) -> _T:
+    """Run ``write()``; if its connection broke, run it once more on a fresh connection.
+
+    ``write`` takes its connection from :func:`writer`. On client/server databases, when the
+    first attempt failed with an error that says the connection is gone (``InterfaceError``,
+    or an ``OperationalError`` other than a lock or statement timeout), the second attempt goes
+    through a newly opened dedicated connection. Anything else is raised at once.
+    """
+    try:
+        return write()
+    except (OperationalError, InterfaceError) as exc:
+        if not _connection_broke(exc) or connections[target_alias()].vendor == "sqlite":
+            raise
+        logger.warning("Audit write failed (%s); retrying once on a fresh connection", exc)
+    token = _fresh.set(True)
+    try:
+        return write()
+    finally:
+        _fresh.reset(token)
 
 
 def _release(conn: BaseDatabaseWrapper, *, keep_alive: bool) -> None:

@@ -10,13 +10,13 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import transaction
 
 from ..conf import clearance_settings
 from ..decisions import Decision
-from .connection import after_write, in_transaction, writer
+from .connection import after_write, bounded, writer
 from .recording import current_recording
 from .requests import request_metadata
+from .spool import kept_on_failure
 
 if TYPE_CHECKING:
     from .models import AuditRecord
@@ -81,21 +81,33 @@ def log_decisions(items: list[tuple[Decision, Any]]) -> None:
         audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
 
 
+def _same_records(records: list[AuditRecord]) -> list[AuditRecord]:
+    return records
+
+
+def _records_of(items: list[tuple[Decision, Any]]) -> list[AuditRecord]:
+    """The records of ``(decision, request)`` pairs, as model instances (for the spool)."""
+    from .models import AuditRecord
+
+    return [AuditRecord.from_decision(d, request_metadata(r)) for d, r in items]
+
+
+@kept_on_failure(_same_records)
 def write_records(records: list[AuditRecord]) -> None:
     """Insert ``records`` through the audit connection (outside the caller's transaction).
 
     One ``INSERT`` statement for the whole list (``bulk_create`` splits only what the database
-    cannot take in one statement). When the caller holds a transaction on that very connection
-    (SQLite sharing the default database) the insert runs in a savepoint, so a failed audit
-    write never breaks the caller's transaction.
+    cannot take in one statement). On PostgreSQL it runs in a transaction of its own with short
+    lock and statement timeouts; elsewhere in a savepoint when the caller holds a transaction on
+    that very connection (SQLite sharing the default database), so a failed audit write never
+    breaks the caller's transaction. A connection that broke is replaced and the write retried
+    once; records the database still does not take are kept in the spool, then the error is
+    raised (see :mod:`.spool`).
     """
     conn = writer()
     failed = True
     try:
-        if in_transaction(conn):
-            with transaction.atomic(using=conn.alias):
-                _insert(records, conn.alias)
-        else:
+        with bounded(conn):
             _insert(records, conn.alias)
         failed = False
     finally:
@@ -139,19 +151,23 @@ def write_decisions(items: list[tuple[Decision, Any]]) -> None:
 
     The same rows :meth:`AuditRecord.from_decision` describes, built straight from the
     decisions (no model instance, no query compilation), through the connection
-    :func:`~clearance.audit.connection.writer` chooses, in a savepoint when the caller holds a
-    transaction on that very connection. A list longer than the database takes in one
-    statement is split.
+    :func:`~clearance.audit.connection.writer` chooses, in the block
+    :func:`~clearance.audit.connection.bounded` gives it (timeouts on PostgreSQL, a savepoint
+    when the caller holds a transaction on that very connection). A list longer than the
+    database takes in one statement is split. A connection that broke is replaced and the write
+    retried once; records the database still does not take are kept in the spool, then the
+    error is raised (see :mod:`.spool`).
     """
-    if not items:
-        return
+    if items:
+        _write_decisions(items)
+
+
+@kept_on_failure(_records_of)
+def _write_decisions(items: list[tuple[Decision, Any]]) -> None:
     conn = writer()
     failed = True
     try:
-        if in_transaction(conn):
-            with transaction.atomic(using=conn.alias):
-                _insert_rows(conn, items)
-        else:
+        with bounded(conn):
             _insert_rows(conn, items)
         failed = False
     finally:

@@ -386,3 +386,69 @@ def test_the_default_timeouts_keep_an_audit_write_under_a_second() -> None:
 
     assert DEFAULTS["AUDIT_LOCK_TIMEOUT"] <= DEFAULTS["AUDIT_STATEMENT_TIMEOUT"] < 1
     assert settings.CLEARANCE == {} or "AUDIT_STATEMENT_TIMEOUT" not in settings.CLEARANCE
+
+
+# --------------------------------------------------------------------------------------------
+# What shows records waiting: the system check and `manage.py clearance audit-spool`
+# --------------------------------------------------------------------------------------------
+
+
+def _clearance_checks(*, deploy: bool = False) -> list[Any]:
+    from django.core.checks import run_checks
+
+    return list(run_checks(tags=["clearance"], include_deployment_checks=deploy))
+
+
+def test_the_check_and_the_command_show_records_waiting_and_the_command_replays_them(
+    alice: User, denied_doc: Document, spool: Path
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    assert "clearance.W504" not in {m.id for m in _clearance_checks()}
+    before = _last_id()
+    with refused_inserts():
+        decisions = [authorize(alice, "testapp.approve", denied_doc) for _ in range(2)]
+        [warning] = [m for m in _clearance_checks() if m.id == "clearance.W504"]
+        assert warning.msg.startswith("2 audit records wait in the spool ")
+        out = StringIO()
+        call_command("clearance", "audit-spool", "--list", stdout=out)
+        listed = out.getvalue().splitlines()
+        assert [line.split()[0] for line in listed[:2]] == [
+            f"at={d.at.isoformat()}" for d in decisions
+        ]
+        assert listed[-1].startswith("2 audit record(s) wait in the spool ")
+        from django.core.management import CommandError
+
+        with pytest.raises(CommandError, match="stay in"):
+            call_command("clearance", "audit-spool", "--replay", stdout=StringIO())
+    out = StringIO()
+    call_command("clearance", "audit-spool", "--replay", stdout=out)
+    assert out.getvalue().splitlines()[0].startswith("Replayed 2 audit record(s) from ")
+    assert out.getvalue().splitlines()[-1].startswith("0 audit record(s) wait")
+    assert AuditRecord.objects.filter(pk__gt=before).count() == 2
+    assert "clearance.W504" not in {m.id for m in _clearance_checks()}
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"AUDIT_LOCK_TIMEOUT": 0}, "clearance.E505"),
+        ({"AUDIT_STATEMENT_TIMEOUT": "1s"}, "clearance.E505"),
+        ({"AUDIT_STATEMENT_TIMEOUT": True}, "clearance.E505"),
+        ({"AUDIT_SPOOL": 3}, "clearance.E506"),
+        ({"AUDIT_SPOOL": ""}, "clearance.E506"),
+    ],
+)
+def test_bad_fault_settings_are_reported(options: dict[str, Any], expected: str) -> None:
+    with override_settings(CLEARANCE=options):
+        assert expected in {m.id for m in _clearance_checks()}
+
+
+def test_check_deploy_asks_for_a_spool_outside_the_temporary_directory(tmp_path: Path) -> None:
+    with override_settings(CLEARANCE={}):
+        assert "clearance.W505" in {m.id for m in _clearance_checks(deploy=True)}
+        assert "clearance.W505" not in {m.id for m in _clearance_checks()}
+    with override_settings(CLEARANCE={"AUDIT_SPOOL": "/var/lib/project/audit-spool"}):
+        assert "clearance.W505" not in {m.id for m in _clearance_checks(deploy=True)}

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -10,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import clearance_settings
 
-__all__ = ["check_audit"]
+__all__ = ["check_audit", "check_audit_deploy", "check_audit_spool"]
 
 _ROUTER = "clearance.audit.routers.AuditRouter"
 _DATABASE_SINK = "clearance.audit.sinks.DatabaseSink"
@@ -99,6 +102,26 @@ def check_audit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
                 id="clearance.E504",
             )
         )
+    for name in ("AUDIT_LOCK_TIMEOUT", "AUDIT_STATEMENT_TIMEOUT"):
+        value = getattr(clearance_settings, name)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0
+        ):
+            messages.append(
+                checks.Error(
+                    f"CLEARANCE[{name!r}] must be a number of seconds above 0, or None; "
+                    f"got {value!r}.",
+                    id="clearance.E505",
+                )
+            )
+    spool = clearance_settings.AUDIT_SPOOL
+    if spool is not None and (not isinstance(spool, (str, os.PathLike)) or not str(spool)):
+        messages.append(
+            checks.Error(
+                f"CLEARANCE['AUDIT_SPOOL'] must be a directory path or None, got {spool!r}.",
+                id="clearance.E506",
+            )
+        )
     if fail_closed and record_allowed is False:
         messages.append(
             checks.Warning(
@@ -109,3 +132,51 @@ def check_audit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
             )
         )
     return messages
+
+
+@checks.register("clearance")
+def check_audit_spool(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """Report audit records waiting in the spool: the table does not hold them yet."""
+    from .spool import pending, spool_path
+
+    try:
+        waiting = pending()
+        path = spool_path()
+    except (ImproperlyConfigured, OSError):
+        return []  # a bad setting is reported by check_audit
+    if not waiting:
+        return []
+    noun = "record waits" if waiting == 1 else "records wait"
+    return [
+        checks.Warning(
+            f"{waiting} audit {noun} in the spool {path}: the database did not take "
+            "them when they were made, and the audit table does not hold them yet.",
+            hint="They are replayed after the next audit write that succeeds; to do it now, "
+            "run `manage.py clearance audit-spool --replay`.",
+            id="clearance.W504",
+        )
+    ]
+
+
+@checks.register("clearance", deploy=True)
+def check_audit_deploy(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """``check --deploy``: the spool should live on storage that outlasts a reboot."""
+    from .spool import spool_directory
+
+    try:
+        directory = spool_directory().resolve()
+    except ImproperlyConfigured:
+        return []
+    temp = Path(tempfile.gettempdir()).resolve()
+    if directory == temp or temp in directory.parents:
+        return [
+            checks.Warning(
+                f"The audit spool is in the temporary directory ({directory}): records the "
+                "database did not take may not outlast a reboot there.",
+                hint="Set CLEARANCE['AUDIT_SPOOL'] to a directory on persistent local "
+                "storage that every process of the server can write, e.g. "
+                "'/var/lib/myproject/audit-spool'.",
+                id="clearance.W505",
+            )
+        ]
+    return []

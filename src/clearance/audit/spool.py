@@ -57,7 +57,9 @@ __all__ = [
     "kept_on_failure",
     "pending",
     "replay",
+    "spool_directory",
     "spool_path",
+    "waiting",
 ]
 
 audit_logger = logging.getLogger("clearance.audit")
@@ -218,6 +220,22 @@ def pending() -> int:
             return sum(1 for line in spool if line.strip())
     except FileNotFoundError:
         return 0
+
+
+def waiting() -> list[AuditRecord]:
+    """The records waiting in the spool of the current audit database, oldest first."""
+    try:
+        with spool_path().open("rb") as spool:
+            lines = [line for line in spool if line.strip()]
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            records.append(_record(json.loads(line)))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return records
 
 
 def _has_pending() -> bool:

@@ -8,7 +8,9 @@ Subcommands:
 - ``explain USER ACTION [app_label.Model:pk]``: the full trace, gate by gate;
 - ``prune-audit --older-than 90d [--dry-run]``: delete old audit records, and say which;
 - ``audit-guard install|remove|status``: the PostgreSQL trigger that refuses UPDATE and
-  DELETE of audit records outside pruning (:mod:`clearance.audit.guard`).
+  DELETE of audit records outside pruning (:mod:`clearance.audit.guard`);
+- ``audit-spool [--list] [--replay]``: audit records waiting in the spool (the database did not
+  take them when they were made); ``--replay`` writes them into the table now.
 
 Output is sorted and carries no timestamps or paths, so it can be committed and diffed.
 """
@@ -104,6 +106,14 @@ class Command(BaseCommand):
             "--database", default=None, metavar="ALIAS", help="the audit database alias"
         )
 
+        spool = sub.add_parser(
+            "audit-spool", help="audit records waiting in the spool; --replay writes them now"
+        )
+        spool.add_argument("--list", action="store_true", help="print each waiting record")
+        spool.add_argument(
+            "--replay", action="store_true", help="write the waiting records into the table"
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the subcommand."""
         subcommand = options["subcommand"]
@@ -115,6 +125,8 @@ class Command(BaseCommand):
             self.explain(options)
         elif subcommand == "audit-guard":
             self.audit_guard(options)
+        elif subcommand == "audit-spool":
+            self.audit_spool(options)
         else:
             self.prune(options)
 
@@ -202,6 +214,30 @@ class Command(BaseCommand):
                 self.write(f"The audit guard is {state} on database {alias!r}.")
         except NotImplementedError as exc:
             raise CommandError(str(exc)) from None
+
+    # -- audit-spool ---------------------------------------------------------------------------
+
+    def audit_spool(self, options: dict[str, Any]) -> None:
+        """Say how many audit records wait in the spool; list or replay them."""
+        from ...audit import spool
+
+        path = spool.spool_path()
+        lines = []
+        if options["list"]:
+            for record in spool.waiting():
+                lines.append(spool.identity(record))
+        if options["replay"]:
+            try:
+                written = spool.replay(limit=None, wait=True)
+            except Exception as exc:
+                raise CommandError(
+                    f"The database did not take the spooled records ({type(exc).__name__}: "
+                    f"{exc}); they stay in {path}."
+                ) from None
+            lines.append(f"Replayed {written} audit record(s) from {path} into the table.")
+        waiting = spool.pending()
+        lines.append(f"{waiting} audit record(s) wait in the spool {path}.")
+        self.write("\n".join(lines))
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied
 
 __all__ = [
+    "UNAVAILABLE_REASON",
     "ActorRef",
     "Decision",
     "Denied",
@@ -21,6 +22,8 @@ __all__ = [
     "ResourceRef",
     "TraceEntry",
     "UnknownAction",
+    "database_unavailable",
+    "is_unavailable",
 ]
 
 
@@ -394,6 +397,31 @@ _EXCEPTION_FOR_LAYER: dict[Layer, type[Denied]] = {
     Layer.POLICY: PolicyDenied,
     Layer.INVARIANT: InvariantViolation,
 }
+
+
+#: The reason of a denial whose gate raised because the database was unavailable (it could not
+#: be reached, dropped the connection or did not answer in time). The integrations answer such a
+#: denial with 503 Service Unavailable.
+UNAVAILABLE_REASON = (
+    "This could not be decided because the database is unavailable; try again in a moment."
+)
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database is unavailable (Django's ``OperationalError`` or
+    ``InterfaceError``: unreachable, connection dropped, timed out)."""
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError))
+
+
+def is_unavailable(decision: Decision) -> bool:
+    """Whether ``decision`` is a denial made because the database was unavailable."""
+    return (
+        not decision.allowed
+        and decision.error is not None
+        and (decision.reason == UNAVAILABLE_REASON)
+    )
 
 
 def describe_error(exc: BaseException) -> str:

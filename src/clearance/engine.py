@@ -23,12 +23,14 @@ from . import audit
 from .actions import ANYONE, Action, NamedRule, registry
 from .conf import clearance_settings
 from .decisions import (
+    UNAVAILABLE_REASON,
     ActorRef,
     Decision,
     Layer,
     NotFilterable,
     RawTrace,
     ResourceRef,
+    database_unavailable,
     describe_error,
     exception_for,
 )
@@ -195,7 +197,8 @@ def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
         if clearance_settings.RAISE_RULE_ERRORS:
             raise
         logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
-        return False, "The permission check failed.", describe_error(exc)
+        failed = UNAVAILABLE_REASON if database_unavailable(exc) else "The permission check failed."
+        return False, failed, describe_error(exc)
     if held is True:
         return True, f"Holds the permission {act.permission}.", None
     return False, f"This needs the permission {act.permission}, which you do not hold.", None
@@ -292,6 +295,8 @@ def _decide(
                     err = None
                 except Exception as exc:
                     ok, err = False, _rule_failed(exc, named, ctx)
+                    if database_unavailable(exc):
+                        reason = UNAVAILABLE_REASON
                 trace.append((layer, name, ok, reason, expression, perf_counter() - start, err))
                 if not ok and denial is None:
                     denial = (layer, name, reason, code, err)

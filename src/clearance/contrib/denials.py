@@ -6,6 +6,9 @@ actor can view answers 403 with the reason, or ``CLEARANCE["INVARIANT_STATUS"]``
 by default) when an invariant refused. An error body carries the stable ``code``, the gate
 (``layer``) and the reason the rule's author wrote for people; never the rule's expression, the
 trace or an exception's text, which are for the audit log and for ``explain``.
+
+A denial made because the database was unavailable (a gate raised ``OperationalError`` or
+``InterfaceError``) answers 503 Service Unavailable, never "not found".
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from django.utils import timezone
 from .. import engine
 from ..actions import Action, registry
 from ..conf import clearance_settings
-from ..decisions import Decision, Layer, exception_for
+from ..decisions import Decision, Layer, exception_for, is_unavailable
 from ..request_context import current_request, note_decision
 from ..rules import Context
 
@@ -87,7 +90,10 @@ def resolve_view_action(model: type[models.Model], view_action: Any) -> Action |
 
 
 def denial_status(decision: Decision) -> int:
-    """The HTTP status for a denial: 403, or ``INVARIANT_STATUS`` for an invariant."""
+    """The HTTP status for a denial: 403, ``INVARIANT_STATUS`` for an invariant, 503 when the
+    database was unavailable."""
+    if is_unavailable(decision):
+        return 503
     if decision.layer is Layer.INVARIANT:
         return int(clearance_settings.INVARIANT_STATUS)
     return 403
@@ -118,7 +124,12 @@ def _is_anonymous(actor: Any) -> bool:
 
 def _refuse(actor: Any, decision: Decision, *, hide: bool, model: type[models.Model]) -> None:
     # An anonymous visitor refused by gate 1 is asked to sign in rather than told "not found".
-    if hide and not (decision.layer is Layer.PERMISSION and _is_anonymous(actor)):
+    # An outage is not "not found": the denial is answered 503 (denial_status).
+    if (
+        hide
+        and not is_unavailable(decision)
+        and not (decision.layer is Layer.PERMISSION and _is_anonymous(actor))
+    ):
         raise not_found(model)
     raise exception_for(decision)
 

@@ -1,7 +1,8 @@
 """``python -m benchmarks`` (``make bench``): every benchmark in one run; prints the tables.
 
-Runs :mod:`benchmarks.decision`, then ``benchmarks.filtering``, ``benchmarks.perform`` and
-``benchmarks.audit`` when they exist. Each module's ``run()`` returns the text of its tables.
+Runs :mod:`benchmarks.decision`, then ``benchmarks.filtering``, ``benchmarks.perform``,
+``benchmarks.audit`` and ``benchmarks.load`` when they exist. Each module's ``run()`` returns
+the text of its tables.
 Each runs in a child process of its own (its own temporary database, no state shared with the
 others), with a time limit; a module that is missing or fails is skipped with the reason.
 
@@ -20,8 +21,14 @@ import subprocess
 import sys
 import time
 
-MODULES = ("decision", "filtering", "perform", "audit")
-TITLES = {"decision": "Decisions", "filtering": "Filtering", "perform": "perform", "audit": "Audit"}
+MODULES = ("decision", "filtering", "perform", "audit", "load")
+TITLES = {
+    "decision": "Decisions",
+    "filtering": "Filtering",
+    "perform": "perform",
+    "audit": "Audit",
+    "load": "Load",
+}
 
 #: The whole run must stay under five minutes on a 2-core machine.
 BUDGET_SECONDS = 300
@@ -35,6 +42,7 @@ _PACKAGES = (
     "bridgekeeper",
     "django-guardian",
     "djangorestframework",
+    "gunicorn",
 )
 
 

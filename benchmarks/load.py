@@ -15,7 +15,8 @@ by hand (*hand-written*, :mod:`benchmarks.loadsite.views`, nothing recorded), in
 round by round. Reported: requests per second, latency percentiles, the ratios of clearance
 over hand-written, and — the point of the audit trail — refused approvals against the audit
 rows of those approvals, which must be equal. On PostgreSQL (``CLEARANCE_BENCH_DATABASE=
-postgresql``) it also reports the most connections the server held at once.
+postgresql``) it also reports the most connections the server held at once;
+``CLEARANCE_LOAD_AUDIT_CONNECTION=process`` serves with one audit connection per process.
 
 Everything runs on loopback; the run is bounded by time (about 40 s with the set-up).
 """
@@ -381,6 +382,9 @@ def _report(
             ]
         )
     database = "PostgreSQL" if postgres else "SQLite (audit trail in a file of its own)"
+    if postgres:
+        mode = os.environ.get("CLEARANCE_LOAD_AUDIT_CONNECTION", "thread")
+        database += f', AUDIT_CONNECTION = "{mode}"'
     lines.append(
         f"gunicorn gthread, {WORKERS} workers x {THREADS} threads, {CLIENTS} client threads, "
         f"{ROUNDS} rounds of {SECONDS:.0f} s per row, interleaved; {database}."

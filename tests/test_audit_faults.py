@@ -439,6 +439,7 @@ def test_the_check_and_the_command_show_records_waiting_and_the_command_replays_
         ({"AUDIT_STATEMENT_TIMEOUT": True}, "clearance.E505"),
         ({"AUDIT_SPOOL": 3}, "clearance.E506"),
         ({"AUDIT_SPOOL": ""}, "clearance.E506"),
+        ({"AUDIT_CONNECTION": "shared"}, "clearance.E507"),
     ],
 )
 def test_bad_fault_settings_are_reported(options: dict[str, Any], expected: str) -> None:
@@ -452,3 +453,90 @@ def test_check_deploy_asks_for_a_spool_outside_the_temporary_directory(tmp_path:
         assert "clearance.W505" not in {m.id for m in _clearance_checks()}
     with override_settings(CLEARANCE={"AUDIT_SPOOL": "/var/lib/project/audit-spool"}):
         assert "clearance.W505" not in {m.id for m in _clearance_checks(deploy=True)}
+
+
+# --------------------------------------------------------------------------------------------
+# AUDIT_CONNECTION = "process": one audit connection per process, shared behind a lock
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared_connection(spool: Path) -> Iterator[None]:
+    from clearance.audit import connection as audit_connection
+
+    def forget() -> None:
+        for conn in audit_connection._shared.values():
+            conn.close()
+        audit_connection._shared.clear()
+        audit_connection._shared_used.clear()
+
+    forget()
+    with override_settings(CLEARANCE={"AUDIT_SPOOL": str(spool), "AUDIT_CONNECTION": "process"}):
+        yield
+    forget()
+
+
+@pytest.mark.postgres
+def test_threads_share_one_audit_connection_per_process_and_lose_nothing(
+    make_user: Callable[..., User],
+    tenant: Any,
+    shared_connection: None,
+    fresh_dedicated: None,
+    spool: Path,
+) -> None:
+    from decimal import Decimal
+
+    from clearance.audit import connection as audit_connection
+
+    threads, denials = 6, 20
+    before = _last_id()
+    workers = [make_user(f"sharer-{n}", tenants=(tenant,)) for n in range(threads)]
+    doc = Document.objects.create(tenant=tenant, state="submitted", amount=Decimal("50000"))
+    audit_pids: set[int] = set()
+    errors: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def work(n: int) -> None:
+        user = User.objects.get(pk=workers[n].pk)
+        try:
+            start.wait()
+            with recording():
+                for _ in range(denials):
+                    with transaction.atomic():  # the audit write goes through the shared one
+                        assert not authorize(user, "testapp.approve", doc)
+                    # No dedicated connection of the thread's own was opened.
+                    assert DEDICATED not in connections or connections[DEDICATED].connection is None
+                    shared: Any = audit_connection._shared["default"]
+                    audit_pids.add(int(shared.connection.info.backend_pid))
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert errors == []
+    rows = AuditRecord.objects.filter(pk__gt=before, actor_label__startswith="sharer-")
+    assert rows.count() == threads * denials
+    assert len(audit_pids) == 1  # one audit connection served every thread
+    assert _pending(spool) == 0
+
+
+@pytest.mark.postgres
+def test_the_shared_connection_ended_between_two_denials_loses_neither(
+    alice: User, denied_doc: Document, shared_connection: None, spool: Path
+) -> None:
+    from clearance.audit import connection as audit_connection
+
+    before = _last_id()
+    with transaction.atomic():
+        assert not authorize(alice, "testapp.approve", denied_doc)
+    shared: Any = audit_connection._shared["default"]
+    _terminate(int(shared.connection.info.backend_pid))
+    with transaction.atomic():
+        assert not authorize(alice, "testapp.approve", denied_doc)
+    assert AuditRecord.objects.filter(pk__gt=before).count() == 2
+    assert _pending(spool) == 0

@@ -42,6 +42,8 @@ else:
     }
     CLEARANCE = {**DEMO_CLEARANCE, "GUARD_EXEMPT": [*DEMO_CLEARANCE["GUARD_EXEMPT"], r"^hand/"]}
 CLEARANCE["AUDIT_SPOOL"] = f"{_dir}/spool"
+# "thread" (the default) or "process": see benchmarks.load, AUDIT_CONNECTION.
+CLEARANCE["AUDIT_CONNECTION"] = os.environ.get("CLEARANCE_LOAD_AUDIT_CONNECTION", "thread")
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"

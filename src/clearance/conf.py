@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # Directory of the spool that keeps audit records the database refused, replayed into the
     # table when it answers again (None: "clearance-audit-spool" in the system's temp directory).
     "AUDIT_SPOOL": None,
+    # The connection audit rows are written through when the caller holds a transaction
+    # (client/server databases): "thread" (a dedicated one per thread: two connections per
+    # server thread) or "process" (one per process, shared by its threads behind a lock).
+    "AUDIT_CONNECTION": "thread",
     # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent).
     "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
     # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).

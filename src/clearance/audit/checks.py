@@ -114,6 +114,14 @@ def check_audit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
                     id="clearance.E505",
                 )
             )
+    mode = clearance_settings.AUDIT_CONNECTION
+    if mode not in ("thread", "process"):
+        messages.append(
+            checks.Error(
+                f"CLEARANCE['AUDIT_CONNECTION'] must be 'thread' or 'process', got {mode!r}.",
+                id="clearance.E507",
+            )
+        )
     spool = clearance_settings.AUDIT_SPOOL
     if spool is not None and (not isinstance(spool, (str, os.PathLike)) or not str(spool)):
         messages.append(

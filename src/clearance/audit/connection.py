@@ -46,8 +46,10 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from contextvars import ContextVar
 from typing import TypeVar
 
@@ -61,6 +63,7 @@ from ..conf import clearance_settings
 
 __all__ = [
     "PRIVATE_PREFIX",
+    "SHARED_PREFIX",
     "after_write",
     "bounded",
     "close_connection",
@@ -80,6 +83,9 @@ _T = TypeVar("_T")
 #: Prefix of the private alias of the dedicated connection (``clearance_audit__<target>``).
 PRIVATE_PREFIX = "clearance_audit__"
 
+#: Prefix of the alias of the connection shared by a process (``AUDIT_CONNECTION = "process"``).
+SHARED_PREFIX = "clearance_audit_shared__"
+
 # Settings that decide which server and database a connection talks to.
 _IDENTITY = ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
 
@@ -88,6 +94,13 @@ _held: ContextVar[int] = ContextVar("clearance_audit_held", default=0)
 
 # Set while a failed write is retried: writer() then opens a fresh dedicated connection.
 _fresh: ContextVar[bool] = ContextVar("clearance_audit_fresh", default=False)
+
+# AUDIT_CONNECTION = "process": one wrapper per target, used by one thread at a time.
+_shared: dict[str, BaseDatabaseWrapper] = {}
+_shared_lock = threading.Lock()
+_shared_used: dict[str, float] = {}
+# A shared connection idle this long is health-checked before it is used again (seconds).
+_SHARED_IDLE_CHECK = 5.0
 
 # Causes of an OperationalError that say the statement was refused in time, not that the
 # connection broke (psycopg's class names): such a write is not retried.
@@ -145,12 +158,74 @@ def in_transaction(conn: BaseDatabaseWrapper) -> bool:
     return conn.connection is not None and not conn.autocommit
 
 
+def _sharing() -> bool:
+    mode = clearance_settings.AUDIT_CONNECTION
+    if mode not in ("thread", "process"):
+        raise ImproperlyConfigured(
+            f"CLEARANCE['AUDIT_CONNECTION'] must be 'thread' or 'process', got {mode!r}"
+        )
+    return bool(mode == "process")
+
+
+def _shared_writer(target: str) -> BaseDatabaseWrapper:
+    """The process's shared audit connection to ``target``, locked for the caller.
+
+    The lock is released by :func:`after_write`. Waiting for it is bounded by
+    ``AUDIT_STATEMENT_TIMEOUT`` (the longest another thread may hold it for one write).
+    """
+    wait = clearance_settings.AUDIT_STATEMENT_TIMEOUT
+    if not _shared_lock.acquire(timeout=-1 if wait is None else float(wait) * 2):
+        raise OperationalError("the shared audit connection stayed busy; gave up waiting")
+    try:
+        source = connections[target]
+        alias = SHARED_PREFIX + target
+        conn = _shared.get(target)
+        if conn is not None and any(
+            conn.settings_dict.get(key) != source.settings_dict.get(key) for key in _IDENTITY
+        ):
+            conn.close()
+            conn = None
+        if conn is None:
+            settings = copy.deepcopy(source.settings_dict)
+            settings["ATOMIC_REQUESTS"] = False
+            settings["AUTOCOMMIT"] = True
+            settings["CONN_HEALTH_CHECKS"] = True
+            settings["CONN_MAX_AGE"] = None  # kept for the process; checked when idle
+            conn = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
+            conn.inc_thread_sharing()  # used by every thread of the process, one at a time
+            _shared[target] = conn
+        if _fresh.get():
+            conn.close()
+        elif time.monotonic() - _shared_used.get(target, 0.0) > _SHARED_IDLE_CHECK:
+            conn.health_check_done = False  # type: ignore[union-attr]
+            conn.close_if_health_check_failed()
+        # Visible to the ORM (using=alias) in this thread, for this write only.
+        connections[alias] = conn
+        return conn
+    except BaseException:
+        _shared_lock.release()
+        raise
+
+
+def _release_shared(conn: BaseDatabaseWrapper, *, failed: bool) -> None:
+    try:
+        if failed:
+            conn.close()
+        _shared_used[conn.alias[len(SHARED_PREFIX) :]] = time.monotonic()
+        with suppress(AttributeError):
+            del connections[conn.alias]
+    finally:
+        _shared_lock.release()
+
+
 def writer() -> BaseDatabaseWrapper:
     """The connection the next audit write goes through (see the module documentation)."""
     target = target_alias()
     source = connections[target]
     if source.vendor == "sqlite":
         return source
+    if (_fresh.get() or in_transaction(source)) and _sharing():
+        return _shared_writer(target)
     if _fresh.get():
         conn = _dedicated(target)
         conn.close()  # the retry of a write whose connection broke: open a new one
@@ -260,6 +335,9 @@ def _release(conn: BaseDatabaseWrapper, *, keep_alive: bool) -> None:
 
 def after_write(conn: BaseDatabaseWrapper, *, failed: bool = False) -> None:
     """Release ``conn`` after a write: closed outside a scope or when the write failed."""
+    if conn.alias.startswith(SHARED_PREFIX):
+        _release_shared(conn, failed=failed)
+        return
     if failed or _held.get() == 0:
         _release(conn, keep_alive=False)
 

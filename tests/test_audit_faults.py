@@ -381,6 +381,42 @@ def test_a_locked_audit_table_does_not_stall_the_decision(
     assert _pending(spool) == 0
 
 
+@pytest.mark.postgres
+def test_a_request_with_several_denials_waits_for_a_locked_table_once(
+    alice: User,
+    denied_doc: Document,
+    spool: Path,
+    failures: list[dict[str, Any]],
+) -> None:
+    """A list page records a denial per row: the request must not wait once per row."""
+    before = _last_id()
+    holder = _admin()
+    holder.autocommit = False
+    holder.execute("LOCK TABLE clearance_auditrecord IN ACCESS EXCLUSIVE MODE")
+    options = {
+        "AUDIT_SPOOL": str(spool),
+        "AUDIT_LOCK_TIMEOUT": LOCK_TIMEOUT,
+        "AUDIT_STATEMENT_TIMEOUT": STATEMENT_TIMEOUT,
+    }
+    try:
+        with override_settings(CLEARANCE=options):
+            started = time.monotonic()
+            with recording():  # one request
+                decisions = [authorize(alice, "testapp.approve", denied_doc) for _ in range(6)]
+            elapsed = time.monotonic() - started
+    finally:
+        holder.rollback()
+        holder.close()
+    assert [d.code for d in decisions] == ["policy.four_eyes"] * 6
+    assert elapsed < STATEMENT_TIMEOUT + 0.5, f"the request waited {elapsed:.2f} s"
+    assert len(failures) == 6
+    assert _pending(spool) == 6
+    with override_settings(CLEARANCE=options), recording():  # the next request
+        authorize(alice, "testapp.approve", denied_doc)
+    assert AuditRecord.objects.filter(pk__gt=before).count() == 7
+    assert _pending(spool) == 0
+
+
 def test_the_default_timeouts_keep_an_audit_write_under_a_second() -> None:
     from clearance.conf import DEFAULTS
 

@@ -67,6 +67,8 @@ __all__ = [
     "after_write",
     "bounded",
     "close_connection",
+    "give_up",
+    "given_up",
     "held_connection",
     "hold",
     "in_transaction",
@@ -91,6 +93,10 @@ _IDENTITY = ("ENGINE", "NAME", "HOST", "PORT", "USER", "PASSWORD", "OPTIONS")
 
 # Depth of held_connection() scopes in the current context.
 _held: ContextVar[int] = ContextVar("clearance_audit_held", default=0)
+
+# Set when an audit write inside a scope failed for want of the database (timeout, dropped
+# connection): the scope's later writes go to the spool at once instead of waiting again.
+_gave_up: ContextVar[bool] = ContextVar("clearance_audit_gave_up", default=False)
 
 # Set while a failed write is retried: writer() then opens a fresh dedicated connection.
 _fresh: ContextVar[bool] = ContextVar("clearance_audit_fresh", default=False)
@@ -367,7 +373,23 @@ def unhold(depth: int) -> None:
     """Leave a holding scope entered at ``depth``; the outermost one releases the connection."""
     _held.set(depth)
     if depth == 0:
+        _gave_up.set(False)
         close_connection(keep_alive=True)
+
+
+def give_up() -> None:
+    """Inside a scope: send the scope's later audit writes to the spool without waiting.
+
+    Called after a write failed because the database was unavailable, so that a request which
+    records several decisions waits for the audit table once, not once per decision.
+    """
+    if _held.get() > 0:
+        _gave_up.set(True)
+
+
+def given_up() -> bool:
+    """Whether an audit write of the current scope already failed for want of the database."""
+    return _gave_up.get()
 
 
 def close_connection(*, keep_alive: bool = False) -> None:

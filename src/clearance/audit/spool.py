@@ -36,11 +36,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
+from django.db import OperationalError, connections
 
 from ..conf import clearance_settings
+from ..decisions import database_unavailable
 from ..signals import audit_failed
-from .connection import after_write, bounded, target_alias, write_retrying, writer
+from .connection import (
+    after_write,
+    bounded,
+    give_up,
+    given_up,
+    target_alias,
+    write_retrying,
+    writer,
+)
 
 try:
     import fcntl
@@ -357,16 +366,27 @@ def kept_on_failure(
 
     The write is retried once on a fresh connection when its connection broke
     (:func:`clearance.audit.connection.write_retrying`); if it still fails, the records
-    (``records_of(items)``) are kept (:func:`keep`) and the error raised again. After a write
-    that succeeds, records waiting in the spool are replayed.
+    (``records_of(items)``) are kept (:func:`keep`) and the error raised again. When it failed
+    for want of the database (a timeout, a dropped connection), the later writes of the same
+    recording scope (the same request) are kept at once without waiting for the database
+    again. After a write that succeeds, records waiting in the spool are replayed.
     """
 
     def decorate(write: Callable[[list[_T]], None]) -> Callable[[list[_T]], None]:
         @functools.wraps(write)
         def guarded(items: list[_T]) -> None:
+            if given_up():
+                # An earlier write of this request already waited for the database in vain.
+                skipped = OperationalError(
+                    "an earlier audit write of this scope found the database unavailable"
+                )
+                keep(records_of(items), skipped)
+                raise skipped
             try:
                 write_retrying(functools.partial(write, items))
             except Exception as exc:
+                if database_unavailable(exc):
+                    give_up()
                 keep(records_of(items), exc)
                 raise
             _replay_after_success()

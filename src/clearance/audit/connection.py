@@ -37,6 +37,10 @@ Faults (see :func:`write_retrying` and :func:`bounded`):
   (``CLEARANCE["AUDIT_LOCK_TIMEOUT"]`` and ``["AUDIT_STATEMENT_TIMEOUT"]``, in seconds), so a
   locked or overloaded audit table fails the write quickly instead of stalling the request;
   the record then goes to the spool (:mod:`clearance.audit.spool`).
+* **Sharing.** With ``CLEARANCE["AUDIT_CONNECTION"] = "process"`` the writes that would use
+  the dedicated connection go through one connection per process instead, shared by its
+  threads one write at a time behind a lock (``clearance_audit_shared__<target>``, visible in
+  ``django.db.connections`` only to the thread writing).
 
 No part of Django's transaction machinery is patched: the durability comes from writing on a
 connection that has no transaction of the caller's.
@@ -176,8 +180,9 @@ def _sharing() -> bool:
 def _shared_writer(target: str) -> BaseDatabaseWrapper:
     """The process's shared audit connection to ``target``, locked for the caller.
 
-    The lock is released by :func:`after_write`. Waiting for it is bounded by
-    ``AUDIT_STATEMENT_TIMEOUT`` (the longest another thread may hold it for one write).
+    The lock is released by :func:`after_write`. Waiting for it is bounded by twice
+    ``AUDIT_STATEMENT_TIMEOUT`` (another thread holds it for one write, and its retry); then
+    the write fails like any other and its records go to the spool.
     """
     wait = clearance_settings.AUDIT_STATEMENT_TIMEOUT
     if not _shared_lock.acquire(timeout=-1 if wait is None else float(wait) * 2):

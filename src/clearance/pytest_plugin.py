@@ -10,6 +10,11 @@ Fixtures:
   during the test;
 - ``clearance_registry``: the rule registry, restored after the test (declare freely).
 
+Each test also gets an audit spool of its own (under pytest's temporary directory) when
+``CLEARANCE["AUDIT_SPOOL"]`` is unset, so a record one test could not write (a test without
+database access, say) is never replayed into the table while another test counts its rows,
+nor in a later run.
+
 Options:
 
 - ``--clearance-coverage``: after the run, report for every declared rule how many times the
@@ -24,6 +29,7 @@ Options:
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -221,6 +227,23 @@ class _Session:
 # --------------------------------------------------------------------------------------------
 # Fixtures
 # --------------------------------------------------------------------------------------------
+
+
+_spool_numbers = itertools.count(1)
+
+
+@pytest.fixture(autouse=True)
+def _clearance_audit_spool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A spool directory per test (created only if the test spools a record)."""
+    from .audit import spool
+
+    base = tmp_path_factory.getbasetemp() / "clearance-audit-spool"
+    previous = spool.default_directory
+    spool.default_directory = base / str(next(_spool_numbers))
+    try:
+        yield
+    finally:
+        spool.default_directory = previous
 
 
 @pytest.fixture

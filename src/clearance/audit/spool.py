@@ -97,10 +97,17 @@ _T = TypeVar("_T")
 # --------------------------------------------------------------------------------------------
 
 
+#: The directory used when ``CLEARANCE["AUDIT_SPOOL"]`` is None; None: ``clearance-audit-spool``
+#: in the system's temporary directory. The pytest plugin gives each test one of its own.
+default_directory: Path | None = None
+
+
 def spool_directory() -> Path:
     """The directory of the spool files (``CLEARANCE["AUDIT_SPOOL"]``)."""
     value = clearance_settings.AUDIT_SPOOL
     if value is None:
+        if default_directory is not None:
+            return default_directory
         return Path(tempfile.gettempdir()) / "clearance-audit-spool"
     if not isinstance(value, (str, os.PathLike)) or not str(value):
         raise ImproperlyConfigured(

@@ -576,3 +576,26 @@ def test_the_shared_connection_ended_between_two_denials_loses_neither(
         assert not authorize(alice, "testapp.approve", denied_doc)
     assert AuditRecord.objects.filter(pk__gt=before).count() == 2
     assert _pending(spool) == 0
+
+
+def test_a_hostile_path_stays_one_spooled_line_and_comes_back_as_it_was(
+    alice: User, denied_doc: Document, spool: Path
+) -> None:
+    """A client chooses the request path: line breaks and quotes in it cannot forge a second
+    spooled record or corrupt the first."""
+    from django.test import RequestFactory
+
+    from clearance.audit import spool as spooling
+
+    path = '/approve/\n{"action": "forged"}\r\n"quoted"'
+    request = RequestFactory().post("/approve/")
+    request.path = path
+    before = _last_id()
+    with refused_inserts():
+        authorize(alice, "testapp.approve", denied_doc, request=request)
+    assert spooling.pending() == 1
+    [waiting] = spooling.waiting()
+    assert waiting.path == path
+    assert spooling.replay() == 1
+    record = AuditRecord.objects.get(pk__gt=before)
+    assert (record.path, record.action) == (path, "testapp.approve")

@@ -82,7 +82,12 @@ class Recording:
         return max((len(items) for items in self._root._buffers.values()), default=0)
 
     def flush(self) -> None:
-        """Write the buffered records now. A failure is logged at ERROR (the batch is lost)."""
+        """Write the buffered records now.
+
+        A write that fails is logged at ERROR; the database sink has already kept the batch in
+        the spool (see :mod:`clearance.audit.spool`), which is replayed after the next write
+        that succeeds.
+        """
         root = self._root
         with root._lock:
             buffers, root._buffers = root._buffers, {}

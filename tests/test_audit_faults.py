@@ -46,6 +46,15 @@ def spool(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.fixture
+def write_through(spool: Path) -> Iterator[None]:
+    """Denials written as they are made (``AUDIT_WRITE_THROUGH``), not when the recording scope
+    ends: a denial inside a transaction then goes through the audit connection at once, which
+    is the connection these tests end under the writer's feet."""
+    with override_settings(CLEARANCE={"AUDIT_SPOOL": str(spool), "AUDIT_WRITE_THROUGH": True}):
+        yield
+
+
+@pytest.fixture
 def denied_doc(make_doc: Callable[..., Document], alice: User) -> Document:
     """alice owns it, so four-eyes refuses her approval."""
     return make_doc(owner=alice, title="own")
@@ -133,6 +142,7 @@ def test_a_dedicated_connection_ended_between_two_denials_loses_neither(
     alice: User,
     denied_doc: Document,
     spool: Path,
+    write_through: None,
     fresh_dedicated: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -156,6 +166,7 @@ def test_a_kept_dedicated_connection_ended_between_two_requests_loses_neither_de
     alice: User,
     denied_doc: Document,
     spool: Path,
+    write_through: None,
     fresh_dedicated: None,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -507,7 +518,12 @@ def shared_connection(spool: Path) -> Iterator[None]:
         audit_connection._shared_used.clear()
 
     forget()
-    with override_settings(CLEARANCE={"AUDIT_SPOOL": str(spool), "AUDIT_CONNECTION": "process"}):
+    options = {
+        "AUDIT_SPOOL": str(spool),
+        "AUDIT_CONNECTION": "process",
+        "AUDIT_WRITE_THROUGH": True,
+    }
+    with override_settings(CLEARANCE=options):
         yield
     forget()
 

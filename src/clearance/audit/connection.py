@@ -271,7 +271,7 @@ def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
     nothing.
     """
     postgres = conn.vendor == "postgresql"
-    if not postgres and not conn.in_atomic_block:
+    if not postgres and not in_transaction(conn):
         yield
         return
     timeouts = (

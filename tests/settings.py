@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "clearance",
     "clearance.console",
     "tests.testapp",
+    "tests.writepaths",
 ]
 if (EXAMPLE_DIR / "invoices" / "apps.py").exists() and not os.environ.get("CLEARANCE_SKIP_EXAMPLE"):
     INSTALLED_APPS.append("invoices")

@@ -1,0 +1,148 @@
+"""One model per invariant shape the write-path tests declare invariants on.
+
+The invariants themselves are declared by the tests (``tests/test_write_paths.py``), so that
+the rest of the suite is not affected by them. Models that the tests write through
+``_base_manager`` use a guarded base manager, as the documentation recommends.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+
+from clearance import GuardedQuerySet, invariant_constraint, where
+
+
+def fallback_org() -> None:
+    """What ``on_delete=SET(fallback_org)`` sets: no organisation."""
+    return None
+
+
+class Org(models.Model):
+    """An organisation, read by the invariants of the accounts that belong to it."""
+
+    name = models.CharField(max_length=50, default="")
+    active = models.BooleanField(default=True)
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Account(models.Model):
+    """Local fields, a nullable foreign key that is set to NULL when the org goes."""
+
+    org = models.ForeignKey(
+        Org, null=True, blank=True, on_delete=models.SET_NULL, related_name="accounts"
+    )
+    state = models.CharField(max_length=20, default="open")
+    balance = models.IntegerField(default=0)
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return f"account {self.pk}"
+
+
+class Card(models.Model):
+    """Foreign keys set to their default, and to a callable's value, when the org goes."""
+
+    home = models.ForeignKey(
+        Org, null=True, blank=True, default=None, on_delete=models.SET_DEFAULT, related_name="+"
+    )
+    spare = models.ForeignKey(
+        Org, null=True, blank=True, on_delete=models.SET(fallback_org), related_name="+"
+    )
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return f"card {self.pk}"
+
+
+class Seat(models.Model):
+    """A foreign key that must be set, also enforced by a CHECK constraint."""
+
+    org = models.ForeignKey(Org, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [invariant_constraint("seated", where(org__isnull=False))]
+
+    def __str__(self) -> str:
+        return f"seat {self.pk}"
+
+
+class Place(models.Model):
+    """A parent model (multi-table inheritance) with no invariant of its own."""
+
+    name = models.CharField(max_length=50, default="")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Shop(Place):
+    """A child model whose invariants read the parent's columns."""
+
+    open = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Person(models.Model):
+    """Someone who works on projects."""
+
+    name = models.CharField(max_length=50, default="")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Project(models.Model):
+    """A many-to-many relation read by the project's invariants."""
+
+    state = models.CharField(max_length=20, default="draft")
+    members = models.ManyToManyField(Person, blank=True, related_name="projects")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return f"project {self.pk}"
+
+
+class Gadget(models.Model):
+    """A swappable model: ``settings.WRITEPATHS_GADGET`` may name a replacement."""
+
+    name = models.CharField(max_length=50, default="")
+
+    class Meta:
+        swappable = "WRITEPATHS_GADGET"
+
+    def __str__(self) -> str:
+        return self.name

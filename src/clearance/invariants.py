@@ -747,7 +747,8 @@ class GuardedQuerySet(models.QuerySet[_M]):
         try:
             with transaction.atomic(using=self.db):
                 pks = self._locked_pks()
-                base = self.model._base_manager.db_manager(self.db)
+                # A plain queryset: the model's _base_manager may be this guarded one.
+                base = models.QuerySet(model=self.model, using=self.db)
                 count = 0
                 for chunk in _chunks(pks, self.guard_chunk_size):
                     count += base.filter(pk__in=chunk).update(**kwargs)

@@ -164,6 +164,38 @@ def two_rules(fresh_registry: Any) -> Any:
     )
 
 
+def test_bulk_refusal_names_only_the_broken_invariant(
+    two_rules: Any, decisions: DecisionLog
+) -> None:
+    account = Account.objects.create(balance=5)
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Account.objects.update(state="frozen")
+    decision = caught.value.decision
+    assert decision.rule == "not_frozen"
+    assert caught.value.violations == {"not_frozen": [account.pk]}
+    assert decision.reason == f"Accounts are never frozen. (1 row: {account.pk})"
+    assert decision.resource is not None and decision.resource.pk == account.pk
+    outcome = {entry.rule: entry.outcome for entry in decision.trace}
+    assert outcome == {"non_negative": True, "not_frozen": False}
+    assert decisions.denied[-1].rule == "not_frozen"
+
+
+def test_delete_refusal_names_only_the_broken_invariant(fresh_registry: Any) -> None:
+    model_invariant(Account, "not_open", ~where(state="open"), on=("delete",))
+    model_invariant(Account, "not_rich", where(balance__lt=100), on=("delete",))
+    account = Account.objects.create(state="closed", balance=500)
+    with pytest.raises(InvariantViolation) as caught:
+        account.delete()
+    assert caught.value.decision.rule == "not_rich"
+    outcome = {entry.rule: entry.outcome for entry in caught.value.decision.trace}
+    assert outcome == {"not_open": True, "not_rich": False}
+    with pytest.raises(BulkInvariantViolation) as bulk:
+        Account.objects.all().delete()
+    assert bulk.value.decision.rule == "not_rich"
+    assert bulk.value.violations == {"not_rich": [account.pk]}
+    assert Account.objects.filter(pk=account.pk).exists()
+
+
 # -- a CHECK on a foreign key being set -----------------------------------------------------------
 
 

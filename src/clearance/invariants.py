@@ -573,8 +573,11 @@ def verify_rows(
             if bad:
                 for invariant, q in split.in_db:
                     if isinstance(q, Q):
-                        offenders = base.filter(pk__in=bad).exclude(q).values_list("pk", flat=True)
-                        violations.setdefault(invariant.name, []).extend(offenders)
+                        offenders = list(
+                            base.filter(pk__in=bad).exclude(q).values_list("pk", flat=True)
+                        )
+                        if offenders:
+                            violations.setdefault(invariant.name, []).extend(offenders)
         if split.in_python:
             for obj in base.filter(pk__in=chunk):
                 row_ctx = ctx.with_object(obj)
@@ -603,7 +606,15 @@ def verify_rows(
                 model, event, first, ctx, trace, pks[0], error=errors.get(first.name)
             )
             raise InvariantViolation(decision)
-        _raise_bulk(model, event, first, ctx, violations, error_text=errors.get(first.name))
+        _raise_bulk(
+            model,
+            event,
+            first,
+            ctx,
+            violations,
+            error_text=errors.get(first.name),
+            invariants=invariants,
+        )
 
 
 def _raise_bulk(
@@ -615,6 +626,7 @@ def _raise_bulk(
     *,
     error: BaseException | None = None,
     error_text: str | None = None,
+    invariants: Sequence[ModelInvariant] = (),
 ) -> None:
     ordered = {name: sorted(set(pks), key=_sort_key) for name, pks in violations.items()}
     offenders = ordered[first.name]
@@ -623,7 +635,11 @@ def _raise_bulk(
     noun = "row" if len(offenders) == 1 else "rows"
     count = f"{len(offenders)} {noun}: {shown}{more}" if offenders else "refused by the database"
     reason = f"{first.reason} ({count})"
-    trace: list[RawTrace] = [(Layer.INVARIANT, name, False, "", "", 0.0, None) for name in ordered]
+    # Every invariant that was decided, with its outcome; only the broken ones as failed.
+    trace: list[RawTrace] = [
+        (Layer.INVARIANT, inv.name, inv.name not in ordered, inv.reason, inv.expression, 0.0, None)
+        for inv in invariants
+    ] or [(Layer.INVARIANT, name, False, "", "", 0.0, None) for name in ordered]
     decision = _refuse(
         model,
         event,

@@ -11,16 +11,18 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from clearance import (
     BulkInvariantViolation,
     InvariantViolation,
+    constraints_for,
     model_invariant,
     where,
 )
+from clearance.constraints import missing_constraints
 from clearance.testing import DecisionLog
-from tests.writepaths.models import Account, Org, Person, Project, Shop
+from tests.writepaths.models import Account, Org, Person, Project, Seat, Shop
 
 pytestmark = pytest.mark.django_db
 
@@ -197,6 +199,21 @@ def test_delete_refusal_names_only_the_broken_invariant(fresh_registry: Any) -> 
 
 
 # -- a CHECK on a foreign key being set -----------------------------------------------------------
+
+
+def test_isnull_on_a_foreign_key_is_a_constraint_and_names_the_rule(fresh_registry: Any) -> None:
+    model_invariant(Seat, "seated", where(org__isnull=False), reason="A seat has an org.")
+    assert [c.name for c in constraints_for(Seat)] == ["clearance_seat_seated"]
+    assert missing_constraints(Seat) == []
+    seat = Seat.objects.create(org=Org.objects.create(name="acme"))
+    try:
+        with pytest.raises(BulkInvariantViolation) as caught:
+            Seat.objects.update(org=None)
+    except IntegrityError:  # pragma: no cover - what used to leak
+        pytest.fail("the database's refusal leaked as a raw IntegrityError")
+    assert caught.value.decision.rule == "seated"
+    assert caught.value.pks == (seat.pk,)
+    assert Seat.objects.get(pk=seat.pk).org_id is not None
 
 
 # -- the caller's transaction stays usable --------------------------------------------------------

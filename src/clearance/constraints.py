@@ -118,7 +118,9 @@ def _single_table(model: type[models.Model], condition: Q) -> bool:
         query = model._base_manager.filter(condition).query
     except (FieldError, ValueError, TypeError):
         return False
-    return len(query.alias_map) == 1
+    # A lookup such as fk__isnull=False names the related table but reads only the foreign
+    # key column: Django keeps the join in alias_map, unused (a reference count of 0).
+    return sum(1 for alias in query.alias_map if query.alias_refcount.get(alias)) == 1
 
 
 def _constraint(

@@ -12,17 +12,20 @@ from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
+from django.db.models import F, Value
 
 from clearance import (
     BulkInvariantViolation,
+    GuardedQuerySet,
     InvariantViolation,
+    Layer,
     constraints_for,
     model_invariant,
     where,
 )
 from clearance.constraints import missing_constraints
 from clearance.testing import DecisionLog
-from tests.writepaths.models import Account, Org, Person, Project, Seat, Shop
+from tests.writepaths.models import Account, Card, Org, Person, Place, Project, Seat, Shop
 
 pytestmark = pytest.mark.django_db
 
@@ -50,6 +53,33 @@ def closed_settled(fresh_registry: Any) -> Any:
     )
 
 
+def test_stale_instance_saved_with_update_fields_is_checked_as_written(
+    closed_settled: Any, decisions: DecisionLog
+) -> None:
+    account = Account.objects.create(balance=0)
+    first = Account.objects.get(pk=account.pk)
+    second = Account.objects.get(pk=account.pk)  # still thinks the balance is 0
+    first.balance = 50
+    first.save(update_fields=["balance"])
+    second.state = "closed"
+    with pytest.raises(InvariantViolation) as caught:
+        second.save(update_fields=["state"])  # the row would be closed with 50 on it
+    assert caught.value.decision.rule == "closed_settled"
+    assert caught.value.decision.resource is not None
+    assert caught.value.decision.resource.pk == account.pk
+    assert stored(account) == ("open", 50)
+    assert decisions.denied[-1].rule == "closed_settled"
+
+
+def test_update_fields_that_keep_the_row_valid_are_saved(closed_settled: Any) -> None:
+    account = Account.objects.create(balance=0)
+    stale = Account.objects.get(pk=account.pk)
+    Account.objects.filter(pk=account.pk).update(state="frozen")
+    stale.balance = 30  # stale in memory: "open"; the row says "frozen", and that is fine
+    stale.save(update_fields=["balance"])
+    assert stored(account) == ("frozen", 30)
+
+
 # -- expressions as field values ------------------------------------------------------------------
 
 
@@ -67,7 +97,59 @@ def non_negative(fresh_registry: Any) -> Any:
     )
 
 
+def test_a_value_expression_is_judged_by_what_it_writes(never_closed: Any) -> None:
+    account = Account.objects.create()
+    account.state = Value("closed")
+    with pytest.raises(InvariantViolation) as caught:
+        account.save()
+    assert caught.value.decision.rule == "never_closed"
+    assert stored(account) == ("open", 0)
+
+
+def test_an_f_expression_that_breaks_an_invariant_is_refused(non_negative: Any) -> None:
+    account = Account.objects.create(balance=50)
+    account.balance = F("balance") - 60
+    with pytest.raises(InvariantViolation) as caught:
+        account.save()
+    assert caught.value.decision.rule == "non_negative"
+    assert caught.value.decision.error is None  # decided, not a rule that raised
+    assert stored(account) == ("open", 50)
+
+
+def test_an_f_expression_that_keeps_the_invariant_is_saved(non_negative: Any) -> None:
+    account = Account.objects.create(balance=50)
+    account.balance = F("balance") - 10
+    account.save(update_fields=["balance"])
+    assert stored(account) == ("open", 40)
+
+
 # -- on_delete: SET_NULL, SET_DEFAULT, SET(...) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [(Account, "org"), (Card, "home"), (Card, "spare")],
+    ids=["SET_NULL", "SET_DEFAULT", "SET"],
+)
+def test_on_delete_updates_are_verified(fresh_registry: Any, model: Any, field: str) -> None:
+    model_invariant(model, f"has_{field}", where(**{f"{field}__isnull": False}))
+    org = Org.objects.create(name="acme")
+    other = Org.objects.create(name="globex")
+    values = {name: org if name == field else other for name in ("org", "home", "spare")}
+    row = model.objects.create(**{k: v for k, v in values.items() if hasattr(model, k)})
+    with pytest.raises(InvariantViolation) as caught:
+        org.delete()
+    assert caught.value.decision.rule == f"has_{field}"
+    assert Org.objects.filter(pk=org.pk).exists()
+    assert getattr(model.objects.get(pk=row.pk), f"{field}_id") == org.pk
+
+
+def test_on_delete_update_that_keeps_the_invariants_goes_through(fresh_registry: Any) -> None:
+    model_invariant(Account, "open_or_orgless", where(state="open") | where(org__isnull=False))
+    org = Org.objects.create(name="acme")
+    account = Account.objects.create(org=org, state="open")
+    org.delete()
+    assert Account.objects.get(pk=account.pk).org_id is None
 
 
 # -- _base_manager and reverse foreign keys -------------------------------------------------------
@@ -140,8 +222,50 @@ def staffed(fresh_registry: Any) -> Any:
     )
 
 
+# Django changes a many-to-many relation inside a block of its own: a refusal marks the
+# surrounding transaction for rollback unless the call is wrapped in atomic(), as here.
+
+
 def members(project: Project) -> set[str]:
     return set(Person.objects.filter(projects=project).values_list("name", flat=True))
+
+
+def test_many_to_many_add_is_verified_from_both_sides(staffed: Any) -> None:
+    project = Project.objects.create()
+    mallory = Person.objects.create(name="mallory")
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        project.members.add(mallory)
+    assert caught.value.decision.rule == "no_mallory"
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        mallory.projects.add(project)
+    assert caught.value.decision.rule == "no_mallory"
+    assert members(project) == set()
+
+
+def test_many_to_many_remove_set_and_clear_are_verified(staffed: Any) -> None:
+    alice = Person.objects.create(name="alice")
+    bob = Person.objects.create(name="bob")
+    project = Project.objects.create()
+    project.members.add(alice)
+    Project.objects.filter(pk=project.pk).update(state="active")
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        project.members.remove(alice)
+    assert caught.value.decision.rule == "active_is_staffed"
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        project.members.clear()
+    assert caught.value.decision.rule == "active_is_staffed"
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        alice.projects.clear()
+    assert caught.value.decision.rule == "active_is_staffed"
+    with pytest.raises(InvariantViolation) as caught, transaction.atomic():
+        project.members.set([])
+    assert caught.value.decision.rule == "active_is_staffed"
+    assert members(project) == {"alice"}
+    # set() removes before it adds, so a relation that must never be empty is changed by
+    # adding first: every step keeps the invariant.
+    project.members.add(bob)
+    project.members.remove(alice)
+    assert members(project) == {"bob"}
 
 
 # -- multi-table inheritance: the parent's row ----------------------------------------------------
@@ -150,6 +274,28 @@ def members(project: Project) -> set[str]:
 @pytest.fixture
 def named_shops(fresh_registry: Any) -> Any:
     return model_invariant(Shop, "named", ~where(name=""), reason="A shop has a name.")
+
+
+def test_saving_the_parent_row_is_verified_for_the_child(named_shops: Any) -> None:
+    shop = Shop.objects.create(name="corner")
+    place = Place.objects.get(pk=shop.pk)
+    place.name = ""
+    with pytest.raises(InvariantViolation) as caught:
+        place.save()
+    assert caught.value.decision.rule == "named"
+    assert Shop.objects.get(pk=shop.pk).name == "corner"
+
+
+def test_updating_parent_rows_is_verified_for_the_children(named_shops: Any) -> None:
+    shop = Shop.objects.create(name="corner")
+    lone = Place.objects.create(name="field")
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Place.objects.update(name="")
+    assert caught.value.decision.rule == "named"
+    assert caught.value.pks == (shop.pk,)
+    assert Shop.objects.get(pk=shop.pk).name == "corner"
+    Place.objects.filter(pk=lone.pk).update(name="")  # a place that is no shop
+    assert Place.objects.get(pk=lone.pk).name == ""
 
 
 # -- perform(): the re-check reads the relations afresh -------------------------------------------
@@ -217,3 +363,25 @@ def test_isnull_on_a_foreign_key_is_a_constraint_and_names_the_rule(fresh_regist
 
 
 # -- the caller's transaction stays usable --------------------------------------------------------
+
+
+def test_refused_writes_leave_the_callers_transaction_usable(non_negative: Any) -> None:
+    with transaction.atomic():
+        account = Account.objects.create(balance=5)
+        account.balance = F("balance") - 10
+        with pytest.raises(InvariantViolation):
+            account.save()
+        assert Account.objects.get(pk=account.pk).balance == 5
+        with pytest.raises(BulkInvariantViolation):
+            GuardedQuerySet(model=Account).update(balance=-1)
+        assert Account.objects.get(pk=account.pk).balance == 5
+
+
+def test_a_refused_creation_leaves_the_instance_unsaved(never_closed: Any) -> None:
+    account = Account(state=Value("closed"))
+    with pytest.raises(InvariantViolation) as caught:
+        account.save()
+    assert caught.value.decision.layer is Layer.INVARIANT
+    assert caught.value.decision.rule == "never_closed"
+    assert account.pk is None and account._state.adding
+    assert not Account.objects.exists()

@@ -364,6 +364,10 @@ def check_instance(instance: models.Model, event: str = "save") -> None:
 
 def _on_pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
     _sync()
+    from .verification import verified_after_write
+
+    if verified_after_write(instance):
+        return  # decided on the row as written, inside the save's savepoint
     check_instance(instance, "save")
 
 
@@ -392,7 +396,9 @@ def _guard_delete(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(self, *args, **kwargs)
         using = kwargs.get("using") or (args[0] if args and isinstance(args[0], str) else None)
         using = using or router.db_for_write(model, instance=self)
-        with transaction.atomic(using=using):
+        from .verification import deleting
+
+        with deleting(), transaction.atomic(using=using):
             if not own:
                 return method(self, *args, **kwargs)
             verify_rows(model, [self.pk], "delete", using=using, single=True)
@@ -447,7 +453,14 @@ def install_guards() -> None:
             if lineage & declared:
                 with_invariants.add(model)
                 _guard_model(model)
-        for model in _cascading_into(with_invariants, every) - with_invariants:
+        from .verification import install
+
+        read_by_others = install(with_invariants)
+        for model in read_by_others - with_invariants:
+            _cascading.add(model)
+            _wrap_delete(model)
+        targets = with_invariants | read_by_others
+        for model in _cascading_into(targets, every) - targets:
             _cascading.add(model)
             _wrap_delete(model)
     _synced_version = version
@@ -537,13 +550,15 @@ def verify_rows(
     using: str | None = None,
     chunk_size: int | None = None,
     single: bool = False,
+    unsaved: bool = False,
 ) -> None:
     """Verify the stored rows ``pks`` of ``model`` against its ``event`` invariants.
 
     ``where`` invariants are checked in the database, one query per chunk of rows for all of
     them together; the others row by row in Python, on rows fetched in chunks. Raises
     :class:`BulkInvariantViolation` naming every offending row (the caller rolls back), or a
-    plain :class:`~clearance.InvariantViolation` for one instance's write (``single``).
+    plain :class:`~clearance.InvariantViolation` for one instance's write (``single``; with
+    ``unsaved``, the refused row was a creation and the decision names no primary key).
     """
     invariants = invariants_on(model, event)
     if not invariants or not pks:
@@ -603,7 +618,13 @@ def verify_rows(
                 for inv in invariants
             ]
             decision = _refuse(
-                model, event, first, ctx, trace, pks[0], error=errors.get(first.name)
+                model,
+                event,
+                first,
+                ctx,
+                trace,
+                None if unsaved else pks[0],
+                error=errors.get(first.name),
             )
             raise InvariantViolation(decision)
         _raise_bulk(
@@ -738,7 +759,11 @@ class GuardedQuerySet(models.QuerySet[_M]):
 
     def _guarded(self, event: str) -> bool:
         _sync()
-        return bool(invariants_on(self.model, event))
+        if invariants_on(self.model, event):
+            return True
+        from .verification import dependents_of
+
+        return bool(dependents_of(self.model))
 
     def _locked_pks(self) -> list[Any]:
         """The primary keys this queryset matches, locked for the rest of the transaction."""
@@ -759,18 +784,24 @@ class GuardedQuerySet(models.QuerySet[_M]):
             return super().update(**kwargs)
         if self.query.is_sliced:
             raise TypeError("Cannot update a query once a slice has been taken.")
+        from .verification import dependents_of, reached_before, verify_dependents
+
         pks: list[Any] = []
         try:
             with transaction.atomic(using=self.db):
                 pks = self._locked_pks()
+                deps = dependents_of(self.model)
+                before = reached_before(deps, pks, self.db)
                 # A plain queryset: the model's _base_manager may be this guarded one.
-                base = models.QuerySet(model=self.model, using=self.db)
+                base: models.QuerySet[_M] = models.QuerySet(model=self.model, using=self.db)
                 count = 0
                 for chunk in _chunks(pks, self.guard_chunk_size):
                     count += base.filter(pk__in=chunk).update(**kwargs)
                 verify_rows(
                     self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
                 )
+                if deps:
+                    verify_dependents(deps, pks, self.db, before)
         except IntegrityError as exc:
             invariant = _constraint_invariant(self.model, exc)
             if invariant is None:
@@ -785,7 +816,9 @@ class GuardedQuerySet(models.QuerySet[_M]):
         """Verify the rows' delete invariants, then delete them; raise and keep them if not."""
         if not self._guarded("delete"):
             return super().delete()
-        with transaction.atomic(using=self.db):
+        from .verification import deleting
+
+        with deleting(), transaction.atomic(using=self.db):
             pks = self._locked_pks()
             verify_rows(self.model, pks, "delete", using=self.db, chunk_size=self.guard_chunk_size)
             with _skipping_verified(self.model, pks):
@@ -851,6 +884,11 @@ class GuardedQuerySet(models.QuerySet[_M]):
                 verify_rows(
                     self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
                 )
+                from .verification import dependents_of, verify_dependents
+
+                deps = dependents_of(self.model)
+                if deps:
+                    verify_dependents(deps, pks, self.db)
             else:
                 # The database did not say which rows it wrote: check the objects themselves.
                 self._check_objects(created or objs)
@@ -878,12 +916,18 @@ class GuardedQuerySet(models.QuerySet[_M]):
             return super().bulk_update(objs, fields, batch_size=batch_size)
         objs = list(objs)
         try:
+            from .verification import dependents_of, reached_before, verify_dependents
+
             with transaction.atomic(using=self.db):
-                count = super().bulk_update(objs, fields, batch_size=batch_size)
                 pks = [obj.pk for obj in objs if obj.pk is not None]
+                deps = dependents_of(self.model)
+                before = reached_before(deps, pks, self.db)
+                count = super().bulk_update(objs, fields, batch_size=batch_size)
                 verify_rows(
                     self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
                 )
+                if deps:
+                    verify_dependents(deps, pks, self.db, before)
         except IntegrityError as exc:
             invariant = _constraint_invariant(self.model, exc)
             if invariant is None:

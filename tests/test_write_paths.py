@@ -11,16 +11,19 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.db.models import F, Value
 
 from clearance import (
+    Action,
     BulkInvariantViolation,
     GuardedQuerySet,
     InvariantViolation,
     Layer,
     constraints_for,
     model_invariant,
+    perform,
     where,
 )
 from clearance.constraints import missing_constraints
@@ -299,6 +302,23 @@ def test_updating_parent_rows_is_verified_for_the_children(named_shops: Any) -> 
 
 
 # -- perform(): the re-check reads the relations afresh -------------------------------------------
+
+
+def test_perform_recheck_reads_relations_after_the_body(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    from tests.testapp.models import Document
+
+    act = Action("testapp.watch", model=Document, permission="testapp.approve_document")
+    act.policy("member", where(tenant__memberships__user=bob) | where(watchers=bob))
+    act.invariant("watched", where(watchers__isnull=False), reason="Someone watches it.")
+    doc = make_doc(owner=bob)
+    doc.watchers.add(bob)
+    with pytest.raises(InvariantViolation) as caught, perform(alice, act, doc) as locked:
+        locked.watchers.clear()
+    assert caught.value.decision.rule == "watched"
+    assert caught.value.decision.performed is False
+    assert list(Document.objects.get(pk=doc.pk).watchers.all()) == [bob]
 
 
 # -- refusals name the rule that broke ------------------------------------------------------------

@@ -214,7 +214,12 @@ def perform(
             after = _reread(target, using) if target.pk is not None else target
             trace = decision.trace
             if after is not None:
-                post, failed, error = _recheck(act, ctx.with_object(after))
+                # A context of its own: nothing the gates memoised before the body (to-many
+                # answers read with the lock, predicates) stands for the state it left.
+                fresh = Context(
+                    actor, act, after, now=ctx.now, request=request, extra=extra, fresh=True
+                )
+                post, failed, error = _recheck(act, fresh)
                 trace = (*trace, *post)
                 if failed is not None:
                     denial = decision.replace(

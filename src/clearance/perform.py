@@ -133,6 +133,18 @@ def _remember(ctx: Context, group: Any, bound: Any, anchor: Any, hit: bool) -> N
     group.remember(ctx, bound, frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
 
 
+def _refuse_awaitable(result: Any, what: str) -> None:
+    """Raise when a body returned something to await: it would run after the transaction."""
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()  # never run: nothing of it reaches the database
+        raise TypeError(
+            f"{what} returned {type(result).__name__}, an awaitable: it would run after the "
+            "transaction, outside the lock and the re-check. The action was rolled back; pass a "
+            "plain function that does its work before it returns."
+        )
+
+
 def _reread(obj: _M, using: str) -> _M | None:
     """The row as the body left it (None when the body deleted it)."""
     model = type(obj)
@@ -274,7 +286,9 @@ def performs(action: str | Action) -> Callable[[Callable[..., _R]], Callable[...
         def wrapper(actor: Any, obj: Any, *args: Any, **kwargs: Any) -> _R:
             request = kwargs.get("request") if takes_request else kwargs.pop("request", None)
             with perform(actor, action, obj, request=request) as locked:
-                return fn(actor, locked, *args, **kwargs)
+                result = fn(actor, locked, *args, **kwargs)
+                _refuse_awaitable(result, fn.__qualname__)
+                return result
 
         wrapper.action = action  # type: ignore[attr-defined]
         return wrapper
@@ -298,7 +312,9 @@ async def aperform(
 
         await aperform(request.user, "invoices.approve", invoice, approve_locked)
     """
-    if inspect.iscoroutinefunction(body):
+    if inspect.iscoroutinefunction(body) or inspect.iscoroutinefunction(
+        getattr(body, "__call__", None)  # noqa: B004 (an object whose __call__ is async)
+    ):
         raise TypeError(
             "aperform() runs the body inside a database transaction, which cannot span awaits: "
             "pass a plain function"
@@ -306,6 +322,8 @@ async def aperform(
 
     def run() -> _R:
         with perform(actor, action, obj, request=request, **extra) as locked:
-            return body(locked)
+            result = body(locked)
+            _refuse_awaitable(result, "The body of aperform()")
+            return result
 
     return await sync_to_async(run)()

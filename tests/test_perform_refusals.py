@@ -1,0 +1,80 @@
+"""perform() refuses what it cannot do safely: bodies that return awaitables, lost SQLite races."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connections
+
+from clearance import aperform, performs
+from clearance.testing import DecisionLog
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def decisions(clearance_decisions: DecisionLog) -> DecisionLog:
+    return clearance_decisions
+
+
+def state(doc: Document) -> str:
+    return Document.objects.get(pk=doc.pk).state
+
+
+async def approve_later(doc: Document) -> None:
+    doc.state = "approved"
+    await doc.asave()
+
+
+# -- a body whose result is awaitable -------------------------------------------------------------
+
+
+class AsyncBody:
+    """An object whose __call__ is a coroutine function."""
+
+    async def __call__(self, doc: Document) -> None:
+        await approve_later(doc)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "body",
+    [AsyncBody(), lambda doc: approve_later(doc)],
+    ids=["async-call", "lambda-returning-a-coroutine"],
+)
+async def test_aperform_refuses_a_body_that_returns_an_awaitable(
+    alice: User, bob: User, make_doc: Any, body: Any, decisions: DecisionLog
+) -> None:
+    from asgiref.sync import sync_to_async
+
+    try:
+        doc = await sync_to_async(make_doc)(owner=bob)
+        with pytest.raises(TypeError, match=r"awaits|awaitable"):
+            await aperform(alice, "testapp.approve", doc, body)
+        assert await sync_to_async(state)(doc) == "submitted"
+        assert not any(d.performed for d in decisions if d.action == "testapp.approve")
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
+def test_performs_refuses_a_function_that_returns_a_coroutine(
+    alice: User, bob: User, make_doc: Any, decisions: DecisionLog
+) -> None:
+    @performs("testapp.approve")
+    def approve(actor: User, doc: Document) -> Any:
+        doc.state = "approved"
+        doc.save()  # written inside the transaction, then rolled back with the refusal
+        return approve_later(doc)
+
+    doc = make_doc(owner=bob)
+    with pytest.raises(TypeError, match="awaitable"):
+        approve(alice, doc)
+    assert state(doc) == "submitted"
+    final = [d for d in decisions if d.action == "testapp.approve"][-1]
+    assert final.allowed and final.performed is False
+
+
+# -- SQLite: the perform() that loses the race is refused cleanly ---------------------------------

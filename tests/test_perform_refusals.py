@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
 
-from clearance import aperform, performs
+from clearance import Decision, Denied, aperform, perform, performs
+from clearance.perform import BUSY_CODE
 from clearance.testing import DecisionLog
 from tests.testapp.models import Document
 
@@ -78,3 +81,59 @@ def test_performs_refuses_a_function_that_returns_a_coroutine(
 
 
 # -- SQLite: the perform() that loses the race is refused cleanly ---------------------------------
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's single writer")
+@pytest.mark.django_db(transaction=True)
+def test_perform_that_loses_a_sqlite_race_is_a_recorded_denial(
+    alice: User, bob: User, make_user: Any, tenant: Any, make_doc: Any, decisions: DecisionLog
+) -> None:
+    carol = make_user("carol", tenants=(tenant,))
+    doc = make_doc(owner=bob, amount=Decimal("100"))
+    mine, theirs = Document.objects.get(pk=doc.pk), Document.objects.get(pk=doc.pk)
+    inside = threading.Event()
+    release = threading.Event()
+    results: dict[str, Any] = {}
+
+    def winner() -> None:
+        try:
+            with perform(alice, "testapp.approve", mine) as locked:
+                locked.state = "approved"
+                locked.save()
+                inside.set()
+                release.wait(timeout=20)
+            results["winner"] = "approved"
+        except Exception as exc:  # reported by the assertion below
+            results["winner"] = repr(exc)
+            inside.set()
+        finally:
+            connections.close_all()
+
+    def loser() -> None:
+        try:
+            with perform(carol, "testapp.approve", theirs):
+                results["loser"] = "ran"
+        except Denied as denied:
+            results["loser"] = denied.decision
+        except Exception as exc:
+            results["loser"] = repr(exc)
+        finally:
+            release.set()
+            connections.close_all()
+
+    first = threading.Thread(target=winner)
+    first.start()
+    assert inside.wait(timeout=20)
+    second = threading.Thread(target=loser)
+    second.start()
+    second.join(timeout=30)
+    first.join(timeout=30)
+
+    assert results["winner"] == "approved"
+    refused = results["loser"]
+    assert isinstance(refused, Decision), refused
+    assert refused.code == BUSY_CODE and refused.rule == "busy"
+    assert not refused.allowed and refused.performed is False
+    assert "Try again" in refused.reason
+    assert any(d.code == BUSY_CODE for d in decisions)
+    assert state(doc) == "approved"

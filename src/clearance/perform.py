@@ -24,18 +24,26 @@ from time import perf_counter
 from typing import Any, TypeVar, cast
 
 from asgiref.sync import sync_to_async
-from django.db import connections, models, router, transaction
+from django.db import OperationalError, connections, models, router, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .actions import Action, NamedRule, registry
 from .decisions import Decision, Denied, Layer, TraceEntry, exception_for
-from .engine import _decide, _finish, _resolve, _run_rule
+from .engine import _decide, _finish, _resolve, _run_rule, actor_ref, resource_ref
 from .invariants import _sync, acting, invariants_on
 from .request_context import current_request
 from .rules import Context, Where, _freeze
 
-__all__ = ["aperform", "perform", "performs"]
+__all__ = ["BUSY_CODE", "aperform", "perform", "performs"]
+
+#: The code of a ``perform()`` refused because another transaction held SQLite's write lock.
+BUSY_CODE = "perform.busy"
+
+_BUSY_REASON = (
+    "Another write held the database while this action waited for it, so the action was not "
+    "performed. Try again."
+)
 
 _M = TypeVar("_M", bound=models.Model)
 _R = TypeVar("_R")
@@ -133,6 +141,48 @@ def _remember(ctx: Context, group: Any, bound: Any, anchor: Any, hit: bool) -> N
     group.remember(ctx, bound, frozenset({anchor}), frozenset({anchor}) if hit else frozenset())
 
 
+def _take_sqlite_write_lock(obj: models.Model, using: str) -> None:
+    """Take SQLite's write lock before reading the row (SQLite has no ``FOR UPDATE``).
+
+    A transaction that reads first and writes later cannot wait for another writer (SQLite
+    answers "database is locked" at once, to avoid a deadlock). Writing first makes concurrent
+    performers queue behind each other, as ``select_for_update()`` does elsewhere: a statement
+    that changes nothing, on the row itself.
+    """
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = obj._meta
+    column = quote(cast(Any, meta.pk).column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {quote(meta.db_table)} SET {column} = {column} WHERE {column} = %s",
+            [obj.pk],
+        )
+
+
+def _busy(act: Action, ctx: Context, exc: OperationalError) -> Decision:
+    """The denial of a ``perform()`` that could not take SQLite's write lock in time."""
+    return Decision(
+        allowed=False,
+        action=act.name,
+        actor=actor_ref(ctx.actor),
+        resource=resource_ref(ctx.obj),
+        layer=None,
+        rule="busy",
+        reason=_BUSY_REASON,
+        code=BUSY_CODE,
+        at=ctx.now,
+        fingerprint=act.fingerprint(),
+        error=f"{type(exc).__name__}: {exc}",
+        performed=False,
+    )
+
+
+def _is_lock_timeout(exc: OperationalError) -> bool:
+    text = str(exc).lower()
+    return "database is locked" in text or "database table is locked" in text
+
+
 def _refuse_awaitable(result: Any, what: str) -> None:
     """Raise when a body returned something to await: it would run after the transaction."""
     if inspect.isawaitable(result):
@@ -210,6 +260,13 @@ def perform(
             ctx = Context(
                 actor, act, obj, now=timezone.now(), request=request, extra=extra, fresh=True
             )
+            if obj.pk is not None and connections[using].vendor == "sqlite":
+                try:
+                    _take_sqlite_write_lock(obj, using)
+                except OperationalError as exc:
+                    if not _is_lock_timeout(exc):
+                        raise
+                    raise Denied(_finish(_busy(act, ctx, exc), request)) from exc
             target = _lock(obj, using, act, ctx) if obj.pk is not None else obj
             ctx.obj = target
             decision = _decide(act, ctx, full=False)

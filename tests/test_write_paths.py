@@ -405,3 +405,30 @@ def test_a_refused_creation_leaves_the_instance_unsaved(never_closed: Any) -> No
     assert caught.value.decision.rule == "never_closed"
     assert account.pk is None and account._state.adding
     assert not Account.objects.exists()
+
+
+# -- abstract and swapped models -------------------------------------------------------------------
+
+
+# -- what a plain save costs -----------------------------------------------------------------------
+
+
+def test_a_plain_save_with_local_invariants_costs_no_extra_query(
+    closed_settled: Any, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        account = Account.objects.create(balance=0)
+    account.state = "closed"
+    with django_assert_num_queries(1):
+        account.save()
+    assert stored(account) == ("closed", 0)
+
+
+def test_saving_a_row_only_on_delete_reaches_costs_no_extra_query(
+    closed_settled: Any, django_assert_num_queries: Any
+) -> None:
+    org = Org.objects.create(name="acme")
+    Account.objects.create(org=org)  # Account.org is SET_NULL: deleting the org concerns it
+    org.name = "acme inc"
+    with django_assert_num_queries(1):
+        org.save()

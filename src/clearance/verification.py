@@ -58,11 +58,14 @@ class Dependency:
     ``model.objects.filter(<path>__in=pks)`` are the rows to verify after a write to ``pks``.
     ``stable`` is True when that answer depends only on ``model``'s own columns (one forward
     hop), so it is the same before and after the write and need not be asked twice.
+    ``on_delete`` marks a foreign key whose ``on_delete`` updates the rows: only deleting the
+    referenced rows concerns them.
     """
 
     model: type[models.Model]
     path: str
     stable: bool
+    on_delete: bool = False
 
     def reached(self, pks: Iterable[Any], using: str) -> set[Any]:
         """Primary keys of the rows of :attr:`model` that reach ``pks`` through the path."""
@@ -129,7 +132,7 @@ def _has_expressions(instance: models.Model) -> bool:
 # --------------------------------------------------------------------------------------------
 
 _dependencies: dict[type[models.Model], list[Dependency]] = {}
-_dependents_cache: dict[type[models.Model], tuple[Dependency, ...]] = {}
+_dependents_cache: dict[tuple[type[models.Model], str], tuple[Dependency, ...]] = {}
 _built_version = -1
 
 
@@ -203,7 +206,8 @@ def _build() -> None:
             on_delete = getattr(remote, "on_delete", None)
             if remote is None or on_delete is None or on_delete in _NOT_UPDATING:
                 continue
-            add(cast(type[models.Model], fld.related_model), Dependency(model, fld.name, True))
+            target = cast(type[models.Model], fld.related_model)
+            add(target, Dependency(model, fld.name, True, on_delete=True))
     _dependencies.clear()
     _dependencies.update(found)
     _dependents_cache.clear()
@@ -215,14 +219,16 @@ def _sync() -> None:
         _build()
 
 
-def dependents_of(model: type[models.Model]) -> tuple[Dependency, ...]:
+def dependents_of(model: type[models.Model], event: str = "save") -> tuple[Dependency, ...]:
     """What to verify after rows of ``model`` are written: other models' rows that read them.
 
     Includes what reads the model's parent rows (a multi-table child writes those too), and
-    leaves out the model's own lineage (its own invariants are verified as its own).
+    leaves out the model's own lineage (its own invariants are verified as its own). For
+    ``event="delete"``, also the rows an ``on_delete`` updates.
     """
     _sync()
-    cached = _dependents_cache.get(model)
+    key = (model, event)
+    cached = _dependents_cache.get(key)
     if cached is not None:
         return cached
     concrete = _concrete(model)
@@ -230,10 +236,12 @@ def dependents_of(model: type[models.Model]) -> tuple[Dependency, ...]:
     deps: list[Dependency] = []
     for source in lineage:
         for dep in _dependencies.get(source, ()):
+            if dep.on_delete and event != "delete":
+                continue
             if _concrete(dep.model) not in lineage and dep not in deps:
                 deps.append(dep)
     result = tuple(deps)
-    _dependents_cache[model] = result
+    _dependents_cache[key] = result
     return result
 
 
@@ -409,7 +417,7 @@ def _on_source_pre_delete(
 ) -> None:
     deletion = _current_deletion(kwargs.get("origin"), starting=True)
     deletion.deleting.add((_concrete(sender), instance.pk))
-    deps = dependents_of(sender)
+    deps = dependents_of(sender, "delete")
     if deps:
         reached: dict[type[models.Model], set[Any]] = {}
         for dep in deps:
@@ -510,8 +518,9 @@ def install(guarded: set[type[models.Model]]) -> set[type[models.Model]]:
     for model in apps.get_models():
         lineage = {_concrete(model), *model._meta.get_parent_list()}
         reads = bool(lineage & source_models)
-        if model in guarded or reads:
+        if model in guarded or dependents_of(model):
             _wrap_save(model)
+        if model in guarded or reads:
             pre_delete.connect(
                 _on_source_pre_delete,
                 sender=model,

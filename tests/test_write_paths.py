@@ -410,6 +410,29 @@ def test_a_refused_creation_leaves_the_instance_unsaved(never_closed: Any) -> No
 # -- abstract and swapped models -------------------------------------------------------------------
 
 
+def test_an_abstract_models_invariant_binds_its_concrete_subclasses(fresh_registry: Any) -> None:
+    from django.contrib.auth.models import AbstractUser
+
+    model_invariant(AbstractUser, "no_root", ~where(username="root"), reason="Nobody is root.")
+    with pytest.raises(InvariantViolation) as caught:
+        User.objects.create_user("root")
+    assert caught.value.decision.rule == "no_root"
+    assert caught.value.decision.action == "auth.User.save"
+    assert not User.objects.filter(username="root").exists()
+    User.objects.create_user("groot")
+    assert User.objects.filter(username="groot").exists()
+
+
+def test_an_invariant_on_a_swapped_model_is_refused(fresh_registry: Any, settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from tests.writepaths.models import Gadget
+
+    settings.WRITEPATHS_GADGET = "writepaths.Org"
+    with pytest.raises(ImproperlyConfigured, match=r"swapped for writepaths\.Org"):
+        model_invariant(Gadget, "named", ~where(name=""))
+
+
 # -- what a plain save costs -----------------------------------------------------------------------
 
 

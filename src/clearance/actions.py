@@ -24,6 +24,7 @@ __all__ = [
     "NamedRule",
     "PendingRule",
     "Registry",
+    "abstract_bases",
     "attach",
     "autodiscover",
     "model_invariant",
@@ -376,10 +377,12 @@ class Registry:
             install_guards()
 
     def invariants_for(self, model: type[models.Model]) -> list[ModelInvariant]:
-        """Invariants in force for ``model``: its own, its concrete model's and its parents'."""
+        """Invariants in force for ``model``: its own, its concrete model's, its parents' and
+        those of the abstract models it inherits from."""
         found: list[ModelInvariant] = []
         seen: set[type[models.Model]] = set()
-        for klass in (model, model._meta.concrete_model, *model._meta.get_parent_list()):
+        lineage = (model, model._meta.concrete_model, *model._meta.get_parent_list())
+        for klass in (*lineage, *abstract_bases(model)):
             if klass is None or klass in seen:
                 continue
             seen.add(klass)
@@ -529,6 +532,19 @@ def attach(action: str) -> _Attachment:
     return _Attachment(action, registry)
 
 
+def abstract_bases(model: type[models.Model]) -> tuple[type[models.Model], ...]:
+    """The abstract models ``model`` inherits from (their invariants bind it, as their
+    ``Meta.constraints`` do)."""
+    return tuple(
+        klass
+        for klass in model.__mro__[1:]
+        if isinstance(klass, type)
+        and issubclass(klass, models.Model)
+        and klass is not models.Model
+        and klass._meta.abstract
+    )
+
+
 def model_invariant(
     model: type[models.Model],
     name: str,
@@ -540,10 +556,18 @@ def model_invariant(
     """Declare a rule every instance of ``model`` must satisfy, whatever the write path.
 
     Checked on ``save()`` (the new state) and ``delete()``, for superusers and the shell too,
-    and after guarded bulk writes.
+    and after guarded bulk writes. An invariant of an abstract model binds every concrete
+    model that inherits from it; a swapped model (``AUTH_USER_MODEL`` and the like) has no
+    rows, so declaring one on it is refused.
     """
     if not (isinstance(model, type) and issubclass(model, models.Model)):
         raise ImproperlyConfigured(f"model_invariant(): expected a model class, got {model!r}")
+    if model._meta.swapped:
+        raise ImproperlyConfigured(
+            f"model_invariant({model._meta.label}, {name!r}): {model._meta.label} is swapped for "
+            f"{model._meta.swapped}, so it has no rows to hold the invariant. Declare it on "
+            f"{model._meta.swapped} (e.g. get_user_model()), or on an abstract model it inherits."
+        )
     events = frozenset(on)
     unknown = events - {"save", "delete"}
     if unknown or not events:

@@ -39,7 +39,7 @@ from django.db.models.signals import pre_delete, pre_save
 from django.utils import timezone
 
 from . import audit
-from .actions import ModelInvariant, registry
+from .actions import ModelInvariant, abstract_bases, registry
 from .conf import clearance_settings
 from .decisions import (
     ActorRef,
@@ -450,7 +450,7 @@ def install_guards() -> None:
         with_invariants = set()
         for model in every:
             lineage = {model, model._meta.concrete_model, *model._meta.get_parent_list()}
-            if lineage & declared:
+            if (lineage | set(abstract_bases(model))) & declared:
                 with_invariants.add(model)
                 _guard_model(model)
         from .verification import install

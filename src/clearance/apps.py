@@ -15,7 +15,7 @@ class ClearanceConfig(AppConfig):
 
     def ready(self) -> None:
         """Import every app's ``authz.py`` and register the system checks."""
-        from . import checks  # noqa: F401  (registers the checks)
+        from . import checks, invariant_checks  # noqa: F401  (registers the checks)
         from .actions import autodiscover
         from .audit import checks as audit_checks  # noqa: F401  (registers the audit checks)
         from .invariants import install_guards

@@ -30,6 +30,7 @@ __all__ = [
     "check_pending_rules",
     "check_permissions",
     "check_rules",
+    "concrete_subclasses",
 ]
 
 #: The tag of every clearance check: ``manage.py check --tag clearance`` runs them alone.
@@ -79,6 +80,15 @@ def _selected_invariants(
         return items
     labels = {config.label for config in app_configs}
     return [(model, rules) for model, rules in items if model._meta.app_label in labels]
+
+
+def concrete_subclasses(model: type[models.Model]) -> list[type[models.Model]]:
+    """The installed concrete models that inherit from ``model`` (an abstract model)."""
+    return [
+        m
+        for m in apps.get_models()
+        if issubclass(m, model) and not m._meta.abstract and not m._meta.proxy
+    ]
 
 
 def _hint_close(name: str, known: Iterable[str]) -> str:
@@ -279,9 +289,12 @@ def check_rules(
                 )
             )
     for model, invariants in _selected_invariants(app_configs):
+        # An abstract model's invariants bind its concrete subclasses: resolve them there.
+        targets = concrete_subclasses(model) if model._meta.abstract else [model]
         for named in invariants:
             what = f"Model invariant {named.name!r}"
-            messages += _where_errors(named, model, model, what)
+            for target in targets:
+                messages += _where_errors(named, target, model, what)
         for name, rules in _duplicates(invariants).items():
             where_ = "; ".join(r.declared_at for r in rules)
             messages.append(

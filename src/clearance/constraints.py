@@ -39,6 +39,7 @@ __all__ = [
     "constraint_condition",
     "constraint_name",
     "constraints_for",
+    "enforced_by_constraints",
     "invariant_constraint",
     "missing_constraints",
 ]
@@ -164,6 +165,21 @@ def _matches(constraint: Any, expected: models.CheckConstraint) -> bool:
     return isinstance(constraint, models.CheckConstraint) and (
         constraint.name == expected.name or constraint.condition == expected.condition
     )
+
+
+def enforced_by_constraints(model: type[models.Model]) -> set[str]:
+    """Names of the save invariants of ``model`` (inherited ones included) that a matching
+    ``CheckConstraint`` in its concrete model's ``Meta.constraints`` enforces."""
+    from .invariants import invariants_on
+
+    concrete = model._meta.concrete_model or model
+    present = list(concrete._meta.constraints)
+    names = set()
+    for invariant in invariants_on(model, "save"):
+        expected = _constraint(concrete, invariant)
+        if expected is not None and any(_matches(c, expected) for c in present):
+            names.add(invariant.name)
+    return names
 
 
 def missing_constraints(model: type[models.Model]) -> list[ModelInvariant]:

@@ -146,3 +146,12 @@ class Gadget(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Stamped(models.Model):
+    """An abstract model no installed model inherits from."""
+
+    stamp = models.CharField(max_length=20, default="")
+
+    class Meta:
+        abstract = True

@@ -59,19 +59,24 @@ class Dependency:
     ``stable`` is True when that answer depends only on ``model``'s own columns (one forward
     hop), so it is the same before and after the write and need not be asked twice.
     ``on_delete`` marks a foreign key whose ``on_delete`` updates the rows: only deleting the
-    referenced rows concerns them.
+    referenced rows concerns them. ``through`` is set for the rows of a many-to-many relation's
+    intermediate model: ``path`` is then its column that holds ``model``'s key.
     """
 
     model: type[models.Model]
     path: str
     stable: bool
     on_delete: bool = False
+    through: type[models.Model] | None = None
 
     def reached(self, pks: Iterable[Any], using: str) -> set[Any]:
         """Primary keys of the rows of :attr:`model` that reach ``pks`` through the path."""
         keys = [pk for pk in pks if pk is not None]
         if not keys:
             return set()
+        if self.through is not None:
+            links: models.QuerySet[models.Model] = models.QuerySet(self.through, using=using)
+            return set(links.filter(pk__in=keys).values_list(self.path, flat=True))
         rows: models.QuerySet[models.Model] = models.QuerySet(model=self.model, using=using)
         return set(rows.filter(**{f"{self.path}__in": keys}).values_list("pk", flat=True))
 
@@ -170,6 +175,21 @@ def _reads_key_only(fld: Any, related: type[models.Model], rest: list[str]) -> b
     return len(rest) == 1 and _is_lookup(related, rest[0])
 
 
+def _through_link(model: type[models.Model], name: str) -> tuple[type[models.Model], str] | None:
+    """(intermediate model, its column holding ``model``'s key) for a many-to-many ``name``."""
+    try:
+        fld: Any = model._meta.get_field(name)
+    except Exception:
+        return None
+    if not fld.many_to_many:
+        return None
+    if fld.concrete:  # the ManyToManyField itself
+        through, column = fld.remote_field.through, fld.m2m_field_name()
+    else:  # the other side's field, seen from here
+        through, column = fld.through, fld.field.m2m_reverse_field_name()
+    return through, through._meta.get_field(column).attname
+
+
 def _is_lookup(model: type[models.Model], name: str) -> bool:
     try:
         model._meta.get_field(name)
@@ -201,6 +221,9 @@ def _build() -> None:
                     for key in leaf.lookups:
                         for related, path, stable in _hops(model, key):
                             add(related, Dependency(model, path, stable))
+                        link = _through_link(model, key.split("__", 1)[0])
+                        if link is not None:
+                            add(link[0], Dependency(model, link[1], False, through=link[0]))
         for fld in model._meta.concrete_fields:
             remote = getattr(fld, "remote_field", None)
             on_delete = getattr(remote, "on_delete", None)
@@ -515,7 +538,7 @@ def install(guarded: set[type[models.Model]]) -> set[type[models.Model]]:
     m2m_changed.connect(_on_m2m_changed, dispatch_uid="clearance.verification.m2m")
     source_models = set(_dependencies)
     with_sources = set()
-    for model in apps.get_models():
+    for model in apps.get_models(include_auto_created=True):
         lineage = {_concrete(model), *model._meta.get_parent_list()}
         reads = bool(lineage & source_models)
         if model in guarded or dependents_of(model):

@@ -263,9 +263,13 @@ def test_postgres_keeps_the_denial_of_a_perform_block(alice: User, denied_doc: D
     from clearance import PolicyDenied, perform
 
     before = _last_id("default")
-    with pytest.raises(PolicyDenied), perform(alice, "testapp.approve", denied_doc) as doc:
+    with (
+        pytest.raises(PolicyDenied) as refused,
+        perform(alice, "testapp.approve", denied_doc) as doc,
+    ):
         doc.state = "approved"  # never runs: the locked row is refused
         doc.save()
+    assert refused.value.decision.rule == "four_eyes"
     denied_doc.refresh_from_db()
     assert denied_doc.state == "submitted"
     record = AuditRecord.objects.get(pk__gt=before)

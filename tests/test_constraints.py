@@ -170,5 +170,6 @@ def test_the_guards_answer_before_the_constraint_does(paid_invoice: Any) -> None
     with pytest.raises(BulkInvariantViolation) as bulk:
         paid_invoice.amount = Decimal("-5")
         Invoice.objects.bulk_update([paid_invoice], ["amount"])
+    assert bulk.value.decision.rule == "paid_is_final"
     assert bulk.value.pks == (paid_invoice.pk,)
     assert Invoice.objects.get(pk=paid_invoice.pk).amount == Decimal("310")

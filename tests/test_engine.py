@@ -290,9 +290,11 @@ def test_enforce_raises_the_layer_subclass(
     assert missing.value.decision.code == "permission.testapp.approve_document"
     with pytest.raises(PolicyDenied) as policy:
         enforce(alice, "testapp.approve", make_doc(owner=alice))
+    assert policy.value.decision.rule == "four_eyes"
     assert str(policy.value) == "Nobody approves their own document."
     with pytest.raises(InvariantViolation) as invariant:
         enforce(alice, "testapp.approve", make_doc(amount=Decimal("99999")))
+    assert invariant.value.decision.rule == "within_limit"
     assert isinstance(invariant.value, Denied)
     from django.core.exceptions import PermissionDenied
 
@@ -378,8 +380,9 @@ async def test_async_twins_agree(alice: User, bob: User, make_doc: Any) -> None:
         own = await sync_to_async(make_doc)(owner=alice)
         assert (await aauthorize(alice, "testapp.approve", doc)).allowed
         assert (await aexplain(alice, "testapp.approve", own)).rule == "four_eyes"
-        with pytest.raises(PolicyDenied):
+        with pytest.raises(PolicyDenied) as refused:
             await aenforce(alice, "testapp.approve", own)
+        assert refused.value.decision.rule == "four_eyes"
     finally:
         # The worker thread's connection would keep the test database from being dropped.
         await sync_to_async(connections.close_all)()

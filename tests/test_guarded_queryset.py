@@ -101,6 +101,7 @@ def test_rows_are_verified_in_chunks(positive: Any, make_doc: Any) -> None:
     queryset.guard_chunk_size = 2
     with pytest.raises(BulkInvariantViolation) as caught:
         queryset.update(amount=F("amount") - 6)
+    assert caught.value.decision.rule == "positive_amount"
     assert len(caught.value.pks) == 6  # every offending row, across four chunks
     assert amounts() == [Decimal(i + 1) for i in range(7)]
 
@@ -113,6 +114,7 @@ def test_python_invariant_is_checked_row_by_row(fresh_registry: Any, docs: list[
     model_invariant(Document, "short_title", short_title | where(state="long"))
     with pytest.raises(BulkInvariantViolation) as caught:
         guarded().filter(pk=docs[1].pk).update(title="too long")
+    assert caught.value.decision.rule == "short_title"
     assert caught.value.pks == (docs[1].pk,)
     assert caught.value.decision.resource is not None
     assert caught.value.decision.resource.pk == docs[1].pk
@@ -123,8 +125,9 @@ def test_python_invariant_is_checked_row_by_row(fresh_registry: Any, docs: list[
 def test_update_nested_in_a_caller_transaction(positive: Any, docs: list[Document]) -> None:
     with transaction.atomic():
         guarded().filter(pk=docs[2].pk).update(amount=100)
-        with pytest.raises(BulkInvariantViolation):
+        with pytest.raises(BulkInvariantViolation) as refused:
             guarded().update(amount=0)
+        assert refused.value.decision.rule == "positive_amount"
         # Only the refused write was undone.
         assert amounts() == [Decimal("1"), Decimal("5"), Decimal("100")]
 
@@ -144,6 +147,7 @@ def test_delete_that_breaks_an_invariant_raises_and_deletes_nothing(
     archived = make_doc(state="archived")
     with pytest.raises(BulkInvariantViolation) as caught:
         guarded().delete()
+    assert caught.value.decision.rule == "archived_kept"
     assert caught.value.pks == (archived.pk,)
     assert caught.value.decision.action == "testapp.Document.delete"
     assert set(Document.objects.values_list("pk", flat=True)) == {draft.pk, archived.pk}
@@ -166,6 +170,7 @@ def test_bulk_create_that_breaks_an_invariant_raises_and_creates_nothing(
     rows = [Document(tenant=tenant, amount=Decimal(a)) for a in ("3", "-1", "4")]
     with pytest.raises(BulkInvariantViolation) as caught:
         guarded().bulk_create(rows)
+    assert caught.value.decision.rule == "positive_amount"
     assert len(caught.value.pks) == 1
     assert not Document.objects.exists()
 
@@ -179,8 +184,9 @@ def test_bulk_create_that_keeps_the_invariants_succeeds(positive: Any, tenant: T
 
 
 def test_bulk_create_ignoring_conflicts_checks_the_objects(positive: Any, tenant: Tenant) -> None:
-    with pytest.raises(BulkInvariantViolation):
+    with pytest.raises(BulkInvariantViolation) as refused:
         guarded().bulk_create([Document(tenant=tenant, amount=0)], ignore_conflicts=True)
+    assert refused.value.decision.rule == "positive_amount"
     assert not Document.objects.exists()
 
 
@@ -210,6 +216,7 @@ def test_bulk_update_that_breaks_an_invariant_raises_and_changes_nothing(
     docs[2].amount = Decimal("-50")
     with pytest.raises(BulkInvariantViolation) as caught:
         guarded().bulk_update(docs, ["amount"])
+    assert caught.value.decision.rule == "positive_amount"
     assert caught.value.pks == (docs[2].pk,)
     assert amounts() == [Decimal("1"), Decimal("5"), Decimal("9")]
 
@@ -233,8 +240,9 @@ async def test_async_bulk_writes_are_guarded_too(positive: Any, tenant: Tenant) 
 
     try:
         await sync_to_async(Document.objects.create)(tenant=tenant, amount=Decimal("2"))
-        with pytest.raises(BulkInvariantViolation):
+        with pytest.raises(BulkInvariantViolation) as refused:
             await guarded().aupdate(amount=0)
+        assert refused.value.decision.rule == "positive_amount"
         assert await guarded().aupdate(amount=3) == 1
         assert [d.amount async for d in Document.objects.all()] == [Decimal("3")]
     finally:

@@ -80,8 +80,9 @@ def test_superuser_powers_do_not_matter(positive: Any, make_doc: Any, root: User
     assert root.has_perm("testapp.approve_document")
     doc = make_doc(amount=Decimal("5"))
     doc.amount = Decimal("0")
-    with acting(root), pytest.raises(InvariantViolation):
+    with acting(root), pytest.raises(InvariantViolation) as refused:
         doc.save()
+    assert refused.value.decision.rule == "positive_amount"
     assert Document.objects.get(pk=doc.pk).amount == Decimal("5")
 
 
@@ -90,6 +91,7 @@ def test_shell_save_without_an_actor_is_refused_and_unattributed(
 ) -> None:
     with pytest.raises(InvariantViolation) as caught:
         Document.objects.create(tenant=tenant, amount=Decimal("-3"))
+    assert caught.value.decision.rule == "positive_amount"
     assert caught.value.decision.actor.label == "unattributed"
     assert caught.value.decision.action == "testapp.Document.save"
     assert not Document.objects.exists()
@@ -107,8 +109,9 @@ def test_the_new_state_is_judged_as_the_database_will_store_it(
 ) -> None:
     doc = make_doc(amount=Decimal("5"))
     doc.amount = Decimal("0.004")  # positive in memory, 0.00 in a DecimalField(decimal_places=2)
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(InvariantViolation) as refused:
         doc.save()
+    assert refused.value.decision.rule == "positive_amount"
     assert doc.amount == Decimal("0.004")  # the caller's object is left alone
     doc.amount = Decimal("0.006")  # rounds to 0.01
     doc.save()
@@ -118,10 +121,12 @@ def test_the_new_state_is_judged_as_the_database_will_store_it(
 def test_update_fields_and_get_or_create_are_guarded(positive: Any, make_doc: Any) -> None:
     doc = make_doc(amount=Decimal("5"))
     doc.amount = Decimal("-5")
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(InvariantViolation) as refused:
         doc.save(update_fields=["amount"])
-    with pytest.raises(InvariantViolation):
+    assert refused.value.decision.rule == "positive_amount"
+    with pytest.raises(InvariantViolation) as refused:
         Document.objects.update_or_create(pk=doc.pk, defaults={"amount": Decimal("-1")})
+    assert refused.value.decision.rule == "positive_amount"
     assert Document.objects.get(pk=doc.pk).amount == Decimal("5")
 
 
@@ -141,8 +146,9 @@ def test_delete_that_breaks_an_invariant_raises_and_keeps_the_row(
 def test_delete_checks_the_stored_row_not_a_stale_copy(archived_kept: Any, make_doc: Any) -> None:
     doc = make_doc(state="draft")
     Document.objects.filter(pk=doc.pk).update(state="archived")  # doc in memory is stale
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(InvariantViolation) as refused:
         doc.delete()
+    assert refused.value.decision.rule == "archived_kept"
     assert Document.objects.filter(pk=doc.pk).exists()
 
 
@@ -157,14 +163,16 @@ def test_cascade_and_plain_queryset_deletes_are_refused(
 ) -> None:
     make_doc(state="archived")
     keep = make_doc(state="draft")
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(InvariantViolation) as refused:
         tenant.delete()  # cascades to the archived document
+    assert refused.value.decision.rule == "archived_kept"
     assert Tenant.objects.filter(pk=tenant.pk).exists()
     assert Document.objects.filter(tenant=tenant).count() == 2
     # A plain queryset's delete() is refused too (Django's pre_delete runs in its own block:
     # wrap it in atomic() to keep using the transaction).
-    with pytest.raises(InvariantViolation), transaction.atomic():
+    with pytest.raises(InvariantViolation) as refused, transaction.atomic():
         Document.objects.filter(tenant=tenant).delete()
+    assert refused.value.decision.rule == "archived_kept"
     assert Document.objects.filter(pk=keep.pk).exists()
 
 
@@ -193,6 +201,7 @@ def test_predicate_invariant_and_errors_fail_closed(fresh_registry: Any, make_do
     model_invariant(Note, "broken", broken)
     with pytest.raises(InvariantViolation) as caught:
         Note.objects.create(text="x")
+    assert caught.value.decision.rule == "broken"
     assert caught.value.decision.error == "RuntimeError: boom"
     assert not Note.objects.exists()
 
@@ -204,8 +213,9 @@ def test_lookup_only_the_database_decides_sees_the_new_state(
     model_invariant(Document, "within_priority", where(amount__lte=F("priority")))
     doc = make_doc(amount=Decimal("5"), priority=10)
     doc.amount = Decimal("11")
-    with pytest.raises(InvariantViolation):
+    with pytest.raises(InvariantViolation) as refused:
         doc.save()
+    assert refused.value.decision.rule == "within_priority"
     doc.amount = Decimal("10")
     doc.save()
     assert Document.objects.get(pk=doc.pk).amount == Decimal("10")

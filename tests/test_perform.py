@@ -93,8 +93,9 @@ def test_each_call_reads_its_own_row_and_actor(
     with pytest.raises(PolicyDenied) as caught, perform(outsider, "testapp.approve", third):
         pass
     assert caught.value.decision.rule == "tenant_member"
-    with pytest.raises(InvariantViolation), perform(alice, "testapp.approve", second):
+    with pytest.raises(InvariantViolation) as refused, perform(alice, "testapp.approve", second):
         pass
+    assert refused.value.decision.rule == "within_limit"
     with perform(alice, "testapp.approve", third) as d:
         assert d.pk == third.pk and d.amount == Decimal("10000")
         approve(d)
@@ -216,8 +217,9 @@ def test_perform_inside_a_caller_transaction_leaves_it_usable(
     with transaction.atomic():
         with perform(alice, "testapp.approve", first) as d:
             approve(d)
-        with pytest.raises(PolicyDenied), perform(alice, "testapp.approve", second):
+        with pytest.raises(PolicyDenied) as refused, perform(alice, "testapp.approve", second):
             pass
+        assert refused.value.decision.rule == "four_eyes"
         assert state(first) == "approved" and state(second) == "submitted"
 
 
@@ -255,8 +257,9 @@ def test_performs_decorates_a_service_function(alice: User, bob: User, make_doc:
     doc = make_doc(owner=bob)
     assert approve_document(alice, doc, note="ok", request=None) == f"alice approved {doc.pk}"
     assert state(doc) == "approved"
-    with pytest.raises(PolicyDenied):
+    with pytest.raises(PolicyDenied) as refused:
         approve_document(alice, doc)  # no longer submitted
+    assert refused.value.decision.rule == "submitted"
     assert approve_document.action == "testapp.approve"  # type: ignore[attr-defined]
 
 
@@ -297,8 +300,9 @@ async def test_aperform_runs_the_body_in_one_transaction(
         result = await aperform(alice, "testapp.approve", doc, lambda d: approve(d) or d.pk)
         assert result == doc.pk
         assert (await Document.objects.aget(pk=doc.pk)).state == "approved"
-        with pytest.raises(PolicyDenied):
+        with pytest.raises(PolicyDenied) as refused:
             await aperform(alice, "testapp.approve", doc, approve)
+        assert refused.value.decision.rule == "submitted"
     finally:
         await sync_to_async(connections.close_all)()
 
@@ -329,11 +333,13 @@ def test_system_actor_answers_gate_one_from_its_list(
     assert decisions[-1].actor.label == "job:nightly-archive"
     assert decisions[-1].actor.kind == "job" and decisions[-1].actor.pk is None
     # Policies still apply to jobs, and invariants always.
-    with pytest.raises(PolicyDenied), perform(job, "testapp.archive", doc):
+    with pytest.raises(PolicyDenied) as refused, perform(job, "testapp.archive", doc):
         pass
+    assert refused.value.decision.rule == "approved"
     big = make_doc(state="approved", amount=Decimal("5000"))
-    with pytest.raises(InvariantViolation), perform(job, "testapp.archive", big):
+    with pytest.raises(InvariantViolation) as refused, perform(job, "testapp.archive", big):
         pass
+    assert refused.value.decision.rule == "small"
 
 
 @pytest.mark.django_db(databases="__all__")
@@ -349,8 +355,12 @@ def test_the_audit_trail_names_the_job_and_the_outcome(
     # The denial is kept although perform() rolls its transaction back: on SQLite that needs
     # the audit trail in a database of its own.
     with override_settings(CLEARANCE={"AUDIT_DATABASE": "audit", "RECORD_ALLOWED": True}):
-        with pytest.raises(PermissionMissing), perform(job, "testapp.approve", make_doc()):
+        with (
+            pytest.raises(PermissionMissing) as refused,
+            perform(job, "testapp.approve", make_doc()),
+        ):
             pass
+        assert refused.value.decision.rule == "testapp.approve_document"
         with perform(job, "testapp.touch", make_doc(owner=bob)) as d:
             d.save()
     denied = AuditRecord.objects.using("audit").get(action="testapp.approve")
@@ -365,6 +375,7 @@ def test_system_actor_without_the_permission_is_denied(bob: User, make_doc: Any)
     doc = make_doc(owner=bob)
     with pytest.raises(PermissionMissing) as caught, perform(job, "testapp.approve", doc):
         pass
+    assert caught.value.decision.rule == "testapp.approve_document"
     assert caught.value.decision.actor.label == "job:importer"
 
 
@@ -417,11 +428,12 @@ def test_creation_with_an_unsaved_object(fresh_registry: Any, tenant: Tenant) ->
     assert Document.objects.count() == 1
     # The saved state breaks the action's invariant.
     with (
-        pytest.raises(InvariantViolation),
+        pytest.raises(InvariantViolation) as refused,
         perform(job, "testapp.create", Document(tenant=tenant, amount=5)) as new,
     ):
         new.amount = Decimal("50")
         new.save()
+    assert refused.value.decision.rule == "small"
     assert Document.objects.count() == 1
 
 

@@ -389,11 +389,13 @@ def test_refused_writes_leave_the_callers_transaction_usable(non_negative: Any) 
     with transaction.atomic():
         account = Account.objects.create(balance=5)
         account.balance = F("balance") - 10
-        with pytest.raises(InvariantViolation):
+        with pytest.raises(InvariantViolation) as refused:
             account.save()
+        assert refused.value.decision.rule == "non_negative"
         assert Account.objects.get(pk=account.pk).balance == 5
-        with pytest.raises(BulkInvariantViolation):
+        with pytest.raises(BulkInvariantViolation) as refused:
             GuardedQuerySet(model=Account).update(balance=-1)
+        assert refused.value.decision.rule == "non_negative"
         assert Account.objects.get(pk=account.pk).balance == 5
 
 

@@ -1,8 +1,8 @@
 """``python -m benchmarks`` (``make bench``): every benchmark in one run; prints the tables.
 
 Runs :mod:`benchmarks.decision`, then ``benchmarks.filtering``, ``benchmarks.perform``,
-``benchmarks.audit`` and ``benchmarks.load`` when they exist. Each module's ``run()`` returns
-the text of its tables.
+``benchmarks.audit``, ``benchmarks.load`` and ``benchmarks.writes`` when they exist. Each
+module's ``run()`` returns the text of its tables.
 Each runs in a child process of its own (its own temporary database, no state shared with the
 others), with a time limit; a module that is missing or fails is skipped with the reason.
 
@@ -21,13 +21,14 @@ import subprocess
 import sys
 import time
 
-MODULES = ("decision", "filtering", "perform", "audit", "load")
+MODULES = ("decision", "filtering", "perform", "audit", "load", "writes")
 TITLES = {
     "decision": "Decisions",
     "filtering": "Filtering",
     "perform": "perform",
     "audit": "Audit",
     "load": "Load",
+    "writes": "Writes",
 }
 
 #: The whole run must stay under five minutes on a 2-core machine.

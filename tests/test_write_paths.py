@@ -457,3 +457,27 @@ def test_saving_a_row_only_on_delete_reaches_costs_no_extra_query(
     org.name = "acme inc"
     with django_assert_num_queries(1):
         org.save()
+
+
+def test_deleting_a_row_no_invariant_reads_through_costs_no_extra_query(
+    fresh_registry: Any, tenant: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.testapp.models import Document
+
+    def delete_an_owner() -> int:
+        owner = User.objects.create_user(f"owner{User.objects.count()}")
+        Document.objects.create(tenant=tenant, owner=owner, amount=5)
+        with CaptureQueriesContext(connection) as queries:
+            owner.delete()  # Document.owner is SET_NULL
+        return len(queries)
+
+    plain = delete_an_owner()
+    model_invariant(Document, "positive", where(amount__gt=0))  # does not read the owner
+    assert delete_an_owner() == plain
+    model_invariant(Document, "owned", where(owner__isnull=False))  # reads it: verified
+    with pytest.raises(InvariantViolation) as refused:
+        delete_an_owner()
+    assert refused.value.decision.rule == "owned"

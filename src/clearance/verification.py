@@ -175,6 +175,18 @@ def _reads_key_only(fld: Any, related: type[models.Model], rest: list[str]) -> b
     return len(rest) == 1 and _is_lookup(related, rest[0])
 
 
+def _fields_read(invariants: Iterable[ModelInvariant]) -> set[str] | None:
+    """The first segment of every lookup the invariants make; None when a predicate may read
+    anything."""
+    read: set[str] = set()
+    for invariant in invariants:
+        for leaf in invariant.rule.leaves():
+            if not isinstance(leaf, Where):
+                return None
+            read.update(key.split("__", 1)[0] for key in leaf.lookups)
+    return read
+
+
 def _through_link(model: type[models.Model], name: str) -> tuple[type[models.Model], str] | None:
     """(intermediate model, its column holding ``model``'s key) for a many-to-many ``name``."""
     try:
@@ -224,11 +236,14 @@ def _build() -> None:
                         link = _through_link(model, key.split("__", 1)[0])
                         if link is not None:
                             add(link[0], Dependency(model, link[1], False, through=link[0]))
+        read = _fields_read(invariants)
         for fld in model._meta.concrete_fields:
             remote = getattr(fld, "remote_field", None)
             on_delete = getattr(remote, "on_delete", None)
             if remote is None or on_delete is None or on_delete in _NOT_UPDATING:
                 continue
+            if read is not None and fld.name not in read and fld.attname not in read:
+                continue  # no invariant reads the key an on_delete would change
             target = cast(type[models.Model], fld.related_model)
             add(target, Dependency(model, fld.name, True, on_delete=True))
     _dependencies.clear()

@@ -160,18 +160,18 @@ def _take_sqlite_write_lock(obj: models.Model, using: str) -> None:
         )
 
 
-def _busy(act: Action, ctx: Context, exc: OperationalError) -> Decision:
+def _busy(act: Action, actor: Any, obj: Any, exc: OperationalError) -> Decision:
     """The denial of a ``perform()`` that could not take SQLite's write lock in time."""
     return Decision(
         allowed=False,
         action=act.name,
-        actor=actor_ref(ctx.actor),
-        resource=resource_ref(ctx.obj),
+        actor=actor_ref(actor),
+        resource=resource_ref(obj),
         layer=None,
         rule="busy",
         reason=_BUSY_REASON,
         code=BUSY_CODE,
-        at=ctx.now,
+        at=timezone.now(),
         fingerprint=act.fingerprint(),
         error=f"{type(exc).__name__}: {exc}",
         performed=False,
@@ -261,12 +261,7 @@ def perform(
                 actor, act, obj, now=timezone.now(), request=request, extra=extra, fresh=True
             )
             if obj.pk is not None and connections[using].vendor == "sqlite":
-                try:
-                    _take_sqlite_write_lock(obj, using)
-                except OperationalError as exc:
-                    if not _is_lock_timeout(exc):
-                        raise
-                    raise Denied(_finish(_busy(act, ctx, exc), request)) from exc
+                _take_sqlite_write_lock(obj, using)
             target = _lock(obj, using, act, ctx) if obj.pk is not None else obj
             ctx.obj = target
             decision = _decide(act, ctx, full=False)
@@ -313,6 +308,10 @@ def perform(
                 announced.replace(performed=False, error=f"{type(exc).__name__}: {exc}"),
                 request,
             )
+        if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
+            # SQLite's single writer: another transaction held the database too long (taking
+            # the lock first, in the body's writes, or at commit). Nothing was written.
+            raise Denied(_finish(_busy(act, actor, obj, exc), request)) from exc
         raise
 
 

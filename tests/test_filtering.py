@@ -21,11 +21,15 @@ from clearance import (
     ANYONE,
     CTX,
     Action,
+    BulkInvariantViolation,
+    GuardedQuerySet,
+    InvariantViolation,
     NotFilterable,
     UnknownAction,
     aauthorized,
     authorize,
     authorized,
+    model_invariant,
     predicate,
     where,
 )
@@ -513,3 +517,63 @@ async def test_aauthorized_agrees_and_stays_lazy(alice: User, bob: User, make_do
     qs = await aauthorized(alice, "testapp.approve", Document.objects.all())
     assert [doc async for doc in qs] == [theirs]
     assert await qs.acount() == 1
+
+
+# -- NULL at every hop of a nullable chain: None, isnull both ways, under ~ and | ----------------
+
+_NULL_CHAIN_RULES = [
+    where(owner__last_login=None),
+    where(owner__last_login__isnull=True),
+    where(owner__last_login__isnull=False),
+    where(parent__owner__last_login=None),
+    where(parent__owner__last_login__isnull=True),
+    where(parent__owner__last_login__isnull=False),
+    where(parent__owner=None),
+    where(parent__owner__isnull=False),
+    where(parent__owner__username="alice"),
+    where(parent__owner__username__iexact="ALICE"),
+]
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        variant
+        for base in _NULL_CHAIN_RULES
+        for variant in (base, ~base, base | where(state="never"), ~(base | where(state="never")))
+    ],
+    ids=str,
+)
+def test_none_and_isnull_through_a_nullable_chain_agree_at_every_hop(
+    fresh_registry: Any, alice: User, make_doc: Any, rule: Rule
+) -> None:
+    # Django's own filter(owner__last_login=None) keeps a document without an owner (a LEFT
+    # JOIN meets NULL), and so does the per-object check; the compiled filter must too.
+    alice.last_login = None
+    alice.save()
+    bob = User.objects.create_user("bob")
+    bob.last_login = bob.date_joined
+    bob.save()
+    root_alice, root_bob, root_nobody = (
+        make_doc(owner=alice),
+        make_doc(owner=bob),
+        make_doc(owner=None),
+    )
+    for parent in (None, root_alice, root_bob, root_nobody):
+        make_doc(parent=parent, owner=None)
+        make_doc(parent=parent, owner=bob)
+    assert_agree(alice, declare(rule))
+
+
+def test_guarded_bulk_update_sees_null_at_the_first_hop(fresh_registry: Any, make_doc: Any) -> None:
+    doc = make_doc(title="orphan", owner=None)
+    model_invariant(
+        Document, "owner_signed_in", ~where(owner__last_login=None), reason="Owners signed in."
+    )
+    # The instance guard refuses the document without an owner (its owner never signed in,
+    # as Django's filter(owner__last_login=None) says) ...
+    with pytest.raises(InvariantViolation):
+        doc.save()
+    # ... and the bulk guard, which shares the compiled filter, refuses it too.
+    with pytest.raises(BulkInvariantViolation):
+        GuardedQuerySet(model=Document).filter(pk=doc.pk).update(title="still orphan")

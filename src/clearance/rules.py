@@ -1059,7 +1059,7 @@ class Where(Rule):
             else:
                 q = _local_q(lookup, ctx)
                 if isinstance(q, Q) and any(step.fetch for step in lookup.steps):
-                    q = _first_hop_subquery(model, q)
+                    q = _first_hop_subquery(model, q, missing=_matches_missing(lookup, q))
             if q is False:
                 return False
             if q is not True:
@@ -1096,7 +1096,20 @@ class Where(Rule):
         return f"where({inner})"
 
 
-def _first_hop_subquery(model: type[models.Model], q: Q) -> Q:
+def _matches_missing(lookup: _LocalLookup, q: Q) -> bool:
+    """Whether the bound lookup holds where its path meets no row (``IS NULL`` semantics).
+
+    ``where(owner__last_login=None)`` and ``where(owner__last_login__isnull=True)`` hold for a
+    document without an owner, in Django's ``filter()`` (a LEFT JOIN meets NULL) and in the
+    per-object check (a path that meets None is None).
+    """
+    ((_, value),) = cast("list[tuple[str, Any]]", q.children)
+    if lookup.lookup == "isnull":
+        return value is True
+    return value is None and lookup.lookup in _NONE_OK
+
+
+def _first_hop_subquery(model: type[models.Model], q: Q, *, missing: bool = False) -> Q:
     """``Q(fk__rest=value)`` as ``Q(fk__in=<rows of the related model where rest=value>)``.
 
     A lookup through a forward relation (``owner__username="x"``) would make Django join the
@@ -1109,12 +1122,19 @@ def _first_hop_subquery(model: type[models.Model], q: Q) -> Q:
     subquery needs no join, and Django guards a nullable column under negation every time
     (seen with Django 5.2; the subquery form is right on every version). It also keeps the
     outer query free of joins.
+
+    A NULL key is in no subquery, so a lookup that holds where the path meets no row
+    (``missing``: ``=None``, ``isnull=True``) also matches a NULL first hop; later hops are
+    joined inside the subquery, where Django's LEFT JOIN gives the same answer.
     """
     ((key, value),) = cast("list[tuple[str, Any]]", q.children)
     first, rest = key.split("__", 1)
     fk = cast(Any, model._meta.get_field(first))
     inner = fk.related_model._base_manager.filter(**{rest: value}).values(fk.target_field.name)
-    return Q(**{f"{first}__in": inner})
+    result = Q(**{f"{first}__in": inner})
+    if missing:
+        result |= Q(**{f"{first}__isnull": True})
+    return result
 
 
 def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:

@@ -48,6 +48,10 @@ class Document(models.Model):
     watchers = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="watched_documents"
     )
+    # A nullable chain of foreign keys for the filtering tests: parent__owner__last_login.
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
 
     class Meta:
         permissions = [

@@ -577,3 +577,39 @@ def test_guarded_bulk_update_sees_null_at_the_first_hop(fresh_registry: Any, mak
     # ... and the bulk guard, which shares the compiled filter, refuses it too.
     with pytest.raises(BulkInvariantViolation):
         GuardedQuerySet(model=Document).filter(pk=doc.pk).update(title="still orphan")
+
+
+# -- CTX.obj: a rule that reads the object through the context is never filtered wider ---------
+
+
+def test_ctx_obj_in_a_rule_is_not_filterable_and_agrees_in_python(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    same, other, nobody = (
+        make_doc(owner=alice, title="alice"),
+        make_doc(owner=bob, title="alice"),
+        make_doc(owner=None, title="alice"),
+    )
+    action = declare(~where(title=CTX.obj.owner.username))
+    with pytest.raises(NotFilterable) as info:
+        authorized(alice, action, Document.objects.all())
+    assert info.value.rule == "p0" and "CTX.obj" in str(info.value)
+    got = pks(authorized(alice, action, Document.objects.all(), evaluate_in_python=True))
+    assert got == allowed_one_by_one(alice, action) == {other.pk, nobody.pk}
+    assert same.pk not in got
+
+
+def test_ctx_obj_in_a_model_invariant_is_checked_per_row_by_the_bulk_guard(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    doc = make_doc(owner=alice, title="memo")
+    model_invariant(
+        Document,
+        "title_is_not_the_owner",
+        ~where(title=CTX.obj.owner.username),
+        reason="A title never repeats its owner's name.",
+    )
+    with pytest.raises(BulkInvariantViolation):
+        GuardedQuerySet(model=Document).filter(pk=doc.pk).update(title="alice")
+    doc.refresh_from_db()
+    assert doc.title == "memo"

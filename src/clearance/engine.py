@@ -35,7 +35,14 @@ from .decisions import (
     exception_for,
 )
 from .request_context import current_request, note_decision
-from .rules import Context, Predicate, Rule, RuleNotFilterable, Where, clear_actor_cache
+from .rules import (
+    Context,
+    Rule,
+    RuleNotFilterable,
+    Where,
+    clear_actor_cache,
+    unfilterable_reason,
+)
 
 __all__ = [
     "aauthorize",
@@ -563,11 +570,8 @@ def _allowed_in_python(
 
 
 def _not_filterable(rule: Rule) -> str | None:
-    """Why ``rule`` has no SQL form (a predicate inside reads the object), or None."""
-    for leaf in rule.leaves():
-        if isinstance(leaf, Predicate) and leaf.uses_object:
-            return f"predicate {leaf.name!r} reads the object and has no SQL form"
-    return None
+    """Why ``rule`` has no SQL form (something inside reads the object), or None."""
+    return unfilterable_reason(rule)
 
 
 def _none(queryset: models.QuerySet[_M]) -> models.QuerySet[_M]:

@@ -39,6 +39,7 @@ __all__ = [
     "Rule",
     "Where",
     "predicate",
+    "unfilterable_reason",
     "where",
 ]
 
@@ -183,6 +184,15 @@ def _contains_ref(value: Any, root: str | None = None) -> bool:
     return False
 
 
+def _reads_object(value: Any) -> bool:
+    """Whether a rule's value reads the object through the context (``CTX.obj...``)."""
+    if isinstance(value, Ref):
+        return value.root == "CTX" and value.path[:1] == ("obj",)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_reads_object(v) for v in value)
+    return False
+
+
 def _bind(value: Any, ctx: Context) -> Any:
     if isinstance(value, Ref):
         return value.resolve(ctx)
@@ -242,8 +252,8 @@ class Rule:
 
     @property
     def filterable(self) -> bool:
-        """Whether :meth:`to_q` can compile this rule (no object-reading predicate inside)."""
-        return all(not (isinstance(leaf, Predicate) and leaf.uses_object) for leaf in self.leaves())
+        """Whether :meth:`to_q` can compile this rule (nothing inside reads the object)."""
+        return unfilterable_reason(self) is None
 
     def __and__(self, other: Rule) -> Rule:
         return All(self, _as_rule(other))
@@ -257,6 +267,22 @@ class Rule:
     def _wrapped(self, parent_precedence: int) -> str:
         text = str(self)
         return f"({text})" if self._precedence < parent_precedence else text
+
+
+def unfilterable_reason(rule: Rule) -> str | None:
+    """Why ``rule`` has no SQL form, or None: a predicate that reads the object, or a
+    ``where()`` whose value reads it through ``CTX.obj`` (there is no object in a filter).
+    """
+    for leaf in rule.leaves():
+        if isinstance(leaf, Predicate) and leaf.uses_object:
+            return f"predicate {leaf.name!r} reads the object and has no SQL form"
+        if isinstance(leaf, Where) and leaf.object_keys:
+            key = leaf.object_keys[0]
+            return (
+                f"where({key}={_show(leaf.lookups[key])}) reads the object through CTX.obj, "
+                "and a filter has no object"
+            )
+    return None
 
 
 def _as_rule(value: Any) -> Rule:
@@ -1005,6 +1031,10 @@ class Where(Rule):
                 raise ValueError(f"where({key}=None): None only works with exact or iexact")
         self.lookups: dict[str, Any] = dict(lookups)
         self.uses_object = True
+        #: The lookups whose value reads the object through ``CTX.obj`` (no SQL form).
+        self.object_keys: tuple[str, ...] = tuple(
+            key for key, value in lookups.items() if _reads_object(value)
+        )
         self._plans: dict[type[models.Model], _Plan] = {}
 
     # -- compilation ---------------------------------------------------------------------
@@ -1047,6 +1077,10 @@ class Where(Rule):
         return True
 
     def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
+        if self.object_keys:
+            # CTX.obj is None in a filter: binding it would match nothing, and a negation
+            # everything, wider than the per-object check.
+            raise RuleNotFilterable(self, cast(str, unfilterable_reason(self)))
         plan = self.plan(model)
         result: Q | bool = True
         for lookup in plan.local:

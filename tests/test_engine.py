@@ -386,3 +386,66 @@ async def test_async_twins_agree(alice: User, bob: User, make_doc: Any) -> None:
     finally:
         # The worker thread's connection would keep the test database from being dropped.
         await sync_to_async(connections.close_all)()
+
+
+# -- a rule that raises is reported as undecidable, never with the text of a real denial --------
+
+
+class _NoProfile(Exception):
+    """Stands for Django's RelatedObjectDoesNotExist (an approver without a profile row)."""
+
+
+def test_a_rule_that_raises_says_it_could_not_be_decided(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    action = Action("testapp.limit", model=Document, permission="testapp.approve_document")
+
+    @action.invariant(reason="The amount is above your approval limit.")
+    def within_limit(ctx: Any) -> bool:
+        raise _NoProfile("User has no approver_profile.")
+
+    doc = make_doc()
+    expected = "could not be decided: rule within_limit raised _NoProfile"
+    for decide in (authorize, explain):
+        decision = decide(alice, action, doc)
+        assert not decision.allowed
+        assert decision.reason == expected
+        assert "approval limit" not in decision.reason
+        assert decision.code == "invariant.within_limit" and decision.layer is Layer.INVARIANT
+        assert decision.error == "_NoProfile: User has no approver_profile."
+        assert decision.trace[-1].reason == expected
+    with pytest.raises(InvariantViolation) as raised:
+        enforce(alice, action, doc)
+    assert str(raised.value) == expected and raised.value.code == "invariant.within_limit"
+
+
+def test_a_where_rule_whose_placeholder_raises_could_not_be_decided(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    action = Action("testapp.limit2", model=Document, permission="testapp.approve_document")
+    action.invariant(
+        "within_limit",
+        where(amount__lte=ACTOR.approver_profile.approval_limit),
+        reason="The amount is above your approval limit.",
+    )
+    decision = authorize(alice, action, make_doc())
+    assert decision.reason == "could not be decided: rule within_limit raised AttributeError"
+    assert decision.code == "invariant.within_limit" and not decision.allowed
+
+
+def test_a_permission_check_that_raises_could_not_be_decided(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    class Broken:
+        is_authenticated = True
+        is_active = True
+        pk = 7
+
+        def has_perm(self, perm: str) -> bool:
+            raise KeyError(perm)
+
+    decision = authorize(Broken(), "testapp.approve", make_doc())
+    assert not decision.allowed and decision.layer is Layer.PERMISSION
+    assert decision.reason == (
+        "could not be decided: rule testapp.approve_document raised KeyError"
+    )

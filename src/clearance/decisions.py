@@ -429,6 +429,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def undecided_reason(rule: str, exc: BaseException) -> str:
+    """The reason of a denial whose deciding rule raised: it says the rule could not be decided.
+
+    ``"could not be decided: rule within_limit raised RelatedObjectDoesNotExist"``: never the
+    text of a real denial, which would tell the person something that was never found true.
+    """
+    return f"could not be decided: rule {rule} raised {type(exc).__name__}"
+
+
 def exception_for(decision: Decision) -> Denied:
     """The :class:`Denied` subclass instance matching a denied decision's layer.
 

@@ -33,6 +33,7 @@ from .decisions import (
     database_unavailable,
     describe_error,
     exception_for,
+    undecided_reason,
 )
 from .request_context import current_request, note_decision
 from .rules import (
@@ -204,7 +205,11 @@ def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
         if clearance_settings.RAISE_RULE_ERRORS:
             raise
         logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
-        failed = UNAVAILABLE_REASON if database_unavailable(exc) else "The permission check failed."
+        failed = (
+            UNAVAILABLE_REASON
+            if database_unavailable(exc)
+            else undecided_reason(act.permission_label, exc)
+        )
         return False, failed, describe_error(exc)
     if held is True:
         return True, f"Holds the permission {act.permission}.", None
@@ -302,8 +307,11 @@ def _decide(
                     err = None
                 except Exception as exc:
                     ok, err = False, _rule_failed(exc, named, ctx)
-                    if database_unavailable(exc):
-                        reason = UNAVAILABLE_REASON
+                    reason = (
+                        UNAVAILABLE_REASON
+                        if database_unavailable(exc)
+                        else undecided_reason(name, exc)
+                    )
                 trace.append((layer, name, ok, reason, expression, perf_counter() - start, err))
                 if not ok and denial is None:
                     denial = (layer, name, reason, code, err)

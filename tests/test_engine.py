@@ -449,3 +449,56 @@ def test_a_permission_check_that_raises_could_not_be_decided(
     assert decision.reason == (
         "could not be decided: rule testapp.approve_document raised KeyError"
     )
+
+
+# -- a rule holds only when it evaluates to exactly True ----------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore::clearance.testing.NonBoolPredicateWarning")
+@pytest.mark.parametrize(
+    "returned",
+    ["not yours", 1, [0], {"ok": True}, None, 0.0],
+    ids=repr,
+)
+def test_a_predicate_returning_anything_but_true_or_false_denies_and_says_what(
+    fresh_registry: Any, alice: User, make_doc: Any, returned: Any
+) -> None:
+    action = Action("testapp.truthy", model=Document, permission="testapp.approve_document")
+    action.policy("mine", predicate(lambda ctx: returned, name="mine"), reason="Yours only.")
+    decision = authorize(alice, action, make_doc())
+    assert not decision.allowed and decision.code == "policy.mine"
+    assert decision.error is not None
+    assert repr(returned) in decision.error and type(returned).__name__ in decision.error
+    assert "not True or False" in decision.error
+
+
+@pytest.mark.filterwarnings("ignore::clearance.testing.NonBoolPredicateWarning")
+def test_a_predicate_returning_a_queryset_denies_without_running_it(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    action = Action("testapp.qs", model=Document, permission=ANYONE)
+    action.policy("mine", predicate(lambda ctx: Document.objects.all()), reason="Yours only.")
+    doc = make_doc()
+    with CaptureQueriesContext(connection) as queries:
+        decision = authorize(alice, action, doc)
+    assert not decision.allowed and "QuerySet" in (decision.error or "")
+    assert not [q for q in queries.captured_queries if "testapp_document" in q["sql"]]
+
+
+@pytest.mark.filterwarnings("ignore::clearance.testing.NonBoolPredicateWarning")
+def test_a_predicate_without_the_object_returning_a_truthy_string_filters_nothing(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from clearance import authorized
+
+    make_doc()
+    action = Action("testapp.truthy_once", model=Document, permission=ANYONE)
+    action.policy(
+        "open", predicate(lambda ctx: "yes", uses_object=False, name="open"), reason="Open."
+    )
+    assert not authorized(alice, action, Document.objects.all()).exists()
+    assert not authorize(alice, action, Document.objects.get()).allowed
+    assert predicate(lambda ctx: True)(None) is True

@@ -143,6 +143,50 @@ def test_negating_a_rule_makes_the_test_that_protects_it_fail(suite: pytest.Pyte
     assert "but it was allowed." in out
 
 
+NON_BOOL_SUITE = """
+import pytest
+from django.contrib.auth.models import User
+
+from clearance import ANYONE, Action, authorize, predicate
+from clearance.testing import assert_denied
+from tests.testapp.models import Document
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_reason_string_instead_of_false(clearance_registry):
+    action = Action("testapp.sloppy", model=Document, permission=ANYONE)
+
+    @action.policy(reason="Only the owner.")
+    def owner_only(ctx):
+        return "not yours"
+
+    user = User.objects.create_user("u")
+    assert_denied(user, action, Document.objects.create(), rule="owner_only")
+
+
+def test_booleans_only(clearance_registry):
+    action = Action("testapp.tidy", model=Document, permission=ANYONE)
+    action.policy("fine", predicate(lambda ctx: True), reason="Fine.")
+    assert authorize(User.objects.create_user("v"), action, Document.objects.create())
+"""
+
+
+def test_predicates_returning_non_bools_are_warned_about(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("CLEARANCE_SKIP_EXAMPLE", "1")
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    pytester.makepyfile(test_non_bool=NON_BOOL_SUITE)
+    result = run(pytester)
+    result.assert_outcomes(passed=2, warnings=1)
+    out = result.stdout.str()
+    assert "NonBoolPredicateWarning" in out
+    assert "owner_only" in out and "'not yours'" in out
+    assert "test_booleans_only" not in out.split("warnings summary", 1)[1]
+
+
 @pytest.mark.parametrize(
     ("option", "complaint"),
     [

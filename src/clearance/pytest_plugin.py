@@ -15,6 +15,9 @@ Each test also gets an audit spool of its own (under pytest's temporary director
 database access, say) is never replayed into the table while another test counts its rows,
 nor in a later run.
 
+Every test: a predicate that returns something other than True or False denies; the plugin
+warns about each one (``NonBoolPredicateWarning``), so a test that passes because of it shows.
+
 Options:
 
 - ``--clearance-coverage``: after the run, report for every declared rule how many times the
@@ -222,6 +225,30 @@ class _Session:
                 terminalreporter.write_line(
                     f"Required rule coverage of {self.threshold}% reached.", green=True
                 )
+
+
+# --------------------------------------------------------------------------------------------
+# Every test: predicates that returned something other than True or False
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Warn (``NonBoolPredicateWarning``) about each predicate that returned a non-bool."""
+    from django.apps import apps
+
+    if not apps.ready:
+        return (yield)
+    import warnings
+
+    from .testing import NonBoolPredicateWarning, capture_non_bool_results
+
+    with capture_non_bool_results() as seen:
+        try:
+            return (yield)
+        finally:
+            for result in dict.fromkeys(seen):
+                warnings.warn(NonBoolPredicateWarning(str(result)), stacklevel=1)
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import functools
 import operator
+import reprlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, cast
@@ -35,6 +36,7 @@ __all__ = [
     "CTX",
     "Context",
     "Predicate",
+    "PredicateResultError",
     "Ref",
     "Rule",
     "Where",
@@ -412,16 +414,34 @@ class Predicate(Rule):
         functools.update_wrapper(self, fn)
 
     def __call__(self, ctx: Context) -> bool:
-        return bool(self.fn(ctx))
+        return self._result(self.fn(ctx))
 
     def evaluate(self, ctx: Context) -> bool:
         if self.uses_object:
-            return bool(self.fn(ctx))
+            value = self.fn(ctx)
+            if value is True or value is False:
+                return value
+            return self._result(value)
         key = ("predicate", self)
         memo = ctx.memo
         if key not in memo:
-            memo[key] = bool(self.fn(ctx.with_object(_HiddenObject(self.name))))
+            memo[key] = self._result(self.fn(ctx.with_object(_HiddenObject(self.name))))
         return cast(bool, memo[key])
+
+    def _result(self, value: Any) -> bool:
+        """``value`` when it is True or False; anything else raises (the rule then denies).
+
+        A reason string, a number or a non-empty queryset is truthy, and a rule that returned
+        one by mistake would allow. Gate 1 insists on ``has_perm(...) is True``; so do rules.
+        """
+        if value is True or value is False:
+            return value
+        for watcher in tuple(predicate_result_watchers):
+            watcher(self, value)
+        raise PredicateResultError(
+            f"predicate {self.name!r} returned {describe_result(value)}, not True or False: "
+            "a rule holds only when it returns exactly True"
+        )
 
     def to_q(self, ctx: Context, model: type[models.Model]) -> Q | bool:
         if self.uses_object:
@@ -432,6 +452,26 @@ class Predicate(Rule):
 
     def __str__(self) -> str:
         return f"{self.name}()"
+
+
+class PredicateResultError(TypeError):
+    """A predicate returned something other than True or False; the rule denies."""
+
+
+#: Called with (predicate, value) whenever a predicate returns something other than True or
+#: False, before the rule denies; ``clearance.testing`` and the pytest plugin listen here.
+predicate_result_watchers: list[Callable[[Predicate, Any], None]] = []
+
+
+def describe_result(value: Any) -> str:
+    """A short rendering of what a predicate returned, with its type; never runs a query."""
+    if isinstance(value, models.QuerySet):
+        text = f"<QuerySet of {value.model._meta.label}>"
+    elif isinstance(value, models.Model):
+        text = f"<{value._meta.label} pk={value.pk!r}>"
+    else:
+        text = reprlib.repr(value)
+    return f"{text} (a {type(value).__name__})"
 
 
 class _HiddenObject:

@@ -14,9 +14,11 @@ and rule with its outcome), so a failing test says which rule decided and why::
 ``override_rules`` and ``negate_rule`` change an action's rules for one test and restore the
 registry afterwards; ``capture_decisions`` records the decisions made in a block;
 ``assert_filter_consistent`` checks that ``authorized()`` returns exactly what ``authorize()``
-allows object by object. The helpers' decisions are probes (``probe=True``): they ask, nobody
-tries to act, so they are not recorded in the audit trail by default. The pytest plugin
-(``-p clearance.pytest_plugin``) adds fixtures and rule coverage on top of these.
+allows object by object; ``capture_non_bool_results`` records predicates that returned
+something other than True or False (they deny). The helpers' decisions are probes
+(``probe=True``): they ask, nobody tries to act, so they are not recorded in the audit trail by
+default. The pytest plugin (``-p clearance.pytest_plugin``) adds fixtures, rule coverage and
+warnings on top of these.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from .signals import decision_made
 
 __all__ = [
     "DecisionLog",
+    "NonBoolPredicateWarning",
+    "NonBoolResult",
     "WriteRefusal",
     "assert_allowed",
     "assert_denied",
@@ -44,6 +48,7 @@ __all__ = [
     "assert_outcome",
     "assert_write_refused",
     "capture_decisions",
+    "capture_non_bool_results",
     "negate_rule",
     "override_rules",
 ]
@@ -456,6 +461,59 @@ def capture_decisions() -> Iterator[DecisionLog]:
         yield log
     finally:
         decision_made.disconnect(receive)
+
+
+# --------------------------------------------------------------------------------------------
+# Predicates that returned something other than True or False
+# --------------------------------------------------------------------------------------------
+
+
+class NonBoolPredicateWarning(UserWarning):
+    """A predicate returned something other than True or False during a test (it denied)."""
+
+
+@dataclass(frozen=True)
+class NonBoolResult:
+    """A predicate's result that was not a bool: which predicate, where it is, what it gave."""
+
+    predicate: str
+    where: str
+    returned: str
+
+    def __str__(self) -> str:
+        return (
+            f"predicate {self.predicate!r} ({self.where}) returned {self.returned}, not True or "
+            "False: the rule denied. Return a bool (a rule holds only when it returns True)."
+        )
+
+
+def _where_defined(fn: Any) -> str:
+    code = getattr(fn, "__code__", None) or getattr(type(fn).__call__, "__code__", None)
+    if code is None:
+        return getattr(fn, "__qualname__", type(fn).__qualname__)
+    return f"{code.co_filename}:{code.co_firstlineno}"
+
+
+@contextmanager
+def capture_non_bool_results() -> Iterator[list[NonBoolResult]]:
+    """Record, inside the block, every predicate result that was neither True nor False.
+
+    Such a result denies (with ``Decision.error`` saying what was returned), so a test may pass
+    for the wrong reason: the pytest plugin warns about each one with
+    :class:`NonBoolPredicateWarning`.
+    """
+    from .rules import Predicate, describe_result, predicate_result_watchers
+
+    seen: list[NonBoolResult] = []
+
+    def watch(pred: Predicate, value: Any) -> None:
+        seen.append(NonBoolResult(pred.name, _where_defined(pred.fn), describe_result(value)))
+
+    predicate_result_watchers.append(watch)
+    try:
+        yield seen
+    finally:
+        predicate_result_watchers.remove(watch)
 
 
 # --------------------------------------------------------------------------------------------

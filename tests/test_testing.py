@@ -294,3 +294,35 @@ def test_assert_write_refused(fresh_registry: Any) -> None:
     with pytest.raises(AssertionError, match=other), assert_write_refused(rule="short"):
         Note(text="").save()
     assert list(Note.objects.values_list("text", flat=True)) == ["fine"]
+
+
+# -- rule coverage counts the declared rule, never a stand-in that renders alike ---------------
+
+
+def test_coverage_never_counts_an_overriding_rule_for_the_declared_one(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from clearance import ANYONE, Action, authorize, predicate
+    from clearance.rule_coverage import RuleCoverage
+    from clearance.signals import decision_made
+
+    action = Action("testapp.covered", model=Document, permission=ANYONE)
+    action.policy("gate", predicate(lambda ctx: True), reason="Always.")
+    doc = make_doc()
+    coverage = RuleCoverage()
+
+    def receive(sender: Any, decision: Any, **kwargs: Any) -> None:
+        coverage.record_decision(decision)
+
+    decision_made.connect(receive, weak=False)
+    try:
+        assert authorize(alice, action, doc).allowed
+        # A stub that renders exactly like the declared rule ("<lambda>()") and denies.
+        with override_rules(action, policies={"gate": predicate(lambda ctx: False)}):
+            assert not authorize(alice, action, doc).allowed
+        with negate_rule(action, "gate"):
+            assert not authorize(alice, action, doc).allowed
+    finally:
+        decision_made.disconnect(receive)
+    (row,) = [r for r in coverage.rows() if r.owner == "testapp.covered" and r.gate == "policy"]
+    assert (row.passed, row.denied, row.status) == (1, 0, "never denied")

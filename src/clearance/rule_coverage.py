@@ -9,8 +9,10 @@ percentage). What is counted:
 - each model invariant: a pass for every ``save()`` / ``delete()`` of the model that went through
   (the write guard checked it), a denial for every refused write.
 
-A rule is matched by its action (or model), gate, name and expression, so evaluations of a rule
-that a test replaced (``override_rules``, ``negate_rule``) do not count for the declared rule.
+A rule is matched by its action (or model), gate, name and identity: the rule object in force
+when the decision was made must be the declared one, so evaluations of a rule that a test
+replaced (``override_rules``, ``negate_rule``, a stub that prints exactly like it) never count
+for the declared rule.
 """
 
 from __future__ import annotations
@@ -23,12 +25,41 @@ from typing import Any
 from django.apps import apps
 from django.db import models
 
-from .actions import ANYONE, Action, registry
+from .actions import ANYONE, Action, NamedRule, registry
 from .decisions import Decision, Layer
 
 __all__ = ["CoverageRow", "RuleCoverage"]
 
 _MODEL_INVARIANT = "model invariant"
+
+
+class _Same:
+    """A rule object as a key: equal only to itself (rules that print alike stay apart).
+
+    It holds the rule, so its identity cannot be reused by another object during the run.
+    """
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: object) -> None:
+        self.rule = rule
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.rule is self.rule
+
+    def __hash__(self) -> int:
+        return id(self.rule)
+
+
+_Key = tuple[str, str, str, "_Same | None"]
+
+
+def _in_force(rules: Iterable[NamedRule], name: str) -> _Same:
+    """The identity of the rule named ``name`` in force now (a fresh one when there is none)."""
+    for named in rules:
+        if named.name == name:
+            return _Same(named.rule)
+    return _Same(object())
 
 
 @dataclass
@@ -70,15 +101,15 @@ class RuleCoverage:
     """Counts of rule outcomes, fed with decisions and guarded writes."""
 
     def __init__(self) -> None:
-        self.counts: dict[tuple[str, str, str, str], _Count] = {}
+        self.counts: dict[_Key, _Count] = {}
 
-    def _count(self, key: tuple[str, str, str, str]) -> _Count:
+    def _count(self, key: _Key) -> _Count:
         count = self.counts.get(key)
         if count is None:
             count = self.counts[key] = _Count()
         return count
 
-    def _tally(self, key: tuple[str, str, str, str], outcome: bool, error: str | None) -> None:
+    def _tally(self, key: _Key, outcome: bool, error: str | None) -> None:
         count = self._count(key)
         if error:
             count.errors += 1
@@ -90,19 +121,36 @@ class RuleCoverage:
     # -- feeding ------------------------------------------------------------------------------
 
     def record_decision(self, decision: Decision) -> None:
-        """Count the rules a decision evaluated, up to the one that decided."""
+        """Count the rules a decision evaluated, up to the one that decided.
+
+        Called as the decision is made (``decision_made``), so the rules in the registry are
+        the ones that were evaluated.
+        """
         model = self._refused_write(decision)
         if model is not None:
-            declared = {inv.name: inv for inv in registry.invariants_for(model)}
+            in_force = registry.invariants_for(model)
             for entry in decision.trace:
-                invariant = declared.get(entry.rule)
-                expression = invariant.expression if invariant is not None else entry.expression
-                key = (model._meta.label, _MODEL_INVARIANT, entry.rule, expression)
+                key = (
+                    model._meta.label,
+                    _MODEL_INVARIANT,
+                    entry.rule,
+                    _in_force(in_force, entry.rule),
+                )
                 self._tally(key, entry.outcome, entry.error)
             return
+        action = registry.get(decision.action) if decision.action in registry else None
         for entry in decision.trace:
-            key = (decision.action, entry.layer.value, entry.rule, entry.expression)
-            self._tally(key, entry.outcome, entry.error)
+            identity: _Same | None = None
+            if entry.layer is not Layer.PERMISSION:
+                rules: list[NamedRule] = []
+                if action is not None:
+                    rules = action.policies if entry.layer is Layer.POLICY else action.invariants
+                identity = _in_force(rules, entry.rule)
+            self._tally(
+                (decision.action, entry.layer.value, entry.rule, identity),
+                entry.outcome,
+                entry.error,
+            )
             if not entry.outcome:
                 break  # authorize stops here; explain's further rows decided nothing
 
@@ -110,7 +158,7 @@ class RuleCoverage:
         """Count a pass of every ``event`` invariant of ``model`` (a write that went through)."""
         for invariant in registry.invariants_for(model):
             if event in invariant.on:
-                key = (model._meta.label, _MODEL_INVARIANT, invariant.name, invariant.expression)
+                key = (model._meta.label, _MODEL_INVARIANT, invariant.name, _Same(invariant.rule))
                 self._count(key).passed += 1
 
     @staticmethod
@@ -147,7 +195,7 @@ class RuleCoverage:
                 ]
                 rows.append(_row(action.name, Layer.PERMISSION.value, perm, found))
             for named in action.rules:
-                key = (action.name, named.layer.value, named.name, named.expression)
+                key = (action.name, named.layer.value, named.name, _Same(named.rule))
                 found = [self.counts[key]] if key in self.counts else []
                 rows.append(_row(action.name, named.layer.value, named.name, found))
         invariants = sorted(registry.model_invariants.items(), key=lambda i: i[0]._meta.label)
@@ -156,7 +204,7 @@ class RuleCoverage:
                 continue
             label = model._meta.label
             for inv in declared:
-                key = (label, _MODEL_INVARIANT, inv.name, inv.expression)
+                key = (label, _MODEL_INVARIANT, inv.name, _Same(inv.rule))
                 found = [self.counts[key]] if key in self.counts else []
                 rows.append(_row(label, _MODEL_INVARIANT, inv.name, found))
         return rows

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
-from django.db import connections, models, router
-from django.db.models import Q
+from django.db import DatabaseError, NotSupportedError, connections, models, router, transaction
+from django.db.models import F, Func, Q
+from django.db.models import lookups as django_lookups
 from django.db.models.expressions import Combinable
 
 if TYPE_CHECKING:
@@ -577,52 +578,81 @@ class _Nothing:
 NOTHING = _Nothing()
 
 
-_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+#: How UPPER() folds each character in each PostgreSQL database (``{code point: upper}`` for
+#: the characters it changes), or None where it is not character by character; probed once
+#: per database (see :func:`_pg_upper_table`).
+_PG_UPPER: dict[tuple[str, str], dict[int, str] | None] = {}
 
-#: How UPPER() folds case in each PostgreSQL database, probed once per alias (see
-#: :func:`_pg_upper_mode`).
-_PG_UPPER: dict[str, str] = {}
+# Every code point UPPER() changes. Planes 2 to 16 (ideographs, tags, private use) have no case;
+# the test suite checks every code point against the database.
+_PG_UPPER_PROBE = """
+    SELECT cp, UPPER(CHR(cp)) FROM generate_series(1, 131071) AS cp
+    WHERE (cp < 55296 OR cp > 57343) AND UPPER(CHR(cp)) <> CHR(cp)
+"""
+
+# Strings whose upper case depends on their neighbours in some locales (Greek accents and
+# diphthongs, Lithuanian dot above): a database that folds these otherwise than character by
+# character is asked for every fold.
+_CONTEXT_SAMPLE = "\u03ac\u03b9 \u03ad\u03c5 \u03cc\u0301 i\u0307 \u1f00\u0345 \u03b1\u0342\u0345"
 
 
-def _pg_upper_mode(alias: str) -> str:
-    """How PostgreSQL's UPPER() folds text on ``alias``: ``full``, ``simple`` or ``ascii``.
+def _pg_upper_table(alias: str) -> dict[int, str] | None:
+    """How PostgreSQL's UPPER() folds each character on ``alias``, asked once per database.
 
-    It depends on the database's locale provider, which Python cannot see: an ICU collation
-    applies Unicode's full mapping (``"ß"`` becomes ``"SS"``, as Python's ``str.upper()``), a
-    libc UTF-8 locale maps one character to one (``"ß"`` stays), the C locale folds ASCII only.
-    A per-object check that folded differently would allow ``Strauß`` for ``STRAUSS`` where the
-    queryset filter does not, so the database is asked once, with one query per process.
+    It depends on the database's locale provider and ``LC_CTYPE``, which Python cannot see: an
+    ICU collation applies Unicode's full mapping (``"ß"`` becomes ``"SS"``, as ``str.upper()``),
+    a libc UTF-8 locale maps one character to one, by its own tables (``"ᾀ"`` becomes ``"ᾈ"``,
+    where ``str.upper()`` gives two characters), the C locale folds ASCII only. A per-object
+    check that folded otherwise would allow ``ᾀ`` for ``ᾈ`` where the queryset filter does not
+    (or the reverse), so the database is asked for its whole table, with one query (about
+    0.1 s) the first time a case-insensitive lookup is decided in Python.
     """
-    mode = _PG_UPPER.get(alias)
-    if mode is None:
-        with connections[alias].cursor() as cursor:
-            cursor.execute("SELECT UPPER(%s), UPPER(%s)", ["\u00df", "\u00e9"])
-            sharp_s, e_acute = cursor.fetchone()
-        mode = "full" if sharp_s == "SS" else "simple" if e_acute == "\u00c9" else "ascii"
-        _PG_UPPER[alias] = mode
-    return mode
+    conn = connections[alias]
+    key = (alias, str(conn.settings_dict.get("NAME")))
+    if key in _PG_UPPER:
+        return _PG_UPPER[key]
+    table: dict[int, str] | None
+    try:
+        with transaction.atomic(using=alias), conn.cursor() as cursor:
+            cursor.execute(_PG_UPPER_PROBE)
+            table = dict(cursor.fetchall())
+            sample = "".join(map(chr, table)) + _CONTEXT_SAMPLE
+            cursor.execute("SELECT UPPER(%s)", [sample])
+            (upper,) = cursor.fetchone()
+            if upper != sample.translate(table):
+                table = None
+    except DatabaseError:  # an encoding without these characters: ask for every fold
+        table = None
+    _PG_UPPER[key] = table
+    return table
 
 
-def _fold(text: str, vendor: str) -> str:
-    # Mirrors how each backend compares case-insensitively: SQLite's LIKE folds ASCII only,
-    # PostgreSQL compares UPPER() of both sides ("postgresql:<mode>", see _pg_upper_mode).
+def fold_case(text: str, alias: str) -> str:
+    """``text`` with its case folded as database ``alias`` folds it for ``i...`` lookups.
+
+    SQLite's ``LIKE`` folds ASCII letters only; PostgreSQL compares ``UPPER()`` of both sides,
+    with its own mapping (see :func:`_pg_upper_table`).
+    """
+    vendor = connections[alias].vendor
     if vendor == "sqlite":
         return text.translate(_ASCII_LOWER)
-    if vendor.startswith("postgresql"):
-        mode = vendor.partition(":")[2] or "full"
-        if mode == "ascii":
-            return text.translate(_ASCII_UPPER)
-        if mode == "simple":
-            return "".join(up if len(up := c.upper()) == 1 else c for c in text)
-        return text.upper()
+    if vendor == "postgresql":
+        table = _pg_upper_table(alias)
+        if table is not None:
+            return text.translate(table)
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT UPPER(%s)", [text])
+            return cast(str, cursor.fetchone()[0])
     return text.lower()
 
 
-def _text_match(lookup: str, a: Any, b: Any, vendor: str) -> bool:
+def _text_match(lookup: str, a: Any, b: Any, alias: str) -> bool:
     a, b = str(a), str(b)
-    insensitive = lookup.startswith("i") or (vendor == "sqlite" and lookup != "exact")
+    insensitive = lookup.startswith("i") or (
+        lookup != "exact" and connections[alias].vendor == "sqlite"
+    )
     if insensitive:
-        a, b = _fold(a, vendor), _fold(b, vendor)
+        a, b = fold_case(a, alias), fold_case(b, alias)
     base = lookup[1:] if lookup.startswith("i") else lookup
     if base == "exact":
         return bool(a == b)
@@ -633,7 +663,7 @@ def _text_match(lookup: str, a: Any, b: Any, vendor: str) -> bool:
     return bool(a.endswith(b))  # endswith
 
 
-def _compare(lookup: str, a: Any, b: Any, vendor: str) -> bool:
+def _compare(lookup: str, a: Any, b: Any, alias: str) -> bool:
     """Decide ``a <lookup> b`` as the database would (``a`` is the object's value, not None)."""
     if lookup == "exact":
         return bool(a == b)
@@ -650,7 +680,7 @@ def _compare(lookup: str, a: Any, b: Any, vendor: str) -> bool:
     if lookup == "range":
         low, high = b
         return bool(low <= a <= high)
-    return _text_match(lookup, a, b, vendor)
+    return _text_match(lookup, a, b, alias)
 
 
 @dataclass
@@ -672,8 +702,8 @@ class _LocalLookup:
     value: Any
     related_model: type[models.Model] | None  # set when the value is compared as a relation
     target_attname: str | None
-    needs_vendor: bool
     dynamic: bool = False
+    collated: bool = False  # a text range: compared by code point in SQL (CodePointOrder)
     # Shortcuts set up on the first check (see _prepare).
     _prepared: bool = dataclasses.field(default=False, init=False, repr=False)
     _direct_attr: str = dataclasses.field(default="", init=False, repr=False)
@@ -721,14 +751,11 @@ class _LocalLookup:
             return False
         if self.lookup in _PLAIN_LOOKUPS:
             return _compare(self.lookup, a, value, "")
-        vendor = ""
-        if self.needs_vendor:
-            model = type(ctx.obj) if ctx.obj is not None else self.field.model
-            alias = router.db_for_read(model)
-            vendor = connections[alias].vendor
-            if vendor == "postgresql" and self.lookup.startswith("i"):
-                vendor = f"postgresql:{_pg_upper_mode(alias)}"
-        return _compare(self.lookup, a, value, vendor)
+        # A text lookup: decided as the database the object comes from decides it.
+        alias = getattr(getattr(obj, "_state", None), "db", None) or router.db_for_read(
+            type(obj) if obj is not None else self.field.model
+        )
+        return _compare(self.lookup, a, value, alias)
 
     def _prepare(self) -> None:
         # The value is ACTOR itself compared as a relation (owner=ACTOR): when the actor is an
@@ -1131,9 +1158,19 @@ class Where(Rule):
                     # expression on this model, so the subquery is over this model itself.
                     q = Q(pk__in=model._base_manager.filter(q).values("pk"))
             else:
-                q = _local_q(lookup, ctx)
-                if isinstance(q, Q) and any(step.fetch for step in lookup.steps):
-                    q = _first_hop_subquery(model, q, missing=_matches_missing(lookup, q))
+                value = _bound_value(lookup, ctx)
+                if value is NOTHING:
+                    q = False
+                elif any(step.fetch for step in lookup.steps):
+                    first, rest = lookup.key.split("__", 1)
+                    q = _first_hop_subquery(
+                        model,
+                        first,
+                        _lookup_q(lookup, rest, value),
+                        missing=_matches_missing(lookup, value),
+                    )
+                else:
+                    q = _lookup_q(lookup, lookup.key, value)
             if q is False:
                 return False
             if q is not True:
@@ -1141,7 +1178,9 @@ class Where(Rule):
         for group in plan.groups:
             q = group.to_q(ctx)
             if isinstance(q, Q) and group.prefix_steps:
-                q = _first_hop_subquery(model, q)
+                ((key, value),) = cast("list[tuple[str, Any]]", q.children)
+                first, rest = key.split("__", 1)
+                q = _first_hop_subquery(model, first, Q(**{rest: value}))
             if q is False:
                 return False
             if q is not True:
@@ -1170,24 +1209,26 @@ class Where(Rule):
         return f"where({inner})"
 
 
-def _matches_missing(lookup: _LocalLookup, q: Q) -> bool:
+def _matches_missing(lookup: _LocalLookup, value: Any) -> bool:
     """Whether the bound lookup holds where its path meets no row (``IS NULL`` semantics).
 
     ``where(owner__last_login=None)`` and ``where(owner__last_login__isnull=True)`` hold for a
     document without an owner, in Django's ``filter()`` (a LEFT JOIN meets NULL) and in the
     per-object check (a path that meets None is None).
     """
-    ((_, value),) = cast("list[tuple[str, Any]]", q.children)
     if lookup.lookup == "isnull":
         return value is True
     return value is None and lookup.lookup in _NONE_OK
 
 
-def _first_hop_subquery(model: type[models.Model], q: Q, *, missing: bool = False) -> Q:
+def _first_hop_subquery(
+    model: type[models.Model], first: str, inner_q: Q, *, missing: bool = False
+) -> Q:
     """``Q(fk__rest=value)`` as ``Q(fk__in=<rows of the related model where rest=value>)``.
 
-    A lookup through a forward relation (``owner__username="x"``) would make Django join the
-    related table. Under a negation Django guards the join with ``IS NOT NULL`` only when the
+    ``inner_q`` is the lookup relative to the related model (``rest=value``). A lookup through a
+    forward relation (``owner__username="x"``) would make Django join the related table.
+    Under a negation Django guards the join with ``IS NOT NULL`` only when the
     join is LEFT OUTER at the moment the negated lookup is built; when a sibling branch of the
     same tree already made it INNER (``where(owner=ACTOR, state=...) | ~where(owner__username=
     "x")``), the guard is left out, ``NOT (username = 'x')`` is NULL for a row without owner,
@@ -1201,27 +1242,88 @@ def _first_hop_subquery(model: type[models.Model], q: Q, *, missing: bool = Fals
     (``missing``: ``=None``, ``isnull=True``) also matches a NULL first hop; later hops are
     joined inside the subquery, where Django's LEFT JOIN gives the same answer.
     """
-    ((key, value),) = cast("list[tuple[str, Any]]", q.children)
-    first, rest = key.split("__", 1)
     fk = cast(Any, model._meta.get_field(first))
-    inner = fk.related_model._base_manager.filter(**{rest: value}).values(fk.target_field.name)
+    inner = fk.related_model._base_manager.filter(inner_q).values(fk.target_field.name)
     result = Q(**{f"{first}__in": inner})
     if missing:
         result |= Q(**{f"{first}__isnull": True})
     return result
 
 
-def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:
+def _bound_value(lookup: _LocalLookup, ctx: Context) -> Any:
+    """The lookup's value bound for ``ctx``, ready for a ``Q``; NOTHING when it matches nothing."""
     value = lookup.value
     if isinstance(value, Ref) or _contains_ref(value):
         value = lookup.normalize(_bind(value, ctx))
         if value is NOTHING:
-            return False
+            return NOTHING
         if lookup.lookup == "in" and not value:
-            return False
+            return NOTHING
         if isinstance(value, frozenset):
             value = sorted(value, key=repr)
-    return Q(**{lookup.key: value})
+    return value
+
+
+def _lookup_q(lookup: _LocalLookup, key: str, value: Any) -> Q:
+    """``Q(key=value)``; a text range compares by code point, as Python does (see
+    :class:`CodePointOrder`), and holds for no NULL, under a negation too.
+    """
+    if not lookup.collated:
+        return Q(**{key: value})
+    path = key.rsplit("__", 1)[0]
+    compare = _RANGE_LOOKUP_CLASSES[lookup.lookup](CodePointOrder(F(path)), value)
+    return Q(**{f"{path}__isnull": False}) & Q(compare)
+
+
+def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:
+    value = _bound_value(lookup, ctx)
+    if value is NOTHING:
+        return False
+    return _lookup_q(lookup, lookup.key, value)
+
+
+class CodePointOrder(Func):
+    """A text expression compared by code point, as Python compares ``str``.
+
+    A database compares text by its collation: under ICU ``en-US`` or ``en_US.UTF-8``,
+    ``'apple' < 'M'``; by code point (``C``, SQLite's ``BINARY``, Python), ``'M' < 'apple'``.
+    ``where(title__lt="M")`` means the same on every database: the code point order, in the
+    filter as in the per-object check, which needs no query. On PostgreSQL ``COLLATE "C"``
+    (byte order of UTF-8, that is code point order), on SQLite ``COLLATE BINARY``; other
+    databases raise ``NotSupportedError`` when such a filter runs (fail closed).
+    """
+
+    arity = 1
+
+    def as_sql(
+        self,
+        compiler: Any,
+        connection: Any,
+        function: str | None = None,
+        template: str | None = None,
+        arg_joiner: str | None = None,
+        **extra_context: Any,
+    ) -> Any:
+        collation = _CODE_POINT_COLLATIONS.get(connection.vendor)
+        if collation is None:
+            raise NotSupportedError(
+                "clearance compares text ranges by code point and knows no code point "
+                f"collation on {connection.vendor}"
+            )
+        return super().as_sql(
+            compiler, connection, template=f"%(expressions)s COLLATE {collation}", **extra_context
+        )
+
+
+_CODE_POINT_COLLATIONS = {"postgresql": '"C"', "sqlite": "BINARY"}
+
+_RANGE_LOOKUP_CLASSES: dict[str, Any] = {
+    "gt": django_lookups.GreaterThan,
+    "gte": django_lookups.GreaterThanOrEqual,
+    "lt": django_lookups.LessThan,
+    "lte": django_lookups.LessThanOrEqual,
+    "range": django_lookups.Range,
+}
 
 
 def _compile_lookup(model: type[models.Model], key: str, value: Any) -> Any:
@@ -1323,7 +1425,6 @@ def _local(
 ) -> _LocalLookup | _DbLookup:
     if isinstance(value, (Combinable, models.QuerySet)):
         return _DbLookup(key, value, joins=any(step.fetch for step in steps))
-    needs_vendor = lookup in _TEXT_LOOKUPS
     compiled = _LocalLookup(
         key=key,
         steps=steps,
@@ -1332,8 +1433,9 @@ def _local(
         value=value,
         related_model=related_model,
         target_attname=fld.attname if related_model is not None else None,
-        needs_vendor=needs_vendor,
         dynamic=_contains_ref(value),
+        collated=lookup in _RANGE_LOOKUP_CLASSES
+        and isinstance(fld, (models.CharField, models.TextField)),
     )
     if not compiled.dynamic:
         if value is None:

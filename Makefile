@@ -6,14 +6,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-# The test suite runs twice: on SQLite, then on PostgreSQL. The PostgreSQL run
-# skips visibly when no server is reachable (and fails when CI=true).
+# The test suite runs twice: on SQLite, then on PostgreSQL; the collation-sensitive tests run a
+# third time on PostgreSQL with an ICU collation. The PostgreSQL runs skip visibly when no
+# server is reachable (and fail when CI=true).
 PYTEST_ARGS ?=
 PYTEST_SQLITE := $(BIN)/pytest $(PYTEST_ARGS)
 # The test databases are thrown away: commits need not wait for the disk (a per-connection
 # setting, about twice as fast; visibility and isolation are unchanged).
 PG_TEST_OPTIONS ?= -c synchronous_commit=off
 PYTEST_POSTGRES := PGOPTIONS='$(PG_TEST_OPTIONS)' $(BIN)/pytest --ds=tests.settings_postgres $(PYTEST_ARGS)
+# Then the tests whose answer could depend on the database's collation, once more on PostgreSQL
+# with an ICU en-US collation (tests/settings_postgres_icu.py; PostgreSQL 15 or later).
+ICU_TESTS ?= tests/test_collation.py tests/test_filtering_properties.py tests/test_filtering.py
+PYTEST_POSTGRES_ICU := PGOPTIONS='$(PG_TEST_OPTIONS)' $(BIN)/pytest --ds=tests.settings_postgres_icu $(PYTEST_ARGS) $(ICU_TESTS)
 
 # Lint only the paths that exist.
 LINT_PATHS := $(wildcard src tests example benchmarks scripts noxfile.py)
@@ -22,11 +27,11 @@ DEMO_ADDR ?= 127.0.0.1:8000
 
 .DEFAULT_GOAL := help
 
-.PHONY: help venv demo test test-sqlite test-postgres lint format bench mutate docs docs-serve nox build clean
+.PHONY: help venv demo test test-sqlite test-postgres test-postgres-icu lint format bench mutate docs docs-serve nox build clean
 
 help:
 	@echo "make demo        migrate, seed and serve the example project on http://$(DEMO_ADDR)"
-	@echo "make test        run the test suite on SQLite, then on PostgreSQL"
+	@echo "make test        run the test suite on SQLite, then on PostgreSQL (C, then ICU en-US)"
 	@echo "make lint        ruff check, ruff format --check, mypy (strict)"
 	@echo "make format      apply ruff fixes and formatting"
 	@echo "make bench       run the benchmarks"
@@ -52,12 +57,16 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PYTEST_SQLITE)
 	$(PYTEST_POSTGRES)
+	$(PYTEST_POSTGRES_ICU)
 
 test-sqlite: $(STAMP)
 	$(PYTEST_SQLITE)
 
 test-postgres: $(STAMP)
 	$(PYTEST_POSTGRES)
+
+test-postgres-icu: $(STAMP)
+	$(PYTEST_POSTGRES_ICU)
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(LINT_PATHS)

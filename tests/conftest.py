@@ -81,3 +81,46 @@ def make_doc(db: None, tenant: Tenant) -> Callable[..., Document]:
         return Document.objects.create(**fields)
 
     return make
+
+
+# -- the ICU database pass (tests.settings_postgres_icu) ------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """Under ``tests.settings_postgres_icu``, make sure the ICU template database exists.
+
+    Django creates the test database ``WITH TEMPLATE`` it, so the test database has the
+    template's ICU ``en-US`` collation (Django has no setting for a locale provider).
+    """
+    from django.conf import settings
+
+    template = getattr(settings, "CLEARANCE_TEST_ICU_TEMPLATE", None)
+    if template:
+        _ensure_icu_template(settings.DATABASES["default"], template)
+
+
+def _ensure_icu_template(db: dict[str, Any], name: str) -> None:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(
+        host=db.get("HOST") or "127.0.0.1",
+        port=int(db.get("PORT") or 5432),
+        user=db.get("USER") or "postgres",
+        password=db.get("PASSWORD") or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as conn:
+        row = conn.execute(
+            "SELECT datlocprovider, daticulocale FROM pg_database WHERE datname = %s", [name]
+        ).fetchone()
+        if row is not None and tuple(row) == ("i", "en-US"):
+            return
+        if row is not None:
+            conn.execute(sql.SQL("DROP DATABASE {}").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL(
+                "CREATE DATABASE {} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' TEMPLATE template0"
+            ).format(sql.Identifier(name))
+        )

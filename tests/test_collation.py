@@ -178,3 +178,18 @@ def test_the_python_fold_is_the_databases_on_every_code_point() -> None:
                 assert bool(like) == alike, (hex(ord(char)), other)
     else:  # pragma: no cover
         pytest.skip(f"no reference for {vendor}")
+
+
+def test_the_icu_pass_runs_on_an_icu_en_us_database() -> None:
+    from django.conf import settings
+
+    if not getattr(settings, "CLEARANCE_TEST_ICU_TEMPLATE", None):
+        pytest.skip("runs under tests.settings_postgres_icu")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT datlocprovider, daticulocale FROM pg_database WHERE datname = "
+            "current_database()"
+        )
+        assert cursor.fetchone() == ("i", "en-US")
+        cursor.execute("SELECT 'apple' < 'M'")
+        assert cursor.fetchone() == (True,)  # what the code point order says otherwise

@@ -1,15 +1,20 @@
 """``authorized()`` agrees with per-object ``authorize()`` for every rule tree and every data set.
 
-Hypothesis draws a rule tree from a grammar (local fields, nullable fields, text lookups,
-foreign keys compared with ``ACTOR``, forward chains, to-many relations through memberships and
-watchers, ``CTX`` values that may be None, predicates that do not read the object, several
-lookups in one ``where``, and ``&``/``|``/``~`` nested to depth 4), and a data set (several
-tenants, users in several tenants with several roles, documents with null owners, null tenants,
-null priorities and watchers). For each actor (members, strangers, anonymous) the set of
-documents ``authorized()`` returns must be exactly the set ``authorize()`` allows one by one,
-in at most one query, with no row twice, calling each predicate at most once; and
-``authorize_many`` must give the same decisions. Runs on SQLite and on PostgreSQL;
-``CLEARANCE_FILTER_EXAMPLES`` sets the number of examples (150 by default).
+Hypothesis draws a rule tree from a grammar (local fields, nullable fields, text lookups and
+text ranges over generated Unicode text, foreign keys compared with ``ACTOR``, forward chains,
+nullable chains of foreign keys compared with ``None`` and ``isnull`` both ways, to-many
+relations through memberships and watchers, ``CTX`` values that may be None, ``CTX.obj``,
+predicates that do not read the object, several lookups in one ``where``, and ``&``/``|``/``~``
+nested to depth 4), and a data set (several tenants, users in several tenants with several
+roles, some never signed in, documents with null owners, null tenants, null priorities,
+watchers, and parents that may be null at every hop of ``parent__parent__owner__last_login``).
+For each actor (members, strangers, anonymous) the set of documents ``authorized()`` returns
+must be exactly the set ``authorize()`` allows one by one, in at most one query, with no row
+twice, calling each predicate at most once; and ``authorize_many`` must give the same
+decisions. A rule that reads ``CTX.obj`` must make ``authorized()`` raise ``NotFilterable``, and
+``evaluate_in_python=True`` must agree. Runs on SQLite, on PostgreSQL (``C`` locale) and on
+PostgreSQL with an ICU ``en-US`` collation; ``CLEARANCE_FILTER_EXAMPLES`` sets the number of
+examples (150 by default).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import os
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
 from django.test import override_settings
@@ -27,9 +33,19 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 from hypothesis.extra.django import TestCase
 
-from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, authorized, predicate
+from clearance import (
+    ACTOR,
+    ANYONE,
+    CTX,
+    Action,
+    NotFilterable,
+    authorize,
+    authorize_many,
+    authorized,
+    predicate,
+)
 from clearance.actions import registry
-from clearance.rules import Predicate, Rule, where
+from clearance.rules import Predicate, Rule, unfilterable_reason, where
 from tests.testapp.models import Document, Membership, Tenant
 
 STATES = ["draft", "submitted", "archived"]
@@ -38,6 +54,20 @@ ROLES = ["member", "admin"]
 TITLES = ["", "a", "A", "ab", "aB", "b", "alice", "bob", "x_y", "x%", "ß", "SS", "é", "É"]
 TEXT_VALUES = ["", "a", "A", "b", "B", "ab", "x_", "%", "alice", "ss", "ß", "É", "é"]
 TEXT_LOOKUPS = ["exact", "iexact", "contains", "icontains", "startswith", "istartswith", "endswith"]
+#: Lookups whose answer depends on the database's collation or case mapping.
+UNICODE_LOOKUPS = ["lt", "lte", "gt", "gte", "iexact", "icontains", "istartswith", "iendswith"]
+#: Characters where collations and case mappings disagree: cases, accents, ß and ẞ, Greek with
+#: ypogegrammeni, final sigma, dotted and dotless i, the Kelvin sign, long s, micro, a ligature,
+#: a titlecase digraph, a combining ypogegrammeni, Deseret, punctuation that ICU sorts apart.
+TRICKY = list(
+    "aAbBmMzZ09 _%-.éÉeEßẞsS\u1f80\u1f88\u1fb3\u1fbc\u03c3\u03c2\u03a3iI\u0130\u0131"
+    "\u212akK\u017f\u00b5\u03bc\ufb00\u01c5\u0345\U00010428\U00010400"
+)
+unicode_text = st.text(
+    alphabet=st.sampled_from(TRICKY)
+    | st.characters(codec="utf-8", exclude_categories=("Cs",), exclude_characters="\x00"),
+    max_size=4,
+)
 USERNAMES = ["alice", "bob", "carol", "dave"]
 TENANT_NAMES = ["Acme", "acme", "Globex"]
 
@@ -48,13 +78,17 @@ AMOUNTS = [Decimal("-1"), Decimal("0"), Decimal("0.5"), Decimal("1"), Decimal("2
 # -- the grammar: leaves are dicts of lookups (merged into one where) or constant predicates --
 
 
-def _each(key: str, values: list[Any]) -> list[dict[str, Any]]:
-    return [{key: value} for value in values]
+def _each(key: str, values: list[Any]) -> st.SearchStrategy[dict[str, Any]]:
+    return st.sampled_from([{key: value} for value in values])
+
+
+def _text(lookup: str) -> st.SearchStrategy[dict[str, Any]]:
+    return unicode_text.map(lambda value: {f"title__{lookup}": value})
 
 
 #: Each kind of lookup, with the values it is drawn with. A leaf picks a kind uniformly, then a
 #: value: every kind is as likely as every other, whatever its number of values.
-LOOKUP_KINDS: list[list[dict[str, Any]]] = [
+LOOKUP_KINDS: list[st.SearchStrategy[dict[str, Any]]] = [
     # plain and nullable local fields
     _each("state", STATES),
     _each("state__in", [[], ["draft"], ["draft", "archived"]]),
@@ -87,20 +121,50 @@ LOOKUP_KINDS: list[list[dict[str, Any]]] = [
     _each("owner__in", [[ACTOR, CTX.user]]),
     # to-many: the document's tenant's memberships, tied to the actor (cached per actor), with
     # several lookups that must hold for the same membership row
-    [{"tenant__memberships__user": ACTOR}],
-    [{"tenant__memberships__user": ACTOR, "tenant__memberships__role": role} for role in ROLES],
+    st.just({"tenant__memberships__user": ACTOR}),
+    st.sampled_from(
+        [{"tenant__memberships__user": ACTOR, "tenant__memberships__role": r} for r in ROLES]
+    ),
     # not tied to the actor: a role from the context (may be None)
-    [{"tenant__memberships__role": CTX.role}],
+    st.just({"tenant__memberships__role": CTX.role}),
     # the document's own many-to-many
     _each("watchers", [ACTOR, None]),
     _each("watchers__in", [[ACTOR, CTX.user]]),
     _each("watchers__username", USERNAMES),
     # to-many behind a nullable foreign key: the owner's memberships
-    [{"owner__tenant_memberships__tenant": CTX.tenant}],
-    [{"owner__tenant_memberships__tenant__memberships__user": ACTOR}],
+    st.just({"owner__tenant_memberships__tenant": CTX.tenant}),
+    st.just({"owner__tenant_memberships__tenant__memberships__user": ACTOR}),
+    # text ranges and case-insensitive lookups over generated Unicode text
+    *(_text(lookup) for lookup in UNICODE_LOOKUPS),
+    st.tuples(unicode_text, unicode_text).map(lambda pair: {"title__range": pair}),
+    st.tuples(st.sampled_from(["lt", "gte", "iexact"]), unicode_text).map(
+        lambda lv: {f"owner__username__{lv[0]}": lv[1]}
+    ),
+    # nullable chains, NULL at every hop: parent -> parent -> owner -> last_login
+    _each("owner__last_login", [None]),
+    _each("owner__last_login__isnull", [True, False]),
+    _each("parent", [None]),
+    _each("parent__isnull", [True, False]),
+    _each("parent__owner", [None, ACTOR]),
+    _each("parent__owner__isnull", [True, False]),
+    _each("parent__owner__last_login", [None]),
+    _each("parent__owner__last_login__isnull", [True, False]),
+    _each("parent__owner__username", USERNAMES),
+    _each("parent__priority", [None, *SMALL_INTS]),
+    _each("parent__priority__gte", SMALL_INTS),
+    _each("parent__tenant", [None, CTX.tenant]),
+    _each("parent__tenant__name__iexact", TENANT_NAMES),
+    _each("parent__title__lt", ["M", "a", "\u1f88"]),
+    _each("parent__parent__owner", [None, ACTOR]),
+    _each("parent__parent__owner__last_login__isnull", [True, False]),
+    _each("parent__parent__owner__last_login", [None]),
+    # the object read through the context: no SQL form (NotFilterable, or checked in Python)
+    _each("title", [CTX.obj.owner.username]),
+    _each("priority", [CTX.obj.parent.priority]),
+    _each("owner", [CTX.obj.parent.owner]),
 ]
 
-lookups = st.sampled_from(LOOKUP_KINDS).flatmap(st.sampled_from)
+lookups = st.sampled_from(LOOKUP_KINDS).flatmap(lambda kind: kind)
 
 #: One ``where()`` with one or two lookups (two: both must hold, on the same row for to-many).
 where_leaves = st.lists(lookups, min_size=1, max_size=2).map(
@@ -166,11 +230,13 @@ documents = st.fixed_dictionaries(
     {
         "tenant": st.none() | st.integers(0, 2),
         "owner": st.none() | st.integers(0, 3),
-        "title": st.sampled_from(TITLES),
+        "title": st.sampled_from(TITLES) | unicode_text,
         "state": st.sampled_from(STATES),
         "amount": st.sampled_from(AMOUNTS),
         "priority": st.sampled_from([None, *SMALL_INTS]),
         "watchers": st.lists(st.integers(0, 3), max_size=2, unique=True),
+        # an earlier document (a later index means none)
+        "parent": st.none() | st.integers(0, 13),
     }
 )
 
@@ -183,6 +249,8 @@ worlds = st.fixed_dictionaries(
             max_size=4,
         ),
         "documents": st.lists(documents, min_size=6, max_size=14),
+        # per user: whether they ever signed in (last_login set) or never (NULL)
+        "logins": st.lists(st.booleans(), min_size=4, max_size=4),
         "ctx_tenant": st.none() | st.integers(0, 2),
         "ctx_level": st.sampled_from([None, *SMALL_INTS]),
         "ctx_role": st.none() | st.sampled_from(ROLES),
@@ -229,19 +297,31 @@ class FilteringAgreesWithAuthorize(TestCase):
             for leaf in named.rule.leaves()
             if isinstance(leaf, Predicate) and isinstance(leaf.fn, Const)
         ]
+        # A rule that reads CTX.obj has no SQL form: refused for everyone, checked in Python
+        # when asked.
+        in_python = any(unfilterable_reason(named.rule) for named in action.rules)
         for actor in actors:
             fresh = _reload(actor)
             for const in consts:
                 const.calls = 0
-            with CaptureQueriesContext(connection) as queries:
+            if in_python:
+                with pytest.raises(NotFilterable):
+                    authorized(fresh, action, Document.objects.all(), **extra)
                 rows = list(
-                    authorized(fresh, action, Document.objects.all(), **extra).values_list(
-                        "pk", flat=True
-                    )
+                    authorized(
+                        fresh, action, Document.objects.all(), evaluate_in_python=True, **extra
+                    ).values_list("pk", flat=True)
                 )
-            # One query, whatever the rules; none at all when a rule folds to "nothing".
-            assert len(queries) <= 1, [q["sql"] for q in queries.captured_queries]
-            assert all(const.calls <= 1 for const in consts), "a predicate ran twice in one call"
+            else:
+                with CaptureQueriesContext(connection) as queries:
+                    rows = list(
+                        authorized(fresh, action, Document.objects.all(), **extra).values_list(
+                            "pk", flat=True
+                        )
+                    )
+                # One query, whatever the rules; none at all when a rule folds to "nothing".
+                assert len(queries) <= 1, [q["sql"] for q in queries.captured_queries]
+                assert all(c.calls <= 1 for c in consts), "a predicate ran twice in one call"
             got = set(rows)
             assert len(rows) == len(got), f"duplicate rows for {actor}: {sorted(rows)}"
             docs = list(Document.objects.order_by("pk"))
@@ -256,6 +336,10 @@ class FilteringAgreesWithAuthorize(TestCase):
 def _make_world(world: dict[str, Any]) -> tuple[list[User], dict[str, Any]]:
     tenants = [Tenant.objects.create(name=name) for name in TENANT_NAMES]
     users = [User.objects.create_user(username=name) for name in USERNAMES]
+    for user, signed_in in zip(users, world["logins"], strict=True):
+        user.last_login = user.date_joined if signed_in else None
+        user.save(update_fields=["last_login"])
+    created: list[Document] = []
     for user, memberships in zip(users, world["memberships"], strict=True):
         for t, role in memberships:
             Membership.objects.create(user=user, tenant=tenants[t], role=role)
@@ -267,8 +351,12 @@ def _make_world(world: dict[str, Any]) -> tuple[list[User], dict[str, Any]]:
             state=spec["state"],
             amount=spec["amount"],
             priority=spec["priority"],
+            parent=created[spec["parent"]]
+            if spec["parent"] is not None and spec["parent"] < len(created)
+            else None,
         )
         doc.watchers.set([users[i] for i in spec["watchers"]])
+        created.append(doc)
     extra = {
         "tenant": None if world["ctx_tenant"] is None else tenants[world["ctx_tenant"]],
         "level": world["ctx_level"],

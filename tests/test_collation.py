@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test import override_settings
 
-from clearance import ANYONE, Action, authorize, authorized, where
+from clearance import ANYONE, Action, authorize, authorized, explain, where
 from clearance.rules import Rule, fold_case
 from tests.testapp.models import Document
 
@@ -193,3 +193,19 @@ def test_the_icu_pass_runs_on_an_icu_en_us_database() -> None:
         assert cursor.fetchone() == ("i", "en-US")
         cursor.execute("SELECT 'apple' < 'M'")
         assert cursor.fetchone() == (True,)  # what the code point order says otherwise
+
+
+def test_text_ranges_and_warm_case_folding_cost_no_query_per_decision(titled: list[str]) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    action = Action("testapp.cheap", model=Document, permission=ANYONE)
+    action.policy("range", where(title__lt="M"), reason="r")
+    action.policy("folded", ~where(title__iexact="\u1f88"), reason="r")
+    actor = User.objects.get(username="reader")
+    docs = list(Document.objects.all())
+    with quiet:
+        explain(actor, action, docs[0])  # the first case-insensitive check asks the database
+        with CaptureQueriesContext(connection) as queries:
+            for doc in docs:
+                authorize(actor, action, doc)
+    assert len(queries) == 0, [q["sql"] for q in queries.captured_queries]

@@ -604,8 +604,8 @@ def _pg_upper_table(alias: str) -> dict[int, str] | None:
     a libc UTF-8 locale maps one character to one, by its own tables (``"ᾀ"`` becomes ``"ᾈ"``,
     where ``str.upper()`` gives two characters), the C locale folds ASCII only. A per-object
     check that folded otherwise would allow ``ᾀ`` for ``ᾈ`` where the queryset filter does not
-    (or the reverse), so the database is asked for its whole table, with one query (about
-    0.1 s) the first time a case-insensitive lookup is decided in Python.
+    (or the reverse), so the database is asked for its whole table, with one query (well under
+    a second) the first time a case-insensitive lookup is decided in Python.
     """
     conn = connections[alias]
     key = (alias, str(conn.settings_dict.get("NAME")))

@@ -327,3 +327,16 @@ def test_predicate_receives_the_context() -> None:
     doc = Document(state="draft")
     assert holds(look, doc, None, ok=True) and not holds(look, doc, None)
     assert seen[0].obj is doc and isinstance(seen[0].now, dt.datetime)
+
+
+@pytest.mark.django_db
+def test_an_attribute_not_converted_yet_is_compared_as_it_will_be_stored(make_doc: Any) -> None:
+    # A view that sets doc.amount = request.POST["amount"] decides on "50000", a string: the
+    # rule compares it as the decimal the database will store, and denies for the real reason
+    # (it does not raise, which would make the denial "could not be decided").
+    doc = make_doc()
+    for raw, holds in (("50000", False), ("5", True), ("10000.00", True)):
+        doc.amount = raw
+        for rule in (where(amount__lte=10_000), where(amount__range=(0, 10_000))):
+            ctx = Context(None, None, doc, now=timezone.now())
+            assert rule.evaluate(ctx) is holds, (raw, str(rule))

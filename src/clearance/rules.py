@@ -731,7 +731,12 @@ class _LocalLookup:
         compare = self._direct_op
         if compare is not None and value is not None:
             a = getattr(obj, self._direct_attr)
-            return a is not None and bool(compare(a, value))
+            if a is None:
+                return False
+            try:
+                return bool(compare(a, value))
+            except TypeError:  # a value not converted yet ("50000" for a decimal)
+                return bool(compare(self.field.to_python(a), value))
         a = obj
         for step in self.steps:
             if a is None:
@@ -750,7 +755,12 @@ class _LocalLookup:
         if a is None:
             return False
         if self.lookup in _PLAIN_LOOKUPS:
-            return _compare(self.lookup, a, value, "")
+            try:
+                return _compare(self.lookup, a, value, "")
+            except TypeError:
+                # An attribute set but not converted yet ("50000" for a decimal): compared as
+                # the database will store it.
+                return _compare(self.lookup, self.field.to_python(a), value, "")
         # A text lookup: decided as the database the object comes from decides it.
         alias = getattr(getattr(obj, "_state", None), "db", None) or router.db_for_read(
             type(obj) if obj is not None else self.field.model

@@ -1285,13 +1285,6 @@ def _lookup_q(lookup: _LocalLookup, key: str, value: Any) -> Q:
     return Q(**{f"{path}__isnull": False}) & Q(compare)
 
 
-def _local_q(lookup: _LocalLookup, ctx: Context) -> Q | bool:
-    value = _bound_value(lookup, ctx)
-    if value is NOTHING:
-        return False
-    return _lookup_q(lookup, lookup.key, value)
-
-
 class CodePointOrder(Func):
     """A text expression compared by code point, as Python compares ``str``.
 

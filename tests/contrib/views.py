@@ -36,7 +36,7 @@ def document_approve(request: HttpRequest, document: Document) -> HttpResponse:
     return HttpResponse(f"approved {document.title}")
 
 
-@action_required("testapp.view", object_kwarg="doc")
+@action_required("testapp.view", action_by_method={"POST": "testapp.change"}, object_kwarg="doc")
 def document_change_amount(request: HttpRequest, doc: Document) -> HttpResponse:
     """Enforces inside the body: a denial there is answered like one from the decorator."""
     doc.amount = request.POST["amount"]

@@ -327,3 +327,84 @@ def test_an_invariant_answers_409(
     assert response.status_code == 409
     assert response.json()["layer"] == "invariant"
     assert invoice("ACME-004").state == "submitted"
+
+
+# -- every HTTP method: an unsafe one is never decided as a read ----------------------------------
+
+
+@pytest.mark.parametrize("method", ["delete", "put", "patch", "post"])
+@pytest.mark.parametrize(
+    ("entry", "path"),
+    [
+        ("the decorated function view (view action)", "/invoices/{pk}/print/"),
+        ("the async function view (view action)", "/invoices/{pk}/status.json"),
+    ],
+)
+def test_an_unsafe_method_on_a_read_only_view_is_not_allowed(
+    client_for: ClientFor, invoice: InvoiceGetter, entry: str, path: str, method: str
+) -> None:
+    own = invoice("ACME-001")
+    before = snapshot(own)
+    response = getattr(client_for("bob"), method)(path.format(pk=own.pk))
+    assert response.status_code == 405, entry
+    assert "ACME-001" not in response.content.decode()
+    assert snapshot(own) == before
+
+
+def test_the_delete_view_refuses_delete_when_only_post_is_mapped(
+    client_for: ClientFor, invoice: InvoiceGetter
+) -> None:
+    own = invoice("ACME-001")  # Bob's draft: he may view it, he may not delete invoices
+    client = client_for("bob")
+    refused = client.post(f"/invoices/{own.pk}/delete/", HTTP_ACCEPT="application/json")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "permission.invoices.delete_invoice"
+    for method in (client.delete, client.put, client.patch):
+        response = method(f"/invoices/{own.pk}/delete/")
+        assert response.status_code == 405
+        assert response["Allow"] == "GET, POST, HEAD, OPTIONS"
+    assert Invoice.objects.filter(pk=own.pk).exists()
+
+
+# -- lookups by a field that is unique per tenant only --------------------------------------------
+
+
+@pytest.fixture
+def globex_twin(invoice: InvoiceGetter) -> Invoice:
+    """Globex numbers an invoice ACME-001 too (numbers are unique per tenant only)."""
+    glx = invoice("GLX-001")
+    return Invoice.objects.create(
+        tenant=glx.tenant,
+        number="ACME-001",
+        owner=glx.owner,
+        amount=glx.amount,
+        description="Warehouse shelving (twin)",
+    )
+
+
+BY_NUMBER = ["/invoices/number/{number}/", "/invoices/number/{number}/page/"]
+
+
+@pytest.mark.parametrize("path", BY_NUMBER)
+def test_a_number_another_tenant_also_uses_finds_your_own_invoice(
+    client_for: ClientFor, globex_twin: Invoice, path: str
+) -> None:
+    response = client_for("bob").get(path.format(number="ACME-001"))
+    assert response.status_code == 200
+    assert "Acme" in response.content.decode()
+    assert_no_globex(response)
+
+
+@pytest.mark.parametrize("path", BY_NUMBER)
+def test_a_number_only_another_tenant_uses_reads_as_missing(
+    client_for: ClientFor, globex_twin: Invoice, path: str
+) -> None:
+    client = client_for("bob")
+    theirs = client.get(path.format(number="GLX-002"))
+    missing = client.get(path.format(number="NOPE-404"))
+    assert theirs.status_code == missing.status_code == 404
+    assert theirs.content == missing.content
+    # Several visible matches (Carol belongs to both tenants) are not found either: never a 500.
+    several = client_for("carol").get(path.format(number="ACME-001"))
+    assert several.status_code == 404
+    assert several.content == client_for("carol").get(path.format(number="NOPE-404")).content

@@ -15,7 +15,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
+from django.core.exceptions import (
+    ImproperlyConfigured,
+    MultipleObjectsReturned,
+    ObjectDoesNotExist,
+    ValidationError,
+)
 from django.db import models
 from django.http import Http404
 from django.utils import timezone
@@ -23,22 +28,32 @@ from django.utils import timezone
 from .. import engine
 from ..actions import Action, registry
 from ..conf import clearance_settings
-from ..decisions import Decision, Layer, exception_for, is_unavailable
+from ..decisions import Decision, Layer, NotFilterable, exception_for, is_unavailable
 from ..request_context import current_request, note_decision
 from ..rules import Context
 
 __all__ = [
+    "LOOKUP_ERRORS",
     "MODEL_VIEW_ACTION",
+    "SAFE_METHODS",
     "acapability_denial",
     "acheck_object",
+    "afind_object",
     "capability_denial",
     "check_object",
     "denial_body",
     "denial_status",
+    "find_object",
+    "is_read_action",
+    "method_action",
     "not_found",
     "resolve_view_action",
+    "scope_for_lookup",
     "view_action_for",
 ]
+
+#: HTTP methods that only read: they may be decided by a view's read action.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class _ModelViewAction:
@@ -87,6 +102,49 @@ def resolve_view_action(model: type[models.Model], view_action: Any) -> Action |
             f"view_action {act.name!r} acts on {acts_on}, not on {model._meta.label}"
         )
     return act
+
+
+def is_read_action(action: str | Action, view_action: Any = MODEL_VIEW_ACTION) -> bool:
+    """True when ``action`` only reads: its model's view action, the view's ``view_action``, or
+    an action whose permission is Django's view permission for its model."""
+    act = registry.get(action)
+    model = act.model
+    if model is None:
+        return False
+    opts = model._meta
+    if act.permission_label == f"{opts.app_label}.view_{opts.model_name}":
+        return True
+    if act is view_action_for(model):
+        return True
+    return isinstance(view_action, (str, Action)) and registry.get(view_action) is act
+
+
+def method_action(
+    method: str | None,
+    action: str | None,
+    action_by_method: dict[str, str] | None,
+    *,
+    view_action: Any = MODEL_VIEW_ACTION,
+) -> str | None:
+    """The action a request with ``method`` is decided by, or None: the view must refuse it.
+
+    ``action_by_method`` names an action per method (upper case); ``action`` is the action of
+    every other method. ``HEAD`` uses ``GET``'s action. An unsafe method (anything but GET,
+    HEAD, OPTIONS and TRACE) is never decided by a read action: unless it is mapped to an action
+    of its own, or ``action`` is not a read, the answer is None (405 Method Not Allowed).
+    """
+    verb = (method or "GET").upper()
+    mapping = action_by_method or {}
+    mapped = mapping.get(verb)
+    if mapped:
+        return mapped
+    if verb == "HEAD" and mapping.get("GET"):
+        return mapping["GET"]
+    if verb in SAFE_METHODS:
+        return action or None
+    if action and not is_read_action(action, view_action):
+        return action
+    return None
 
 
 def denial_status(decision: Decision) -> int:
@@ -185,6 +243,84 @@ async def acheck_object(
     if not decision:
         _refuse(actor, decision, hide=seen_act is act, model=model)
     return decision
+
+
+def scope_for_lookup(
+    actor: Any,
+    queryset: models.QuerySet[Any],
+    *,
+    request: Any = None,
+    view_action: Any = MODEL_VIEW_ACTION,
+) -> models.QuerySet[Any]:
+    """``queryset`` narrowed to the objects the actor may view, for looking one object up.
+
+    Looking an object up inside this queryset answers "not found" both when none of the
+    actor's objects match and when several do, whatever other tenants hold: the answer never
+    depends on objects the actor may not see. An anonymous visitor whom the view action's
+    permission gate refuses gets that denial (so the integrations ask them to sign in). With
+    hiding off (``view_action=None``), or a view action that has no SQL form, the queryset is
+    returned as it is: the object is then hidden, or refused, after it is loaded.
+    """
+    seen_act = resolve_view_action(queryset.model, view_action)
+    if seen_act is None:
+        return queryset
+    if _is_anonymous(actor):
+        denial = capability_denial(actor, seen_act, request=request)
+        if denial is not None:
+            raise exception_for(denial)
+    try:
+        return engine.authorized(actor, seen_act, queryset, request=request)
+    except NotFilterable:
+        return queryset
+
+
+#: What a failed lookup raises, besides ``DoesNotExist``: a malformed value, or several rows.
+LOOKUP_ERRORS = (
+    ObjectDoesNotExist,
+    MultipleObjectsReturned,
+    ValueError,
+    TypeError,
+    ValidationError,
+)
+
+
+def find_object(
+    actor: Any,
+    queryset: models.QuerySet[Any],
+    lookups: dict[str, Any],
+    *,
+    request: Any = None,
+    view_action: Any = MODEL_VIEW_ACTION,
+) -> Any:
+    """The one object matching ``lookups`` among those the actor may view, or ``Http404``.
+
+    Missing, hidden, malformed and ambiguous (several match) all answer the same 404.
+    """
+    scoped = scope_for_lookup(actor, queryset, request=request, view_action=view_action)
+    try:
+        return scoped.get(**lookups)
+    except LOOKUP_ERRORS:
+        raise not_found(queryset.model) from None
+
+
+async def afind_object(
+    actor: Any,
+    queryset: models.QuerySet[Any],
+    lookups: dict[str, Any],
+    *,
+    request: Any = None,
+    view_action: Any = MODEL_VIEW_ACTION,
+) -> Any:
+    """Async twin of :func:`find_object`."""
+    from asgiref.sync import sync_to_async
+
+    scoped = await sync_to_async(scope_for_lookup)(
+        actor, queryset, request=request, view_action=view_action
+    )
+    try:
+        return await scoped.aget(**lookups)
+    except LOOKUP_ERRORS:
+        raise not_found(queryset.model) from None
 
 
 def capability_denial(

@@ -363,7 +363,7 @@ def _context(actor: Any, act: Action, obj: Any, request: Any, extra: dict[str, A
 
 
 def _finish(decision: Decision, request: Any) -> Decision:
-    note_decision()
+    note_decision(decision.resource is not None)
     return audit.emit(decision, request)
 
 
@@ -516,7 +516,7 @@ def authorized(
             if culprit is not None:
                 raise NotFilterable(act.name, named.name, culprit)
     # Scoping a queryset is an authorization decision for the unguarded-view middleware.
-    note_decision()
+    note_decision(about_object=True)
     ctx = _context(actor, act, None, request, extra)
     if not _gate1(actor, act)[0]:
         return _none(queryset)

@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.test import APIClient
 
+from clearance.contrib.guard import UnguardedView
 from demo.settings import CLEARANCE as DEMO_CLEARANCE
 from invoices.models import Invoice
 
@@ -366,6 +367,31 @@ def test_the_delete_view_refuses_delete_when_only_post_is_mapped(
     assert Invoice.objects.filter(pk=own.pk).exists()
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/invoices/{pk}/",
+        "/invoices/{pk}/print/",
+        "/invoices/{pk}/status.json",
+        "/invoices/{pk}/edit/",
+        "/invoices/{pk}/delete/",
+        "/api/invoices/{pk}/",
+    ],
+)
+def test_head_and_options_reveal_nothing_of_another_tenant(
+    client_for: ClientFor, invoice: InvoiceGetter, path: str
+) -> None:
+    glx = invoice("GLX-001")
+    client = client_for("bob")
+    head = client.head(path.format(pk=glx.pk))
+    assert head.status_code == 404
+    assert not head.content
+    options = client.options(path.format(pk=glx.pk))
+    assert options.status_code in (200, 404)
+    assert_no_globex(options)
+    assert snapshot(glx) == snapshot(invoice("GLX-001"))
+
+
 # -- lookups by a field that is unique per tenant only --------------------------------------------
 
 
@@ -408,3 +434,16 @@ def test_a_number_only_another_tenant_uses_reads_as_missing(
     several = client_for("carol").get(path.format(number="ACME-001"))
     assert several.status_code == 404
     assert several.content == client_for("carol").get(path.format(number="NOPE-404")).content
+
+
+# -- a detail endpoint that never loads its object through the gates ------------------------------
+
+
+@pytest.mark.urls("invoices.tests.careless_urls")
+def test_a_detail_action_that_skips_get_object_is_reported_in_strict_mode(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter
+) -> None:
+    # ClearancePermission decided the permission gate (alice may view invoices), nothing about
+    # the Globex invoice the endpoint then reads: strict mode must not count that as guarded.
+    with pytest.raises(UnguardedView, match="without any decision about an object"):
+        api_for("alice").get(f"/careless/invoices/{invoice('GLX-002').pk}/summary/")

@@ -11,10 +11,18 @@ decision was made, the middleware logs a warning on the ``clearance.guard`` logg
 ``CLEARANCE["GUARD_STRICT"] = True`` (meant for test suites), raises :class:`UnguardedView`, so
 a view someone forgot to protect fails its tests.
 
+On a detail route (a DRF route with ``detail=True``, or any URL pattern that captured
+arguments, such as ``<int:pk>``), only a decision about an object counts: one on an object, or
+``authorized()`` scoping the queryset the object comes from. The permission gate alone (what
+``ClearancePermission.has_permission`` decides before a DRF view loads its object) says nothing
+about the object a view then serves, so a custom ``@action`` that never calls ``get_object()``
+is reported.
+
 Not reported: requests no view answered (404 from the URL resolver), error responses, redirects
-to the login page, paths matching a regular expression in ``CLEARANCE["GUARD_EXEMPT"]``
-(matched against the path without its leading slash, like ``SECURE_REDIRECT_EXEMPT``) and views
-marked with :func:`guard_exempt`.
+to the login page, an ``OPTIONS`` answer without a body (Django's own, which lists the allowed
+methods), paths matching a regular expression in ``CLEARANCE["GUARD_EXEMPT"]`` (matched against
+the path without its leading slash, like ``SECURE_REDIRECT_EXEMPT``) and views marked with
+:func:`guard_exempt`.
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ logger = logging.getLogger("clearance.guard")
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 _VIEW_ATTR = "_clearance_guard_view"
+_DETAIL_ATTR = "_clearance_guard_detail"
 
 
 class UnguardedView(Exception):
@@ -63,6 +72,20 @@ def _view_name(view: Any) -> str:
     target = cls if cls is not None else view
     module = getattr(target, "__module__", "?")
     return f"{module}.{getattr(target, '__qualname__', repr(target))}"
+
+
+def _is_detail_route(view: Any, view_kwargs: dict[str, Any]) -> bool:
+    """A route that serves one object: DRF's ``detail=True``, or captured URL arguments."""
+    initkwargs = getattr(view, "initkwargs", None)  # DRF's as_view() keeps them there
+    if isinstance(initkwargs, dict) and "detail" in initkwargs:
+        return bool(initkwargs["detail"])
+    return bool(view_kwargs)
+
+
+def _is_bare_options(request: HttpRequest, response: HttpResponseBase) -> bool:
+    if request.method != "OPTIONS" or getattr(response, "streaming", False):
+        return False
+    return not getattr(response, "content", b"")
 
 
 def _is_login_redirect(response: HttpResponseBase) -> bool:
@@ -91,23 +114,23 @@ class UnguardedViewMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self.is_async:
             return self.__acall__(request)
-        counter = [0]
+        counter = [0, 0]
         token = decisions_in_request.set(counter)
         try:
             response = cast(HttpResponseBase, self.get_response(request))
         finally:
             decisions_in_request.reset(token)
-        self._review(request, response, counter[0])
+        self._review(request, response, counter)
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        counter = [0]
+        counter = [0, 0]
         token = decisions_in_request.set(counter)
         try:
             response = await self.get_response(request)  # type: ignore[misc]
         finally:
             decisions_in_request.reset(token)
-        self._review(request, response, counter[0])
+        self._review(request, response, counter)
         return response  # type: ignore[no-any-return]
 
     def process_view(
@@ -117,21 +140,33 @@ class UnguardedViewMiddleware:
         view_args: tuple[Any, ...],
         view_kwargs: dict[str, Any],
     ) -> None:
-        """Remember which view is about to answer."""
+        """Remember which view is about to answer, and whether it serves one object."""
         setattr(request, _VIEW_ATTR, view_func)
+        setattr(request, _DETAIL_ATTR, _is_detail_route(view_func, view_kwargs))
 
-    def _review(self, request: HttpRequest, response: HttpResponseBase, decisions: int) -> None:
+    def _review(self, request: HttpRequest, response: HttpResponseBase, counter: list[int]) -> None:
         view = getattr(request, _VIEW_ATTR, None)
-        if view is None or decisions or response.status_code >= 400:
+        decisions, about_objects = counter
+        detail = bool(getattr(request, _DETAIL_ATTR, False))
+        guarded = about_objects if detail else decisions
+        if view is None or guarded or response.status_code >= 400:
             return
         if getattr(view, "clearance_guard_exempt", False) or _is_login_redirect(response):
+            return
+        if _is_bare_options(request, response):
             return
         path = request.path_info.lstrip("/")
         if any(p.search(path) for p in _patterns(tuple(clearance_settings.GUARD_EXEMPT))):
             return
+        missing = (
+            f"without any decision about an object ({decisions} without one, such as the "
+            "permission gate alone)"
+            if detail and decisions
+            else "without any authorization decision"
+        )
         message = (
             f"{request.method} {request.path} was answered by {_view_name(view)} "
-            f"(status {response.status_code}) without any authorization decision. Protect the "
+            f"(status {response.status_code}) {missing}. Protect the "
             "view with clearance (enforce, authorize, authorized, the view decorator or mixins), "
             "or mark it @guard_exempt if it is public."
         )

@@ -27,6 +27,7 @@ class DocumentViewSet(ClearanceAPIMixin, viewsets.ModelViewSet):
     permission_classes = [ClearancePermission]
     filter_backends = [ClearanceFilterBackend]
     clearance_actions = {
+        "create": "testapp.create",
         "update": "testapp.change",
         "partial_update": "testapp.change",
         "destroy": "testapp.change",
@@ -59,3 +60,34 @@ class UnmappedViewSet(viewsets.ModelViewSet):
     queryset = Document.objects.all()
     serializer_class = DocumentSerializer
     permission_classes = [ClearancePermission]
+
+
+class ByTitleViewSet(ClearanceAPIMixin, viewsets.ReadOnlyModelViewSet):
+    """Looked up by title, which is not unique, and without the filter backend."""
+
+    queryset = Document.objects.all()
+    serializer_class = DocumentSerializer
+    permission_classes = [ClearancePermission]
+    lookup_field = "title"
+
+
+class ChannelViewSet(ClearanceAPIMixin, viewsets.ModelViewSet):
+    """Passes the request's channel to the rules as ``CTX.channel``."""
+
+    queryset = Document.objects.all()
+    serializer_class = DocumentSerializer
+    permission_classes = [ClearancePermission]
+    filter_backends = [ClearanceFilterBackend]
+    clearance_actions = {"create": "testapp.create", "partial_update": "testapp.change"}
+
+    def get_clearance_context(self) -> dict[str, Any]:
+        return {"channel": self.request.headers.get("X-Channel", "")}
+
+
+class WithoutMixinViewSet(viewsets.ModelViewSet):
+    """Maps its writes, but cannot decide them on what they would write."""
+
+    queryset = Document.objects.all()
+    serializer_class = DocumentSerializer
+    permission_classes = [ClearancePermission]
+    clearance_actions = {"create": "testapp.create", "partial_update": "testapp.change"}

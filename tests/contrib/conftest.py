@@ -36,7 +36,12 @@ def document_actions(fresh_registry: Any) -> Iterator[dict[str, Action]]:
     delete = Action("testapp.delete", model=Document, permission="testapp.delete_document")
     delete.policy("tenant_member", member, reason="Only members of the tenant may delete it.")
     delete.policy("draft", where(state="draft"), reason="Only drafts can be deleted.")
-    yield {"view": view, "change": change, "delete": delete}
+    create = Action("testapp.create", model=Document, permission="testapp.add_document")
+    create.policy("tenant_member", member, reason="Documents are created in your own tenants.")
+    create.invariant(
+        "within_limit", where(amount__lte=10_000), reason="Documents above 10,000 are refused."
+    )
+    yield {"view": view, "change": change, "delete": delete, "create": create}
 
 
 @pytest.fixture
@@ -45,7 +50,12 @@ def editors(db: None) -> Group:
     group.permissions.add(
         *Permission.objects.filter(
             content_type__app_label="testapp",
-            codename__in=["view_document", "change_document", "delete_document"],
+            codename__in=[
+                "view_document",
+                "add_document",
+                "change_document",
+                "delete_document",
+            ],
         )
     )
     return group

@@ -196,3 +196,81 @@ def test_without_the_filter_backend_a_hidden_object_is_still_not_found(
     missing = client.get("/api/unmapped/999999/")
     assert hidden.status_code == missing.status_code == 404
     assert hidden.json() == missing.json() == {"detail": "No Document matches the given query."}
+
+
+# -- writes are decided on what they would write --------------------------------------------------
+
+
+def test_create_is_decided_on_the_unsaved_instance(
+    api_for: ApiFor, member: User, docs: Docs, other_tenant: object
+) -> None:
+    client = api_for(member)
+    payload = {"title": "Planted", "state": "draft", "amount": "1"}
+    foreign = client.post("/api/documents/", {**payload, "tenant": other_tenant.pk})  # type: ignore[attr-defined]
+    assert foreign.status_code == 403
+    assert foreign.json()["code"] == "policy.tenant_member"
+    too_big = client.post(
+        "/api/documents/", {**payload, "amount": "50000", "tenant": docs["a"].tenant_id}
+    )
+    assert too_big.status_code == 409
+    assert too_big.json()["code"] == "invariant.within_limit"
+    assert not Document.objects.filter(title="Planted").exists()
+    ok = client.post("/api/documents/", {**payload, "tenant": docs["a"].tenant_id})
+    assert ok.status_code == 201
+
+
+def test_update_is_decided_on_the_object_as_the_change_leaves_it(
+    api_for: ApiFor, member: User, docs: Docs, other_tenant: object
+) -> None:
+    response = api_for(member).patch(
+        f"/api/documents/{docs['a'].pk}/",
+        {"tenant": other_tenant.pk},  # type: ignore[attr-defined]
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "policy.tenant_member"
+    docs["a"].refresh_from_db()
+    assert docs["a"].tenant_id != other_tenant.pk  # type: ignore[attr-defined]
+
+
+def test_a_write_without_the_mixin_is_a_configuration_error(
+    api_for: ApiFor, member: User, docs: Docs
+) -> None:
+    client = api_for(member)
+    with pytest.raises(ImproperlyConfigured, match="ClearanceAPIMixin"):
+        client.post("/api/without-mixin/", {"title": "x", "tenant": docs["a"].tenant_id})
+    with pytest.raises(ImproperlyConfigured, match="ClearanceAPIMixin"):
+        client.patch(f"/api/without-mixin/{docs['a'].pk}/", {"title": "x"})
+    assert not Document.objects.filter(title="x").exists()
+
+
+def test_the_view_passes_values_to_the_rules_as_ctx(
+    api_for: ApiFor, member: User, docs: Docs, document_actions: dict[str, object]
+) -> None:
+    from clearance import CTX, where
+
+    document_actions["create"].policy(  # type: ignore[attr-defined]
+        "by_channel",
+        where(title__startswith=CTX.channel),
+        reason="Titles start with the channel.",
+    )
+    client = api_for(member)
+    payload = {"title": "api: memo", "state": "draft", "amount": "1", "tenant": docs["a"].tenant_id}
+    refused = client.post("/api/channel/", payload, HTTP_X_CHANNEL="web")
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "policy.by_channel"
+    assert client.post("/api/channel/", payload, HTTP_X_CHANNEL="api").status_code == 201
+
+
+def test_a_lookup_several_objects_match_is_not_found_like_a_missing_one(
+    api_for: ApiFor, member: User, docs: Docs, make_doc: Callable[..., Document]
+) -> None:
+    make_doc(title="Globex secret plan", tenant=docs["a"].tenant)  # the same title in Acme
+    client = api_for(member)
+    own = client.get("/api/by-title/Globex secret plan/")
+    assert own.status_code == 200
+    assert own.json()["tenant"] == docs["a"].tenant_id
+    make_doc(title="Globex secret plan", tenant=docs["a"].tenant)  # and a second one in Acme
+    several = client.get("/api/by-title/Globex secret plan/")
+    missing = client.get("/api/by-title/No such title/")
+    assert several.status_code == missing.status_code == 404
+    assert several.json() == missing.json()

@@ -11,6 +11,9 @@ from .admin_site import site
 router = SimpleRouter()
 router.register("documents", api.DocumentViewSet, basename="document")
 router.register("unmapped", api.UnmappedViewSet, basename="unmapped")
+router.register("by-title", api.ByTitleViewSet, basename="by-title")
+router.register("channel", api.ChannelViewSet, basename="channel")
+router.register("without-mixin", api.WithoutMixinViewSet, basename="without-mixin")
 
 urlpatterns = [
     path("contrib/fn/<int:pk>/", views.document_detail),

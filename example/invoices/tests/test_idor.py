@@ -439,7 +439,7 @@ def test_a_number_only_another_tenant_uses_reads_as_missing(
 # -- a detail endpoint that never loads its object through the gates ------------------------------
 
 
-@pytest.mark.urls("invoices.tests.careless_urls")
+@pytest.mark.urls("invoices.tests.variant_urls")
 def test_a_detail_action_that_skips_get_object_is_reported_in_strict_mode(
     api_for: Callable[[str], APIClient], invoice: InvoiceGetter
 ) -> None:
@@ -447,3 +447,74 @@ def test_a_detail_action_that_skips_get_object_is_reported_in_strict_mode(
     # the Globex invoice the endpoint then reads: strict mode must not count that as guarded.
     with pytest.raises(UnguardedView, match="without any decision about an object"):
         api_for("alice").get(f"/careless/invoices/{invoice('GLX-002').pk}/summary/")
+
+
+# -- the REST API as the how-to writes it: another tenant's id in the payload -------------------
+
+plain_api = pytest.mark.urls("invoices.tests.variant_urls")
+
+
+@plain_api
+def test_api_create_in_another_tenant_is_refused(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter
+) -> None:
+    globex = invoice("GLX-001").tenant
+    before = Invoice.objects.filter(tenant=globex).count()
+    response = api_for("bob").post(
+        "/plain-api/invoices/",
+        {"tenant": globex.pk, "number": "PWN-1", "amount": "1.00", "description": "Pwned"},
+    )
+    assert response.status_code == 403
+    assert response.json()["code"] == "policy.tenant_member"
+    assert_no_globex(response)
+    assert Invoice.objects.filter(tenant=globex).count() == before
+    assert not Invoice.objects.filter(number="PWN-1").exists()
+
+
+@plain_api
+def test_api_create_in_the_users_own_tenant_is_allowed(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter
+) -> None:
+    acme = invoice("ACME-001").tenant
+    response = api_for("bob").post(
+        "/plain-api/invoices/", {"tenant": acme.pk, "number": "ACME-100", "amount": "10.00"}
+    )
+    assert response.status_code == 201
+    assert Invoice.objects.get(number="ACME-100").tenant == acme
+
+
+@plain_api
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_api_update_cannot_move_an_invoice_to_another_tenant(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter, method: str
+) -> None:
+    own = invoice("ACME-001")  # Bob's draft: he may change it
+    globex = invoice("GLX-001").tenant
+    before = snapshot(own)
+    payload = {"tenant": globex.pk, "number": own.number, "amount": "120.00"}
+    response = getattr(api_for("bob"), method)(f"/plain-api/invoices/{own.pk}/", payload)
+    assert response.status_code == 403
+    assert response.json()["code"] == "policy.tenant_member"
+    assert_no_globex(response)
+    assert snapshot(own) == before
+
+
+@plain_api
+def test_api_update_that_stays_in_reach_is_allowed(
+    api_for: Callable[[str], APIClient], invoice: InvoiceGetter
+) -> None:
+    own = invoice("ACME-001")
+    response = api_for("bob").patch(f"/plain-api/invoices/{own.pk}/", {"description": "Desks"})
+    assert response.status_code == 200
+    assert invoice("ACME-001").description == "Desks"
+
+
+@plain_api
+def test_api_anonymous_create_is_not_authenticated(invoice: InvoiceGetter) -> None:
+    acme = invoice("ACME-001").tenant
+    response = APIClient().post(
+        "/plain-api/invoices/", {"tenant": acme.pk, "number": "ANON-1", "amount": "1.00"}
+    )
+    assert response.status_code in (401, 403)
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert not Invoice.objects.filter(number="ANON-1").exists()

@@ -163,3 +163,25 @@ def test_a_hidden_object_cannot_be_acted_on_by_forging_the_selection(
     run_action(client_for(member), "approve_selected", docs["b"])
     docs["b"].refresh_from_db()
     assert docs["b"].state == "submitted"
+
+
+def test_the_admin_passes_values_to_the_rules_as_ctx(
+    rf: object, member: User, docs: Docs, document_actions: dict[str, object]
+) -> None:
+    from typing import Any
+
+    from clearance import CTX, where
+    from tests.contrib.admin_site import DocumentAdmin, site
+
+    document_actions["change"].policy(  # type: ignore[attr-defined]
+        "in_office", where(state=CTX.allowed_state), reason="Only in the office."
+    )
+
+    class OfficeAdmin(DocumentAdmin):
+        def get_clearance_context(self, request: Any) -> dict[str, Any]:
+            return {"allowed_state": "submitted"}
+
+    request = rf.get("/")  # type: ignore[attr-defined]
+    request.user = member
+    assert OfficeAdmin(Document, site).has_change_permission(request, docs["a"])
+    assert not DocumentAdmin(Document, site).has_change_permission(request, docs["a"])

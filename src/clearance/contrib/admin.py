@@ -25,6 +25,8 @@
   rolls it back and is shown as an error message.
 - A denial raised while saving or deleting through a form is shown as an error message, never
   a server error, and the transaction is rolled back.
+- ``get_clearance_context(request)`` returns values the rules read as ``CTX.<name>``; every
+  decision of the admin receives them.
 
 The checks call the engine directly, so policies and invariants bind superusers too.
 """
@@ -78,6 +80,13 @@ class ClearanceAdminMixin:
     clearance_admin_actions: dict[str, str] = {}
     model: type[models.Model]
 
+    def get_clearance_context(self, request: HttpRequest) -> dict[str, Any]:
+        """Values the rules read as ``CTX.<name>`` (and ``ctx.extra``); none by default."""
+        return {}
+
+    def _extra(self, request: HttpRequest) -> dict[str, Any]:
+        return dict(self.get_clearance_context(request) or {})
+
     # -- which action --------------------------------------------------------------------
 
     def clearance_action(self, kind: str) -> Action | None:
@@ -106,14 +115,18 @@ class ClearanceAdminMixin:
             return default()
         if obj is None:
             return engine.can_attempt(request.user, act)
-        return engine.authorize(request.user, act, obj, request=request).allowed
+        return engine.authorize(
+            request.user, act, obj, request=request, **self._extra(request)
+        ).allowed
 
     # -- the queryset and the permissions -------------------------------------------------
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         """Django's queryset, narrowed to the objects the user may view (one SQL query)."""
         queryset: models.QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
-        return engine.authorized(request.user, self._view_action(), queryset, request=request)
+        return engine.authorized(
+            request.user, self._view_action(), queryset, request=request, **self._extra(request)
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         """The view action (or, failing it, the change action) on ``obj``."""
@@ -142,7 +155,9 @@ class ClearanceAdminMixin:
         """Decide the add or change action on the object as it will be saved, then save."""
         act = self.clearance_action("change" if change else "add")
         if act is not None:
-            decision = engine.authorize(request.user, act, obj, request=request)
+            decision = engine.authorize(
+                request.user, act, obj, request=request, **self._extra(request)
+            )
             if not decision:
                 raise exception_for(decision)
         super().save_model(request, obj, form, change)  # type: ignore[misc]
@@ -185,7 +200,9 @@ class ClearanceAdminMixin:
         def guarded(modeladmin: Any, request: HttpRequest, queryset: models.QuerySet[Any]) -> Any:
             if act is not None:
                 objects = list(queryset)
-                decisions = engine.authorize_many(request.user, act, objects, request=request)
+                decisions = engine.authorize_many(
+                    request.user, act, objects, request=request, **self._extra(request)
+                )
                 refused = [(o, d) for o, d in zip(objects, decisions, strict=True) if not d]
                 if refused:
                     self._report_refusals(request, refused)

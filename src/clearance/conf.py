@@ -58,6 +58,12 @@ DEFAULTS: dict[str, Any] = {
     # clearance.contrib.guard: regular expressions of paths (without the leading slash) that
     # need no authorization decision, e.g. [r"^accounts/", r"^$"].
     "GUARD_EXEMPT": [],
+    # clearance.console: the console shows every object and audit record (a single-tenant
+    # project), instead of those its user may view through each model's view action.
+    "CONSOLE_SEES_ALL": False,
+    # clearance.console: the action deciding which objects of a model (by label, e.g.
+    # "invoices.Invoice") a console user may see, when not the model's view action.
+    "CONSOLE_VIEW_ACTIONS": {},
 }
 
 

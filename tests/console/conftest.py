@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django.test import Client
 
 
@@ -14,6 +14,20 @@ from django.test import Client
 def console_urls(settings: object) -> None:
     """Serve the console under /clearance/."""
     settings.ROOT_URLCONF = "tests.console.urls"  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def console_sees_all(settings: object) -> None:
+    """The console's pages are tested on a single-tenant project (tests of the scope say
+    otherwise)."""
+    clearance = getattr(settings, "CLEARANCE", {})
+    settings.CLEARANCE = {**clearance, "CONSOLE_SEES_ALL": True}  # type: ignore[attr-defined]
+
+
+def console_permission() -> Permission:
+    return Permission.objects.get(
+        content_type__app_label="clearance_console", codename="view_console"
+    )
 
 
 @pytest.fixture
@@ -24,7 +38,10 @@ def unique() -> Callable[[str], str]:
 
 @pytest.fixture
 def staff(db: None) -> User:
-    return User.objects.create_user("staffer", password="x", is_staff=True)
+    """A staff member who holds the console's permission."""
+    user = User.objects.create_user("staffer", password="x", is_staff=True)
+    user.user_permissions.add(console_permission())
+    return User.objects.get(pk=user.pk)
 
 
 @pytest.fixture

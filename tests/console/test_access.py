@@ -113,3 +113,24 @@ def test_pages_need_no_context_processor(staff_client: Client, settings: Any) ->
     page = staff_client.get("/clearance/").content.decode()
 
     assert "Signed in as <strong>staffer</strong>" in page
+
+
+@pytest.mark.parametrize(("url", "heading"), PAGES)
+def test_a_staff_member_without_the_consoles_permission_gets_403(
+    make_user: Callable[..., User], url: str, heading: str
+) -> None:
+    client = Client()
+    client.force_login(make_user("plainstaff", approver=False, is_staff=True))
+
+    response = client.get(url)
+
+    assert response.status_code == 403
+    assert heading not in response.content.decode()
+
+
+def test_a_superuser_with_the_staff_flag_holds_the_permission(db: None) -> None:
+    client = Client()
+    root = User.objects.create_user("root", password="x", is_superuser=True, is_staff=True)
+    client.force_login(root)
+
+    assert client.get("/clearance/").status_code == 200

@@ -41,7 +41,7 @@ def record(make_doc: Callable[..., Document], settings: Any) -> Record:
 
     The sinks are off, so each decision is recorded once, by the test, with the date it needs.
     """
-    settings.CLEARANCE = {"AUDIT_SINKS": []}
+    settings.CLEARANCE = {**settings.CLEARANCE, "AUDIT_SINKS": []}
 
     def make(
         actor: User, *, own: bool = False, days_ago: int = 0, allowed: bool = False, **doc: Any
@@ -252,7 +252,7 @@ def test_attempts_by_default_probes_on_request(
     staff_client: Client, people: dict[str, User], make_doc: Callable[..., Document], settings: Any
 ) -> None:
     """A page that decided what to show is not mistaken for someone trying to act."""
-    settings.CLEARANCE = {"RECORD_PROBES": True}
+    settings.CLEARANCE = {**settings.CLEARANCE, "RECORD_PROBES": True}
     ann = people["approver"]
     document = make_doc(owner=ann)
     authorize(ann, "testapp.approve", document, probe=True)

@@ -518,3 +518,61 @@ def test_api_anonymous_create_is_not_authenticated(invoice: InvoiceGetter) -> No
     assert response.status_code in (401, 403)
     assert response.json() == {"detail": "Authentication credentials were not provided."}
     assert not Invoice.objects.filter(number="ANON-1").exists()
+
+
+# -- the console, opened by a staff member of one tenant ------------------------------------------
+
+
+@pytest.fixture
+def globex_denial(user: Callable[[str], Any], invoice: InvoiceGetter) -> Any:
+    """A recorded denial about a Globex invoice: Dave may not submit a submitted invoice."""
+    import clearance
+    from clearance.audit.models import AuditRecord
+
+    glx = invoice("GLX-002")
+    decision = clearance.authorize(user("dave"), "invoices.submit", glx)
+    assert not decision
+    return AuditRecord.objects.filter(resource_pk=str(glx.pk), action="invoices.submit").latest(
+        "at"
+    )
+
+
+def test_the_console_offers_and_explains_only_the_staff_members_tenant(
+    client_for: ClientFor, invoice: InvoiceGetter
+) -> None:
+    client = client_for("erin")  # an Acme auditor with the staff flag and the console's permission
+    form = client.get("/clearance/explain/?action=invoices.view")
+    assert form.status_code == 200
+    assert "ACME-001" in form.content.decode()
+    assert_no_globex(form)
+    glx = invoice("GLX-002")
+    hidden = client.get(f"/clearance/explain/?user=dave&action=invoices.view&object={glx.pk}")
+    missing = client.get("/clearance/explain/?user=dave&action=invoices.view&object=999999")
+    assert_no_globex(hidden)
+    assert f"There is no invoices.Invoice with primary key &#x27;{glx.pk}&#x27;" in (
+        hidden.content.decode()
+    )
+    assert "There is no invoices.Invoice with primary key &#x27;999999&#x27;" in (
+        missing.content.decode()
+    )
+
+
+def test_the_console_audit_trail_shows_only_the_staff_members_tenant(
+    client_for: ClientFor, globex_denial: Any
+) -> None:
+    client = client_for("erin")
+    trail = client.get("/clearance/audit/?actor=dave&action=invoices.submit")
+    assert trail.status_code == 200
+    assert f"invoices.Invoice:{globex_denial.resource_pk}<" not in trail.content.decode()
+    assert "Only draft invoices can be submitted." not in trail.content.decode()
+    assert client.get(f"/clearance/audit/{globex_denial.pk}/").status_code == 404
+    # Acme's own history is still there.
+    assert "Nobody approves their own invoice." in client.get("/clearance/audit/").content.decode()
+
+
+def test_the_console_needs_its_permission_not_only_the_staff_flag(
+    staff_for: ClientFor,
+) -> None:
+    response = staff_for("alice").get("/clearance/audit/")  # staff, without the permission
+    assert response.status_code == 403
+    assert "Audit trail" not in response.content.decode()

@@ -25,7 +25,7 @@ def test_groups_grant_the_roles_permissions(demo: str) -> None:
         "submit_invoice",
     }
     assert permissions_of("approver") == {"view_invoice", "approve_invoice", "pay_invoice"}
-    assert permissions_of("auditor") == {"view_invoice"}
+    assert permissions_of("auditor") == {"view_invoice", "view_console"}
 
 
 def test_users_roles_and_tenants(demo: str) -> None:

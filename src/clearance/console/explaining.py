@@ -7,7 +7,8 @@ at why Alice cannot approve an invoice would write a denial in Alice's name that
 met. Who looked at what is logged instead, at INFO on the ``clearance.console`` logger.
 
 The evaluation has no request (``ctx.request`` is None): the request being served is the staff
-member's, not the explained user's.
+member's, not the explained user's. The objects offered and explained are those the console user
+may see (:mod:`clearance.console.scope`): another tenant's object reads as a missing one.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..actions import Action, registry
 from ..decisions import Decision
 from ..engine import _decide
 from ..rules import Context
+from .scope import visible_objects
 
 __all__ = ["ExplainForm", "what_if"]
 
@@ -78,8 +80,9 @@ class ExplainForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"],
     )
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, viewer: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.viewer = viewer
         action_field = self.fields["action"]
         assert isinstance(action_field, forms.ChoiceField)
         action_field.choices = _action_choices()
@@ -124,7 +127,7 @@ class ExplainForm(forms.Form):
             )
             return cleaned
         try:
-            self.target = model._base_manager.get(pk=pk)
+            self.target = visible_objects(self.viewer, model).get(pk=pk)
         except ObjectDoesNotExist:
             self.add_error("object", f"There is no {model._meta.label} with primary key {pk!r}.")
         except (ValueError, TypeError, ValidationError):
@@ -157,12 +160,13 @@ class ExplainForm(forms.Form):
         return [str(n) for n in names]
 
     @staticmethod
-    def suggested_objects(action_name: str | None) -> list[tuple[str, str]]:
-        """(primary key, label) of the latest objects of the chosen action's model."""
+    def suggested_objects(action_name: str | None, viewer: Any) -> list[tuple[str, str]]:
+        """(primary key, label) of the latest objects of the chosen action's model that the
+        console user ``viewer`` may see."""
         if not action_name or action_name not in registry:
             return []
         model = registry.get(action_name).model
         if model is None:
             return []
-        objects = model._base_manager.order_by("-pk")[:SUGGESTED_OBJECTS]
+        objects = visible_objects(viewer, model).order_by("-pk")[:SUGGESTED_OBJECTS]
         return [(str(obj.pk), str(obj)) for obj in objects]

@@ -1,7 +1,9 @@
 """The console's pages. Each one reads; none changes anything.
 
-Every view is wrapped by :func:`~clearance.console.access.console_view`: active staff only
-(anonymous visitors go to the login page, others get a 403), GET and HEAD only, never cached.
+Every view is wrapped by :func:`~clearance.console.access.console_view`: active staff with the
+console's permission only (anonymous visitors go to the login page, others get a 403), GET and
+HEAD only, never cached. Objects and audit records are those the console user may see
+(:mod:`clearance.console.scope`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from .auditing import AuditFilterForm, audit_records, daily_counts
 from .chart import daily_chart
 from .explaining import ExplainForm
 from .gates import gates
+from .scope import visible_records
 
 __all__ = ["actions", "audit", "audit_record", "explain", "index", "matrix"]
 
@@ -52,7 +55,7 @@ def index(request: HttpRequest) -> HttpResponse:
             "section": "index",
             "action_count": len(registry.actions),
             "group_count": Group.objects.count(),
-            "recent_denials": audit_records()
+            "recent_denials": visible_records(request.user, audit_records())
             .attempts()
             .filter(allowed=False, at__gte=since)
             .count(),
@@ -115,12 +118,12 @@ def _explain_url(**params: Any) -> str:
 def explain(request: HttpRequest) -> HttpResponse:
     """Pick a user, an action and an object; see the three gates, rule by rule."""
     asked = any(request.GET.get(name) for name in ("user", "action", "object"))
-    form = ExplainForm(request.GET if asked else None)
+    form = ExplainForm(request.GET if asked else None, viewer=request.user)
     context: dict[str, Any] = {
         "section": "explain",
         "form": form,
         "usernames": ExplainForm.suggested_usernames(),
-        "objects": ExplainForm.suggested_objects(request.GET.get("action")),
+        "objects": ExplainForm.suggested_objects(request.GET.get("action"), request.user),
     }
     if asked and form.is_valid():
         decision = form.explain(request.user)
@@ -142,7 +145,7 @@ def explain(request: HttpRequest) -> HttpResponse:
 @console_view
 def audit(request: HttpRequest) -> HttpResponse:
     """The audit trail: filtered, paginated, with a chart of decisions per day."""
-    records = audit_records()
+    records = visible_records(request.user, audit_records())
     recorded_actions = sorted(
         set(records.order_by().values_list("action", flat=True).distinct())
         | {a.name for a in registry.actions}
@@ -189,7 +192,7 @@ def _explain_url_for(record: AuditRecord) -> str | None:
 def audit_record(request: HttpRequest, pk: int) -> HttpResponse:
     """One recorded decision, drawn gate by gate as it was decided."""
     try:
-        record = audit_records().get(pk=pk)
+        record = visible_records(request.user, audit_records()).get(pk=pk)
     except AuditRecord.DoesNotExist:
         raise Http404("No such audit record.") from None
     decision = record.to_decision()

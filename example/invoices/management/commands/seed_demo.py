@@ -39,6 +39,10 @@ GROUPS = {
     "auditor": ["view_invoice"],
 }
 
+# Groups whose members may open the clearance console (with the staff flag): the console's
+# own permission, clearance_console.view_console. Superusers hold it anyway.
+CONSOLE_GROUPS = {"auditor"}
+
 TENANTS = {"acme": "Acme", "globex": "Globex"}
 
 # username -> (role, tenant slugs); the role is a group name, or "superuser".
@@ -51,7 +55,8 @@ USERS = {
     "admin": ("superuser", ["acme"]),
 }
 
-# Staff members open the clearance console (/clearance/) and the admin.
+# Staff members open the admin; with the console's permission (the auditor group, superusers),
+# the clearance console (/clearance/) too, where they see their own tenants' data only.
 STAFF = {"admin", "erin"}
 
 # (tenant, number, owner, amount, state, approved by, description)
@@ -101,15 +106,21 @@ class Command(BaseCommand):
         self.print_logins(recorded)
 
     def seed_groups(self) -> dict[str, Group]:
-        """Create the role groups with exactly their Invoice permissions."""
+        """Create the role groups with exactly their Invoice permissions (and the console's)."""
         create_permissions(apps.get_app_config("invoices"), verbosity=0)
+        create_permissions(apps.get_app_config("clearance_console"), verbosity=0)
         content_type = ContentType.objects.get_for_model(Invoice)
+        console = Permission.objects.get(
+            content_type__app_label="clearance_console", codename="view_console"
+        )
         groups = {}
         for name, codenames in GROUPS.items():
             group, _ = Group.objects.get_or_create(name=name)
-            permissions = Permission.objects.filter(
-                content_type=content_type, codename__in=codenames
+            permissions = list(
+                Permission.objects.filter(content_type=content_type, codename__in=codenames)
             )
+            if name in CONSOLE_GROUPS:
+                permissions.append(console)
             group.permissions.set(permissions)
             groups[name] = group
         return groups

@@ -239,3 +239,27 @@ def test_list_view_refuses_who_may_not_attempt_the_action(
     response = client_for(reader).get("/contrib/cbv/", HTTP_ACCEPT="application/json")
     assert response.status_code == 403
     assert response.json()["code"] == "permission.testapp.view_document"
+
+
+def test_a_rule_that_raises_is_answered_with_the_decisions_reason(
+    client_for: ClientFor, member: User, docs: Docs, document_actions: dict[str, object]
+) -> None:
+    from clearance import ACTOR, authorize, where
+
+    document_actions["change"].policy(  # type: ignore[attr-defined]
+        "within_approval_limit",
+        where(amount__lte=ACTOR.approver_profile.approval_limit),
+        reason="The amount is above your approval limit.",
+    )
+    a = docs["a"]
+    decision = authorize(member, "testapp.change", a)
+    assert not decision and decision.error
+    response = client_for(member).post(
+        f"/contrib/cbv/{a.pk}/edit/",
+        {"title": "Renamed", "amount": "100", "tenant": a.tenant_id},
+        HTTP_ACCEPT="application/json",
+    )
+    assert response.status_code == 403
+    assert response.json()["reason"] == decision.reason
+    assert response.json()["code"] == "policy.within_approval_limit"
+    assert "approver_profile" not in text(response)

@@ -357,6 +357,7 @@ def test_parse_age_round_trips(amount: int, unit: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
+@override_settings(CLEARANCE={"AUDIT_REQUEST_ID_SET_BY_PROXY": True})
 def test_a_denial_is_one_structured_record_on_clearance_audit(
     alice: User, denied_doc: Document, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -418,7 +419,8 @@ def test_json_formatter_keeps_exceptions_and_odd_values() -> None:
     assert "RuntimeError: boom" in shipped["exception"]
 
 
-def test_a_request_id_from_a_client_is_cleaned(alice: User, denied_doc: Document) -> None:
+@override_settings(CLEARANCE={"AUDIT_REQUEST_ID_SET_BY_PROXY": True})
+def test_a_request_id_from_a_proxy_is_cleaned(alice: User, denied_doc: Document) -> None:
     request = RequestFactory().get("/", HTTP_X_REQUEST_ID="abc\r\nforged: 1" + "x" * 300)
     authorize(alice, "testapp.approve", denied_doc, request=request)
     record = records().get()
@@ -657,8 +659,16 @@ def test_the_middleware_gives_decisions_their_request(
     )
     assert re.fullmatch(r"[0-9a-f]{32}", record.request_id)
 
+    # A client's header is not trusted: a client could file its requests under another's id.
     client.get(f"/approve/{denied_doc.pk}/", HTTP_X_REQUEST_ID="trace-7")
-    assert records().order_by("-id").first().request_id == "trace-7"  # type: ignore[union-attr]
+    latest = records().order_by("-id").first()
+    assert latest is not None and latest.request_id != "trace-7"
+    assert re.fullmatch(r"[0-9a-f]{32}", latest.request_id)
+
+    # Unless the project says a proxy sets it on every request.
+    with override_settings(CLEARANCE={"AUDIT_REQUEST_ID_SET_BY_PROXY": True}):
+        client.get(f"/approve/{denied_doc.pk}/", HTTP_X_REQUEST_ID="trace-8")
+    assert records().order_by("-id").first().request_id == "trace-8"  # type: ignore[union-attr]
 
 
 @override_settings(ROOT_URLCONF="tests.test_audit", MIDDLEWARE=MIDDLEWARE)

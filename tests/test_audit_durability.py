@@ -29,7 +29,8 @@ from clearance.audit.models import AuditRecord
 from tests.testapp.models import Document, Note
 
 OWN_AUDIT_DATABASE = {
-    "CLEARANCE": {"AUDIT_DATABASE": "audit"},
+    # The request id header is set by a proxy in front of the project, and so trusted.
+    "CLEARANCE": {"AUDIT_DATABASE": "audit", "AUDIT_REQUEST_ID_SET_BY_PROXY": True},
     "DATABASE_ROUTERS": ["clearance.audit.routers.AuditRouter"],
 }
 

@@ -46,8 +46,12 @@ DEFAULTS: dict[str, Any] = {
     # (client/server databases): "thread" (a dedicated one per thread: two connections per
     # server thread) or "process" (one per process, shared by its threads behind a lock).
     "AUDIT_CONNECTION": "thread",
-    # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent).
+    # HTTP header ClearanceMiddleware reads the request id from (one is generated if absent),
+    # when AUDIT_REQUEST_ID_SET_BY_PROXY says a proxy sets it.
     "AUDIT_REQUEST_ID_HEADER": "X-Request-ID",
+    # True only when a proxy in front of the project sets AUDIT_REQUEST_ID_HEADER on every
+    # request (replacing what a client sent): otherwise the header is the client's and ignored.
+    "AUDIT_REQUEST_ID_SET_BY_PROXY": False,
     # Re-raise exceptions from rules instead of denying with ``error`` set (for test suites).
     "RAISE_RULE_ERRORS": False,
     # HTTP status for an invariant violation in the integrations (409 Conflict by default).

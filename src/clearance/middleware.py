@@ -2,9 +2,10 @@
 
 For each request it
 
-* gives the request an id: the value of ``CLEARANCE["AUDIT_REQUEST_ID_HEADER"]``
-  (``X-Request-ID``) when the client or a proxy sent one, otherwise a new one, as
-  ``request.clearance_request_id``;
+* gives the request an id, as ``request.clearance_request_id``: a new one, or, when
+  ``CLEARANCE["AUDIT_REQUEST_ID_SET_BY_PROXY"]`` says a proxy sets it on every request, the
+  value of ``CLEARANCE["AUDIT_REQUEST_ID_HEADER"]`` (``X-Request-ID``). A client's own header
+  is never trusted;
 * makes the request available to decisions that do not pass it
   (``clearance.request_context.current_request``), so their audit records carry the request
   id, method, path and remote address;

@@ -27,9 +27,14 @@ def _meta_key(header: str) -> str:
 def request_id_from_header(request: Any) -> str:
     """The request id sent in ``CLEARANCE["AUDIT_REQUEST_ID_HEADER"]``, or ``""``.
 
-    Only printable ASCII is kept, at most 128 characters, so a client cannot inject line
-    breaks or control characters into the audit trail.
+    Read only when ``CLEARANCE["AUDIT_REQUEST_ID_SET_BY_PROXY"]`` says a proxy in front of the
+    project sets the header on every request: otherwise the value is the client's, and a client
+    could file its requests under another request's id, so it is ignored (the middleware
+    generates one). Only printable ASCII is kept, at most 128 characters, so a client cannot
+    inject line breaks or control characters into the audit trail.
     """
+    if clearance_settings.AUDIT_REQUEST_ID_SET_BY_PROXY is not True:
+        return ""
     header = clearance_settings.AUDIT_REQUEST_ID_HEADER
     if not header or not isinstance(header, str):
         return ""  # a wrong type is reported by the check clearance.E504

@@ -36,6 +36,8 @@ ALL_IDS = [
     "clearance.E004",
     "clearance.E005",
     "clearance.E006",
+    "clearance.E101",
+    "clearance.E102",
     "clearance.W001",
     "clearance.W002",
     "clearance.W003",
@@ -89,7 +91,7 @@ def test_manage_py_check_on_the_example_is_clean() -> None:
 def test_the_checks_carry_the_clearance_tag() -> None:
     registered = checks.registry.registry.get_checks()
     ours = [c for c in registered if c.__module__ == "clearance.checks"]
-    assert len(ours) == 6
+    assert len(ours) == 7
     assert all("clearance" in c.tags for c in ours)
 
 
@@ -331,3 +333,93 @@ def test_backend_order(backends: list[str], expected: str | None) -> None:
                 and "Move clearance.backends.ClearanceBackend first" in message.hint
             )
         )
+
+
+# -- E101, E102: the CLEARANCE settings -----------------------------------------------------------
+
+#: For every setting, values that must be refused when the project starts.
+INVALID_SETTINGS: dict[str, list[Any]] = {
+    "AUDIT_SINKS": ["clearance.audit.sinks.LoggingSink", [42]],
+    "RECORD_ALLOWED": [2, -0.5, "yes", None],
+    "RECORD_PROBES": [2, "no", None],
+    "AUDIT_WRITE_THROUGH": ["yes", 1, None],
+    "AUDIT_DATABASE": ["", 42],
+    "AUDIT_FAIL_CLOSED": ["yes", 1, None],
+    "AUDIT_BATCH_SIZE": [0, "10", True],
+    "AUDIT_REQUEST_ID_HEADER": ["X Request ID", "X-Request-ID\n", 42],
+    "AUDIT_REQUEST_ID_SET_BY_PROXY": ["true", 1],
+    "RAISE_RULE_ERRORS": ["no", 0],
+    "INVARIANT_STATUS": [200, 302, 600, "409", 409.0, True],
+    "GUARD_STRICT": ["on", 1],
+    "GUARD_EXEMPT": [r"^admin/", ["(unclosed"], [42]],
+    "CONSOLE_SEES_ALL": ["all", 1],
+    "CONSOLE_VIEW_ACTIONS": [
+        ["invoices.Invoice"],
+        {"testapp.Nothing": "testapp.approve"},
+        {"testapp.Document": "testapp.nothing"},
+        {"testapp.Note": "testapp.approve"},
+    ],
+}
+
+
+def setting_errors(**clearance: Any) -> list[CheckMessage]:
+    with override_settings(CLEARANCE=clearance):
+        return [m for m in run() if m.id in ("clearance.E101", "clearance.E102")]
+
+
+def test_every_setting_is_validated() -> None:
+    from clearance.conf import _VALIDATORS, DEFAULTS
+
+    assert set(_VALIDATORS) == set(DEFAULTS) == set(INVALID_SETTINGS)
+
+
+def test_the_defaults_are_valid() -> None:
+    from clearance.conf import DEFAULTS
+
+    assert setting_errors(**DEFAULTS) == []
+
+
+@pytest.mark.parametrize("name", sorted(INVALID_SETTINGS))
+def test_e102_an_invalid_value_of_each_setting(name: str) -> None:
+    for value in INVALID_SETTINGS[name]:
+        errors = setting_errors(**{name: value})
+        assert [m.id for m in errors] == ["clearance.E102"], (name, value)
+        assert f"CLEARANCE[{name!r}]" in errors[0].msg
+        assert repr(value) in errors[0].msg
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RECORD_ALLOWED", 0.25),
+        ("AUDIT_DATABASE", "audit"),
+        ("AUDIT_REQUEST_ID_HEADER", None),
+        ("AUDIT_REQUEST_ID_HEADER", ""),
+        ("AUDIT_REQUEST_ID_HEADER", "X-Correlation-ID"),
+        ("INVARIANT_STATUS", 422),
+        ("GUARD_EXEMPT", (r"^$", r"^static/")),
+        ("CONSOLE_VIEW_ACTIONS", {"testapp.Document": "testapp.read"}),
+    ],
+)
+def test_valid_values_are_accepted(name: str, value: Any) -> None:
+    assert setting_errors(**{name: value}) == []
+
+
+def test_e101_unknown_setting_and_not_a_dict() -> None:
+    [unknown] = setting_errors(INVARIANT_STATUSS=409)
+    assert unknown.id == "clearance.E101"
+    assert "'INVARIANT_STATUSS'" in unknown.msg
+    with override_settings(CLEARANCE=["INVARIANT_STATUS", 409]):
+        [error] = [m for m in run() if m.id == "clearance.E101"]
+    assert "must be a dict" in error.msg
+
+
+def test_manage_py_check_stops_on_an_invalid_invariant_status() -> None:
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    with (
+        override_settings(CLEARANCE={"INVARIANT_STATUS": 200}),
+        pytest.raises(SystemCheckError, match=r"clearance\.E102.*INVARIANT_STATUS"),
+    ):
+        call_command("check", tags=["clearance"])

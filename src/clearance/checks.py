@@ -30,6 +30,7 @@ __all__ = [
     "check_pending_rules",
     "check_permissions",
     "check_rules",
+    "check_settings",
     "concrete_subclasses",
 ]
 
@@ -469,3 +470,29 @@ def check_backends(
                 )
             )
     return messages
+
+
+# --------------------------------------------------------------------------------------------
+# The CLEARANCE settings: clearance.E101, clearance.E102
+# --------------------------------------------------------------------------------------------
+
+
+@checks.register(TAG)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E101: ``CLEARANCE`` is not a dict, or names an unknown setting. E102: an invalid value."""
+    from .conf import DEFAULTS, setting_problems
+
+    return [
+        checks.Error(
+            message,
+            hint=(
+                "See the settings reference (docs/reference/settings.md)."
+                if name in DEFAULTS
+                else "Remove it, or correct its name."
+            ),
+            id="clearance.E102" if name in DEFAULTS else "clearance.E101",
+        )
+        for name, message in setting_problems()
+    ]

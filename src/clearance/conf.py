@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings as django_settings
@@ -9,7 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-__all__ = ["DEFAULTS", "clearance_settings"]
+__all__ = ["DEFAULTS", "clearance_settings", "setting_problems"]
 
 #: Every setting, with its default. Override any of them in ``settings.CLEARANCE``.
 DEFAULTS: dict[str, Any] = {
@@ -69,6 +71,137 @@ DEFAULTS: dict[str, Any] = {
     # "invoices.Invoice") a console user may see, when not the model's view action.
     "CONSOLE_VIEW_ACTIONS": {},
 }
+
+
+# --------------------------------------------------------------------------------------------
+# Validation: every setting's type and range, reported by the system check clearance.E10x
+# --------------------------------------------------------------------------------------------
+
+#: The characters of an HTTP header name (RFC 9110 "token").
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _is_bool(value: Any) -> str | None:
+    return None if isinstance(value, bool) else "must be True or False"
+
+
+def _is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _sinks(value: Any) -> str | None:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) and v for v in value):
+        return None
+    return "must be a list of dotted paths (strings)"
+
+
+def _record_allowed(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)) and 0 <= value <= 1:
+        return None
+    return "must be True, False or a rate between 0 and 1"
+
+
+def _alias(value: Any) -> str | None:
+    if value is None or (isinstance(value, str) and value):
+        return None
+    return "must be None or a database alias"
+
+
+def _batch_size(value: Any) -> str | None:
+    return None if _is_whole(value) and value >= 1 else "must be a whole number of at least 1"
+
+
+def _header(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, str) and _HEADER_NAME.fullmatch(value):
+        return None
+    return "must be an HTTP header name (such as 'X-Request-ID'), '' or None"
+
+
+def _status(value: Any) -> str | None:
+    if _is_whole(value) and 400 <= value <= 599:
+        return None
+    return "must be an HTTP error status, a whole number from 400 to 599 (409 by default)"
+
+
+def _patterns(value: Any) -> str | None:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        return "must be a list of regular expressions (strings)"
+    for pattern in value:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            return f"has an invalid regular expression {pattern!r}: {exc}"
+    return None
+
+
+def _view_actions(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a dict of model labels to action names"
+    from django.apps import apps
+
+    from .actions import registry
+
+    for label, name in value.items():
+        try:
+            model = apps.get_model(label) if isinstance(label, str) else None
+        except (LookupError, ValueError):
+            model = None
+        if model is None:
+            return f"names {label!r}, which is not the label of an installed model"
+        if not isinstance(name, str) or name not in registry:
+            return f"maps {label!r} to {name!r}, which is not a declared action"
+        act_model = registry.get(name).model
+        if act_model is None or act_model._meta.concrete_model is not model._meta.concrete_model:
+            return f"maps {label!r} to {name!r}, which does not act on {label}"
+    return None
+
+
+#: How each setting is validated: a function returning what is wrong, or None.
+_VALIDATORS: dict[str, Callable[[Any], str | None]] = {
+    "AUDIT_SINKS": _sinks,
+    "RECORD_ALLOWED": _record_allowed,
+    "RECORD_PROBES": _record_allowed,
+    "AUDIT_DATABASE": _alias,
+    "AUDIT_FAIL_CLOSED": _is_bool,
+    "AUDIT_BATCH_SIZE": _batch_size,
+    "AUDIT_WRITE_THROUGH": _is_bool,
+    "AUDIT_REQUEST_ID_HEADER": _header,
+    "AUDIT_REQUEST_ID_SET_BY_PROXY": _is_bool,
+    "RAISE_RULE_ERRORS": _is_bool,
+    "INVARIANT_STATUS": _status,
+    "GUARD_STRICT": _is_bool,
+    "GUARD_EXEMPT": _patterns,
+    "CONSOLE_SEES_ALL": _is_bool,
+    "CONSOLE_VIEW_ACTIONS": _view_actions,
+}
+
+
+def setting_problems() -> list[tuple[str, str]]:
+    """What is wrong with ``settings.CLEARANCE``: ``(setting, message)`` pairs, none when valid.
+
+    Every key is checked: the dict itself, unknown names, and each value's type and range.
+    """
+    user = getattr(django_settings, "CLEARANCE", {})
+    if user is None:
+        return []
+    if not isinstance(user, dict):
+        return [("CLEARANCE", f"settings.CLEARANCE must be a dict, got {type(user).__name__}")]
+    problems = []
+    for name in sorted(set(user) - set(DEFAULTS), key=str):
+        problems.append(
+            (str(name), f"Unknown CLEARANCE setting {name!r}. Known: {', '.join(sorted(DEFAULTS))}")
+        )
+    for name, validate in _VALIDATORS.items():
+        if name not in user:
+            continue
+        problem = validate(user[name])
+        if problem is not None:
+            problems.append((name, f"CLEARANCE[{name!r}] {problem}, got {user[name]!r}."))
+    return problems
 
 
 class _Settings:

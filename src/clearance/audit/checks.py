@@ -33,10 +33,11 @@ def check_audit(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMess
         return messages  # reported by the settings themselves
     from . import configured_sinks
 
-    try:
-        configured_sinks()
-    except ImproperlyConfigured as exc:
-        messages.append(checks.Error(str(exc), id="clearance.E501"))
+    if all(isinstance(path, str) for path in sinks):  # otherwise clearance.E102 says so
+        try:
+            configured_sinks()
+        except ImproperlyConfigured as exc:
+            messages.append(checks.Error(str(exc), id="clearance.E501"))
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         messages.append(
             checks.Error(

@@ -263,3 +263,28 @@ def test_a_rule_that_raises_is_answered_with_the_decisions_reason(
     assert response.json()["reason"] == decision.reason
     assert response.json()["code"] == "policy.within_approval_limit"
     assert "approver_profile" not in text(response)
+
+
+def test_the_class_based_view_passes_values_to_the_rules_as_ctx(
+    rf: object, member: User, docs: Docs, document_actions: dict[str, object]
+) -> None:
+    from typing import Any
+
+    from django.http import Http404
+
+    from clearance import CTX, where
+    from tests.contrib.views import DocumentDetail
+
+    document_actions["view"].policy(  # type: ignore[attr-defined]
+        "in_state", where(state=CTX.wanted), reason="Only documents in the wanted state."
+    )
+
+    class Submitted(DocumentDetail):
+        def get_clearance_context(self) -> dict[str, Any]:
+            return {"wanted": "submitted"}
+
+    request = rf.get("/")  # type: ignore[attr-defined]
+    request.user = member
+    assert Submitted.as_view()(request, pk=docs["a"].pk).status_code == 200
+    with pytest.raises(Http404):
+        DocumentDetail.as_view()(request, pk=docs["a"].pk)

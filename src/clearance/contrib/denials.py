@@ -251,6 +251,7 @@ def scope_for_lookup(
     *,
     request: Any = None,
     view_action: Any = MODEL_VIEW_ACTION,
+    **extra: Any,
 ) -> models.QuerySet[Any]:
     """``queryset`` narrowed to the objects the actor may view, for looking one object up.
 
@@ -269,7 +270,7 @@ def scope_for_lookup(
         if denial is not None:
             raise exception_for(denial)
     try:
-        return engine.authorized(actor, seen_act, queryset, request=request)
+        return engine.authorized(actor, seen_act, queryset, request=request, **extra)
     except NotFilterable:
         return queryset
 
@@ -291,12 +292,13 @@ def find_object(
     *,
     request: Any = None,
     view_action: Any = MODEL_VIEW_ACTION,
+    **extra: Any,
 ) -> Any:
     """The one object matching ``lookups`` among those the actor may view, or ``Http404``.
 
     Missing, hidden, malformed and ambiguous (several match) all answer the same 404.
     """
-    scoped = scope_for_lookup(actor, queryset, request=request, view_action=view_action)
+    scoped = scope_for_lookup(actor, queryset, request=request, view_action=view_action, **extra)
     try:
         return scoped.get(**lookups)
     except LOOKUP_ERRORS:
@@ -310,12 +312,13 @@ async def afind_object(
     *,
     request: Any = None,
     view_action: Any = MODEL_VIEW_ACTION,
+    **extra: Any,
 ) -> Any:
     """Async twin of :func:`find_object`."""
     from asgiref.sync import sync_to_async
 
     scoped = await sync_to_async(scope_for_lookup)(
-        actor, queryset, request=request, view_action=view_action
+        actor, queryset, request=request, view_action=view_action, **extra
     )
     try:
         return await scoped.aget(**lookups)

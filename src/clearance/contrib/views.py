@@ -419,7 +419,11 @@ class ActionRequiredMixin(_MapsMethods):
         assert queryset is not None
         model = queryset.model
         scoped = scope_for_lookup(
-            self.request.user, queryset, request=self.request, view_action=self.view_action
+            self.request.user,
+            queryset,
+            request=self.request,
+            view_action=self.view_action,
+            **self.get_clearance_context(),
         )
         try:
             obj = super().get_object(scoped)  # type: ignore[misc]
@@ -447,7 +451,12 @@ class ActionRequiredMixin(_MapsMethods):
         actor = await self.request.auser()
         try:
             obj = await afind_object(
-                actor, queryset, lookups, request=self.request, view_action=self.view_action
+                actor,
+                queryset,
+                lookups,
+                request=self.request,
+                view_action=self.view_action,
+                **self.get_clearance_context(),
             )
         except Http404:
             raise self._not_found(queryset.model) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -39,7 +40,7 @@ def document_approve(request: HttpRequest, document: Document) -> HttpResponse:
 @action_required("testapp.view", action_by_method={"POST": "testapp.change"}, object_kwarg="doc")
 def document_change_amount(request: HttpRequest, doc: Document) -> HttpResponse:
     """Enforces inside the body: a denial there is answered like one from the decorator."""
-    doc.amount = request.POST["amount"]
+    doc.amount = Decimal(request.POST["amount"])
     enforce(request.user, "testapp.change", doc, request=request)
     doc.save()
     return HttpResponse(f"changed {doc.title}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from typing import Any
@@ -160,6 +161,24 @@ def _view_actions(value: Any) -> str | None:
     return None
 
 
+def _seconds(value: Any) -> str | None:
+    if value is None or (
+        isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    ):
+        return None
+    return "must be a number of seconds above 0, or None"
+
+
+def _directory(value: Any) -> str | None:
+    if value is None or (isinstance(value, (str, os.PathLike)) and str(value)):
+        return None
+    return "must be a directory path or None"
+
+
+def _connection_mode(value: Any) -> str | None:
+    return None if value in ("thread", "process") else "must be 'thread' or 'process'"
+
+
 #: How each setting is validated: a function returning what is wrong, or None.
 _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "AUDIT_SINKS": _sinks,
@@ -169,6 +188,10 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "AUDIT_FAIL_CLOSED": _is_bool,
     "AUDIT_BATCH_SIZE": _batch_size,
     "AUDIT_WRITE_THROUGH": _is_bool,
+    "AUDIT_LOCK_TIMEOUT": _seconds,
+    "AUDIT_STATEMENT_TIMEOUT": _seconds,
+    "AUDIT_SPOOL": _directory,
+    "AUDIT_CONNECTION": _connection_mode,
     "AUDIT_REQUEST_ID_HEADER": _header,
     "AUDIT_REQUEST_ID_SET_BY_PROXY": _is_bool,
     "RAISE_RULE_ERRORS": _is_bool,

@@ -302,7 +302,22 @@ def find_object(
     try:
         return scoped.get(**lookups)
     except LOOKUP_ERRORS:
+        _refuse_if_unavailable(actor, queryset.model, view_action, request)
         raise not_found(queryset.model) from None
+
+
+def _refuse_if_unavailable(actor: Any, model: Any, view_action: Any, request: Any) -> None:
+    """Raise the view action's gate-1 denial when it says the database was unavailable.
+
+    A permission check that raised leaves the lookup's queryset empty (``authorized()`` fails
+    closed); the caller must then hear "try again" (503), not "not found".
+    """
+    seen_act = resolve_view_action(model, view_action)
+    if seen_act is None:
+        return
+    denial = capability_denial(actor, seen_act, request=request)
+    if denial is not None and is_unavailable(denial):
+        raise exception_for(denial)
 
 
 async def afind_object(
@@ -323,6 +338,7 @@ async def afind_object(
     try:
         return await scoped.aget(**lookups)
     except LOOKUP_ERRORS:
+        await sync_to_async(_refuse_if_unavailable)(actor, queryset.model, view_action, request)
         raise not_found(queryset.model) from None
 
 

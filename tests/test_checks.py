@@ -357,6 +357,7 @@ INVALID_SETTINGS: dict[str, list[Any]] = {
     "GUARD_STRICT": ["on", 1],
     "GUARD_EXEMPT": [r"^admin/", ["(unclosed"], [42]],
     "CONSOLE_SEES_ALL": ["all", 1],
+    "SNAPSHOT_PATH": [3, ""],
     "CONSOLE_VIEW_ACTIONS": [
         ["invoices.Invoice"],
         {"testapp.Nothing": "testapp.approve"},

@@ -19,6 +19,7 @@ class ClearanceConfig(AppConfig):
         from .actions import autodiscover
         from .audit import checks as audit_checks  # noqa: F401  (registers the audit checks)
         from .invariants import install_guards
+        from .snapshot import check_snapshot  # noqa: F401  (registers the snapshot check)
 
         autodiscover()
         # Model invariants hold on every save() and delete(), whoever calls.

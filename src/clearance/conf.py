@@ -71,6 +71,9 @@ DEFAULTS: dict[str, Any] = {
     # clearance.console: the action deciding which objects of a model (by label, e.g.
     # "invoices.Invoice") a console user may see, when not the model's view action.
     "CONSOLE_VIEW_ACTIONS": {},
+    # The committed authorization snapshot (``manage.py clearance snapshot``); None means
+    # ``<BASE_DIR>/clearance.snapshot`` when settings.BASE_DIR is set, else no snapshot.
+    "SNAPSHOT_PATH": None,
 }
 
 
@@ -175,6 +178,12 @@ def _directory(value: Any) -> str | None:
     return "must be a directory path or None"
 
 
+def _path(value: Any) -> str | None:
+    if value is None or (isinstance(value, (str, os.PathLike)) and str(value)):
+        return None
+    return "must be a file path or None"
+
+
 def _connection_mode(value: Any) -> str | None:
     return None if value in ("thread", "process") else "must be 'thread' or 'process'"
 
@@ -200,6 +209,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "GUARD_EXEMPT": _patterns,
     "CONSOLE_SEES_ALL": _is_bool,
     "CONSOLE_VIEW_ACTIONS": _view_actions,
+    "SNAPSHOT_PATH": _path,
 }
 
 

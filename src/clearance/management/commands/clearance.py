@@ -10,7 +10,11 @@ Subcommands:
 - ``audit-guard install|remove|status``: the PostgreSQL trigger that refuses UPDATE and
   DELETE of audit records outside pruning (:mod:`clearance.audit.guard`);
 - ``audit-spool [--list] [--replay]``: audit records waiting in the spool (the database did not
-  take them when they were made); ``--replay`` writes them into the table now.
+  take them when they were made); ``--replay`` writes them into the table now;
+- ``snapshot [--check]``: write the authorization snapshot, or compare the running rules with
+  it (a diff and exit status 1 when they differ);
+- ``replay``: re-decide recorded decisions against today's rules and data, and report the ones
+  that would flip (writes nothing).
 
 Output is sorted and carries no timestamps or paths, so it can be committed and diffed.
 """
@@ -21,7 +25,9 @@ import argparse
 import csv
 import io
 import json
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
@@ -114,6 +120,23 @@ class Command(BaseCommand):
             "--replay", action="store_true", help="write the waiting records into the table"
         )
 
+        snapshot = sub.add_parser(
+            "snapshot",
+            help="write the authorization snapshot; --check compares the running rules with it",
+        )
+        snapshot.add_argument(
+            "--check",
+            action="store_true",
+            help="write nothing; exit 1 with a diff when the running rules differ from the file",
+        )
+        snapshot.add_argument(
+            "--path",
+            default=None,
+            metavar="FILE",
+            help="the snapshot file (default: CLEARANCE['SNAPSHOT_PATH'], or "
+            "BASE_DIR/clearance.snapshot)",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the subcommand."""
         subcommand = options["subcommand"]
@@ -127,6 +150,8 @@ class Command(BaseCommand):
             self.audit_guard(options)
         elif subcommand == "audit-spool":
             self.audit_spool(options)
+        elif subcommand == "snapshot":
+            self.snapshot(options)
         else:
             self.prune(options)
 
@@ -158,6 +183,21 @@ class Command(BaseCommand):
             ]
         )
         self.write(format_decision(decision, subject=subject, paint=_painter(colour)))
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    def snapshot(self, options: dict[str, Any]) -> None:
+        """Write the authorization snapshot, or check the running rules against it."""
+        from ...snapshot import run_command
+
+        path = Path(options["path"]) if options["path"] else None
+        status, out, err = run_command(path, check=options["check"])
+        if out:
+            self.write(out)
+        if err:
+            self.stderr.write(err)
+        if status:
+            sys.exit(status)
 
     # -- prune-audit ---------------------------------------------------------------------------
 

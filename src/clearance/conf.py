@@ -74,6 +74,9 @@ DEFAULTS: dict[str, Any] = {
     # The committed authorization snapshot (``manage.py clearance snapshot``); None means
     # ``<BASE_DIR>/clearance.snapshot`` when settings.BASE_DIR is set, else no snapshot.
     "SNAPSHOT_PATH": None,
+    # Where ``manage.py clearance replay`` keeps its last report for the console; None means
+    # ``clearance.replay.json`` next to the snapshot file.
+    "REPLAY_REPORT_PATH": None,
 }
 
 

@@ -137,6 +137,39 @@ class Command(BaseCommand):
             "BASE_DIR/clearance.snapshot)",
         )
 
+        replay = sub.add_parser(
+            "replay",
+            help="decide recorded decisions again with the rules running now; report the flips",
+        )
+        replay.add_argument(
+            "--since",
+            default="7d",
+            metavar="WHEN",
+            help="an age (12h, 7d, 4w), a date, a date and time, or all (default: 7d)",
+        )
+        replay.add_argument("--until", default=None, metavar="WHEN", help="as --since (excluded)")
+        replay.add_argument(
+            "--action",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="only this action (repeat)",
+        )
+        replay.add_argument("--actor", default=None, metavar="USERNAME", help="only this actor")
+        replay.add_argument(
+            "--examples", type=int, default=5, metavar="N", help="examples per group (default: 5)"
+        )
+        replay.add_argument("--format", choices=("text", "json"), default="text")
+        replay.add_argument(
+            "--database", default=None, metavar="ALIAS", help="the audit database alias"
+        )
+        replay.add_argument(
+            "--no-save", action="store_true", help="do not keep this report for the console"
+        )
+        replay.add_argument(
+            "--fail-on-flips", action="store_true", help="exit 1 when a decision would flip"
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the subcommand."""
         subcommand = options["subcommand"]
@@ -152,6 +185,8 @@ class Command(BaseCommand):
             self.audit_spool(options)
         elif subcommand == "snapshot":
             self.snapshot(options)
+        elif subcommand == "replay":
+            self.replay(options)
         else:
             self.prune(options)
 
@@ -194,6 +229,32 @@ class Command(BaseCommand):
         status, out, err = run_command(path, check=options["check"])
         if out:
             self.write(out)
+        if err:
+            self.stderr.write(err)
+        if status:
+            sys.exit(status)
+
+    # -- replay --------------------------------------------------------------------------------
+
+    def replay(self, options: dict[str, Any]) -> None:
+        """Decide recorded decisions again with the rules running now; report the flips."""
+        from ...replay import run_command
+
+        try:
+            status, out, err = run_command(
+                since=options["since"],
+                until=options["until"],
+                actions=options["action"],
+                actor=options["actor"],
+                examples=options["examples"],
+                fmt=options["format"],
+                using=options["database"],
+                save=not options["no_save"],
+                fail_on_flips=options["fail_on_flips"],
+            )
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.write(out)
         if err:
             self.stderr.write(err)
         if status:

@@ -18,4 +18,5 @@ urlpatterns = [
     path("explain/", views.explain, name="explain"),
     path("audit/", views.audit, name="audit"),
     path("audit/<int:pk>/", views.audit_record, name="audit-record"),
+    path("changes/", views.changes, name="changes"),
 ]

@@ -29,7 +29,7 @@ from .explaining import ExplainForm
 from .gates import gates
 from .scope import visible_records
 
-__all__ = ["actions", "audit", "audit_record", "explain", "index", "matrix"]
+__all__ = ["actions", "audit", "audit_record", "changes", "explain", "index", "matrix"]
 
 #: Audit records per page.
 PAGE_SIZE = 25
@@ -208,5 +208,40 @@ def audit_record(request: HttpRequest, pk: int) -> HttpResponse:
             "rules_changed": current is not None and current.fingerprint() != record.fingerprint,
             "undeclared": current is None,
             "explain_url": _explain_url_for(record),
+        },
+    )
+
+
+def _moment(value: Any) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def _readable_report(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The last replay report with its times as datetimes, for the template."""
+    if report is None:
+        return None
+    for key in ("made_at", "since", "until"):
+        report[key] = _moment(report.get(key))
+    for group in (*report.get("flips", []), *report.get("skipped", [])):
+        for example in group.get("examples", []):
+            example["at"] = _moment(example.get("at"))
+            example["object_changed_at"] = _moment(example.get("object_changed_at"))
+    return report
+
+
+@console_view
+def changes(request: HttpRequest) -> HttpResponse:
+    """The running rules against the committed snapshot, and the last replay report."""
+    from ..replay import load_report, report_path
+    from ..snapshot import snapshot_status
+
+    return _render(
+        request,
+        "changes.html",
+        {
+            "section": "changes",
+            "snapshot": snapshot_status(),
+            "report": _readable_report(load_report()),
+            "report_path": report_path(),
         },
     )

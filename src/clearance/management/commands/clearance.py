@@ -11,10 +11,8 @@ Subcommands:
   DELETE of audit records outside pruning (:mod:`clearance.audit.guard`);
 - ``audit-spool [--list] [--replay]``: audit records waiting in the spool (the database did not
   take them when they were made); ``--replay`` writes them into the table now;
-- ``snapshot [--check]``: write the authorization snapshot, or compare the running rules with
-  it (a diff and exit status 1 when they differ);
-- ``replay``: re-decide recorded decisions against today's rules and data, and report the ones
-  that would flip (writes nothing).
+- ``snapshot [--check]`` and ``replay``: review a rule change (see
+  :mod:`clearance.management.reviewing`).
 
 Output is sorted and carries no timestamps or paths, so it can be committed and diffed.
 """
@@ -25,9 +23,7 @@ import argparse
 import csv
 import io
 import json
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from django.apps import apps
@@ -44,6 +40,7 @@ from ...engine import _decide
 from ...formatting import format_decision
 from ...introspection import capability_matrix, describe_actions, describe_model_invariants
 from ...rules import Context
+from .. import reviewing
 
 ACTION_FORMATS = ("text", "markdown", "json")
 MATRIX_FORMATS = ("text", "markdown", "csv", "json")
@@ -120,55 +117,7 @@ class Command(BaseCommand):
             "--replay", action="store_true", help="write the waiting records into the table"
         )
 
-        snapshot = sub.add_parser(
-            "snapshot",
-            help="write the authorization snapshot; --check compares the running rules with it",
-        )
-        snapshot.add_argument(
-            "--check",
-            action="store_true",
-            help="write nothing; exit 1 with a diff when the running rules differ from the file",
-        )
-        snapshot.add_argument(
-            "--path",
-            default=None,
-            metavar="FILE",
-            help="the snapshot file (default: CLEARANCE['SNAPSHOT_PATH'], or "
-            "BASE_DIR/clearance.snapshot)",
-        )
-
-        replay = sub.add_parser(
-            "replay",
-            help="decide recorded decisions again with the rules running now; report the flips",
-        )
-        replay.add_argument(
-            "--since",
-            default="7d",
-            metavar="WHEN",
-            help="an age (12h, 7d, 4w), a date, a date and time, or all (default: 7d)",
-        )
-        replay.add_argument("--until", default=None, metavar="WHEN", help="as --since (excluded)")
-        replay.add_argument(
-            "--action",
-            action="append",
-            default=[],
-            metavar="NAME",
-            help="only this action (repeat)",
-        )
-        replay.add_argument("--actor", default=None, metavar="USERNAME", help="only this actor")
-        replay.add_argument(
-            "--examples", type=int, default=5, metavar="N", help="examples per group (default: 5)"
-        )
-        replay.add_argument("--format", choices=("text", "json"), default="text")
-        replay.add_argument(
-            "--database", default=None, metavar="ALIAS", help="the audit database alias"
-        )
-        replay.add_argument(
-            "--no-save", action="store_true", help="do not keep this report for the console"
-        )
-        replay.add_argument(
-            "--fail-on-flips", action="store_true", help="exit 1 when a decision would flip"
-        )
+        reviewing.add_subcommands(sub)  # snapshot, replay
 
     def handle(self, *args: Any, **options: Any) -> None:
         """Run the subcommand."""
@@ -179,14 +128,12 @@ class Command(BaseCommand):
             self.write(render_matrix(options["format"], options["app"]))
         elif subcommand == "explain":
             self.explain(options)
+        elif subcommand in reviewing.SUBCOMMANDS:
+            reviewing.run(self, subcommand, options)
         elif subcommand == "audit-guard":
             self.audit_guard(options)
         elif subcommand == "audit-spool":
             self.audit_spool(options)
-        elif subcommand == "snapshot":
-            self.snapshot(options)
-        elif subcommand == "replay":
-            self.replay(options)
         else:
             self.prune(options)
 
@@ -218,47 +165,6 @@ class Command(BaseCommand):
             ]
         )
         self.write(format_decision(decision, subject=subject, paint=_painter(colour)))
-
-    # -- snapshot ------------------------------------------------------------------------------
-
-    def snapshot(self, options: dict[str, Any]) -> None:
-        """Write the authorization snapshot, or check the running rules against it."""
-        from ...snapshot import run_command
-
-        path = Path(options["path"]) if options["path"] else None
-        status, out, err = run_command(path, check=options["check"])
-        if out:
-            self.write(out)
-        if err:
-            self.stderr.write(err)
-        if status:
-            sys.exit(status)
-
-    # -- replay --------------------------------------------------------------------------------
-
-    def replay(self, options: dict[str, Any]) -> None:
-        """Decide recorded decisions again with the rules running now; report the flips."""
-        from ...replay import run_command
-
-        try:
-            status, out, err = run_command(
-                since=options["since"],
-                until=options["until"],
-                actions=options["action"],
-                actor=options["actor"],
-                examples=options["examples"],
-                fmt=options["format"],
-                using=options["database"],
-                save=not options["no_save"],
-                fail_on_flips=options["fail_on_flips"],
-            )
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        self.write(out)
-        if err:
-            self.stderr.write(err)
-        if status:
-            sys.exit(status)
 
     # -- prune-audit ---------------------------------------------------------------------------
 

@@ -399,7 +399,7 @@ def test_example_check_ignores_a_docstring_and_an_unused_field_and_catches_a_rea
         models_py = example / "invoices" / "models.py"
         authz.write_text(
             authz.read_text().replace(
-                '"""Who may do what', '"""A docstring rewritten. Who may do what'
+                '"""Who may do what', '"""A docstring, rewritten.\n\nWho may do what'
             )
         )
         models_py.write_text(

@@ -226,9 +226,7 @@ def test_text_report_groups_by_rule_with_counts_and_examples(demo: None) -> None
     with override_rules("invoices.approve", policies={"small": where(amount__lte=500)}):
         status, out, err = run_replay("--since", start.isoformat(), "--examples", "2")
     assert status == 0
-    assert "This audit trail does not tell probes from attempts" in out or (
-        "Probes were left out" in out
-    )
+    assert "Only attempts are replayed: probes (decisions that only decided what to show)" in out
     assert "would flip" in out and "7 would flip" in out
     assert "allowed → denied: 4\n  invoices.approve: now denied by policy.small: 4\n" in out
     assert "    ... and 2 more\n" in out
@@ -260,6 +258,25 @@ def test_filters_by_window_action_and_actor(demo: None) -> None:
     assert first_day.flipped == 7
     assert carol.flipped == 3 and carol.replayed == 12 * len(DAY_ACTIONS)
     assert views.flipped == 0 and views.replayed == User.objects.count() * 12
+
+
+def test_probes_are_not_replayed(fresh_registry: Any, closer: User) -> None:
+    close = Action("replayapp.close", model=Ticket, permission="replayapp.close_ticket")
+    ticket = Ticket.objects.create(title="t")
+    start = timezone.now()
+    with override_settings(CLEARANCE={"RECORD_ALLOWED": True, "RECORD_PROBES": True}):
+        assert authorize(closer, close, ticket, probe=True).allowed  # a button was shown
+        assert authorize(closer, close, ticket).allowed  # the ticket was closed
+    recorded = AuditRecord.objects.filter(at__gte=start)
+    assert (recorded.probes().count(), recorded.attempts().count()) == (1, 1)
+
+    with override_rules(close, policies={"never": where(title="never")}):
+        report = replay(since=start)
+
+    assert report.replayed == 1
+    (group,) = report.flips
+    (example,) = group.examples
+    assert example.record == recorded.attempts().get().pk
 
 
 # -- what cannot be replayed is reported ----------------------------------------------------------

@@ -14,9 +14,8 @@ reported, never crashed on: the action is no longer declared, the actor or the o
 deleted, the actor was a job (its permissions are not recorded), the object was not saved yet
 (a creation), or the decision was refused only because it could not be recorded.
 
-What is replayed: the *attempts* (someone tried to act). When the audit trail tells probes
-(decisions that only decided what to show) apart, they are left out; otherwise every recorded
-decision is replayed, and the report says so.
+What is replayed: the *attempts* (someone tried to act). Probes (decisions that only decided
+what to show, recorded when ``CLEARANCE["RECORD_PROBES"]`` asks for it) are left out.
 
 What the replay sees: today's data (the actor's groups and permissions, the object's fields) and
 the rules running now, at the clock of the recorded decision (a rule reading ``ctx.now`` sees
@@ -43,7 +42,7 @@ from typing import Any, cast
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -207,7 +206,6 @@ class ReplayReport:
     until: dt.datetime | None
     actions: list[str]
     actor: str | None
-    attempts_only: bool
     replayed: int = 0
     unchanged: int = 0
     flips: list[FlipGroup] = field(default_factory=list)
@@ -232,7 +230,6 @@ class ReplayReport:
             "until": self.until.isoformat() if self.until else None,
             "actions": self.actions,
             "actor": self.actor,
-            "attempts_only": self.attempts_only,
             "replayed": self.replayed,
             "unchanged": self.unchanged,
             "flipped": self.flipped,
@@ -262,10 +259,10 @@ def _records(
     actions: Sequence[str],
     actor: str | None,
     using: str | None,
-) -> tuple[models.QuerySet[AuditRecord], bool]:
-    """The recorded decisions to replay, oldest first, and whether probes were left out."""
+) -> models.QuerySet[AuditRecord]:
+    """The recorded attempts to replay, oldest first (probes decided only what to show)."""
     alias = using or clearance_settings.AUDIT_DATABASE
-    records: models.QuerySet[AuditRecord] = AuditRecord.objects.all()
+    records: models.QuerySet[AuditRecord] = AuditRecord.objects.attempts()
     if isinstance(alias, str) and alias:
         records = records.using(alias)
     if since is not None:
@@ -276,19 +273,8 @@ def _records(
         records = records.filter(action__in=list(actions))
     if actor:
         records = records.filter(actor_label=actor)
-    try:
-        AuditRecord._meta.get_field(_PROBE)
-    except FieldDoesNotExist:
-        attempts_only = False
-    else:
-        # Probes only decided what to show: nobody attempted anything.
-        records = records.filter(**{_PROBE: False})
-        attempts_only = True
-    return records.order_by("at", "pk"), attempts_only
-
-
-#: The audit record's field that marks a probe, on trails that record the kind of decision.
-_PROBE = "probe"
+    ordered: models.QuerySet[AuditRecord] = records.order_by("at", "pk")
+    return ordered
 
 
 class _Skip(Exception):
@@ -408,10 +394,8 @@ def replay(
     one audit records are written to). Writes nothing.
     """
     names = sorted(set(actions))
-    records, attempts_only = _records(since, until, names, actor, using)
-    report = ReplayReport(
-        since=since, until=until, actions=names, actor=actor, attempts_only=attempts_only
-    )
+    records = _records(since, until, names, actor, using)
+    report = ReplayReport(since=since, until=until, actions=names, actor=actor)
     flips: dict[tuple[str, str, str, str], FlipGroup] = {}
     skipped: dict[str, SkippedGroup] = {}
     world = _World()
@@ -526,10 +510,8 @@ def render_text(data: dict[str, Any]) -> str:
     lines = [
         f"Replayed {window}{' (' + '; '.join(scope) + ')' if scope else ''} against the rules "
         "running now.",
-        "Probes were left out: only attempts are replayed."
-        if data["attempts_only"]
-        else "This audit trail does not tell probes from attempts: every recorded decision "
-        "was replayed.",
+        "Only attempts are replayed: probes (decisions that only decided what to show) are left "
+        "out.",
         f"{data['replayed']} decided again: {data['flipped']} would flip, "
         f"{data['unchanged']} would stand. {data['not_replayed']} could not be decided again.",
     ]

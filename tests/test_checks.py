@@ -358,6 +358,7 @@ INVALID_SETTINGS: dict[str, list[Any]] = {
     "GUARD_EXEMPT": [r"^admin/", ["(unclosed"], [42]],
     "CONSOLE_SEES_ALL": ["all", 1],
     "SNAPSHOT_PATH": [3, ""],
+    "REPLAY_REPORT_PATH": [3, ""],
     "CONSOLE_VIEW_ACTIONS": [
         ["invoices.Invoice"],
         {"testapp.Nothing": "testapp.approve"},

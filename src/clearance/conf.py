@@ -213,6 +213,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "CONSOLE_SEES_ALL": _is_bool,
     "CONSOLE_VIEW_ACTIONS": _view_actions,
     "SNAPSHOT_PATH": _path,
+    "REPLAY_REPORT_PATH": _path,
 }
 
 

@@ -35,7 +35,7 @@ from django.db import models
 
 from .actions import ModelInvariant, NamedRule, registry
 from .checks import TAG
-from .conf import clearance_settings
+from .conf import clearance_settings, setting_problems
 from .constraints import constraint_condition, constraints_for
 from .rules import Predicate, Rule
 
@@ -356,8 +356,11 @@ def check_snapshot(
 ) -> list[checks.CheckMessage]:
     """W601: the running rules differ from the committed snapshot. W602: it cannot be read.
 
-    Silent when the project keeps no snapshot (no path, or no file at the path).
+    Silent when the project keeps no snapshot (no path, or no file at the path), and while the
+    ``CLEARANCE`` settings are invalid (``clearance.E101``/``E102`` say why).
     """
+    if setting_problems():
+        return []
     status = snapshot_status()
     if status.path is None or not status.exists:
         return []

@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# `make demo` installs only the `demo` extra; every other target installs `dev` (which includes
+# it). A venv whose dev install is up to date serves the demo as it is.
+DEMO_STAMP := $(VENV)/.installed-demo
 
 # The test suite runs twice: on SQLite, then on PostgreSQL; the collation-sensitive tests run a
 # third time on PostgreSQL with an ICU collation. The PostgreSQL runs skip visibly when no
@@ -31,6 +34,7 @@ DEMO_ADDR ?= 127.0.0.1:8000
 
 help:
 	@echo "make demo        migrate, seed and serve the example project on http://$(DEMO_ADDR)"
+	@echo "                 (demo dependencies only; DEMO_ADDR=127.0.0.1:8080 picks the address)"
 	@echo "make test        run the test suite on SQLite, then on PostgreSQL (C, then ICU en-US)"
 	@echo "make lint        ruff check, ruff format --check, mypy (strict)"
 	@echo "make format      apply ruff fixes and formatting"
@@ -48,7 +52,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(DEMO_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	if [ -f $(STAMP) ] && [ $(STAMP) -nt pyproject.toml ]; then \
+		echo "$(VENV) has the development install: nothing to add for the demo"; \
+	else \
+		$(BIN)/pip install -e '.[demo]'; \
+	fi
+	touch $(DEMO_STAMP)
+
+demo: $(DEMO_STAMP)
 	cd example && ../$(BIN)/python manage.py migrate --noinput
 	cd example && ../$(BIN)/python manage.py migrate --database audit --noinput
 	cd example && ../$(BIN)/python manage.py seed_demo

@@ -24,7 +24,7 @@ ICU_TESTS ?= tests/test_collation.py tests/test_filtering_properties.py tests/te
 PYTEST_POSTGRES_ICU := PGOPTIONS='$(PG_TEST_OPTIONS)' $(BIN)/pytest --ds=tests.settings_postgres_icu $(PYTEST_ARGS) $(ICU_TESTS)
 
 # Lint only the paths that exist.
-LINT_PATHS := $(wildcard src tests example benchmarks scripts noxfile.py)
+LINT_PATHS := $(wildcard src tests example benchmarks scripts docs/hooks noxfile.py)
 
 DEMO_ADDR ?= 127.0.0.1:8000
 

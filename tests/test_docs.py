@@ -3,11 +3,13 @@
 The docstrings cross-reference each other with Sphinx roles (``:func:`authorize```); the hook
 ``docs/hooks/sphinx_roles.py`` renders them as code linked to the reference. These tests build
 the site with ``mkdocs build --strict`` (skipped where the documentation tools are not installed,
-e.g. when the built wheel is tested).
+e.g. when the built wheel is tested). The settings reference has a row and a section for every
+``CLEARANCE`` key, with the default the code has.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import os
 import re
@@ -19,16 +21,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-pytestmark = [
-    pytest.mark.skipif(
-        importlib.util.find_spec("mkdocs") is None
-        or importlib.util.find_spec("mkdocstrings") is None,
-        reason="mkdocs and mkdocstrings are not installed (pip install -e '.[docs]')",
-    ),
-    pytest.mark.skipif(
-        not (ROOT / "mkdocs.yml").exists(), reason="no documentation sources beside the tests"
-    ),
-]
+pytestmark = pytest.mark.skipif(
+    not (ROOT / "mkdocs.yml").exists(), reason="no documentation sources beside the tests"
+)
 
 SPHINX_ROLE = re.compile(r":(?:py:)?(?:data|attr|class|func|meth|mod|exc|obj|const):")
 # A role applied to a target, as Markdown renders an unprocessed one: ``:func:<code>x</code>``.
@@ -40,6 +35,8 @@ PREFORMATTED = re.compile(r"<pre\b.*?</pre>", flags=re.DOTALL)
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The documentation, built once for this module."""
+    if any(importlib.util.find_spec(name) is None for name in ("mkdocs", "mkdocstrings")):
+        pytest.skip("mkdocs and mkdocstrings are not installed (pip install -e '.[docs]')")
     site_dir = tmp_path_factory.mktemp("site")
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
@@ -82,3 +79,15 @@ def test_a_role_becomes_a_link_to_the_object_it_names(site: Path) -> None:
         r'href="#clearance\.authorize"><code>authorize\(\)</code></a>, but raise', page
     )
     assert re.search(r'href="#clearance\.Denied"><code>Denied</code></a> on a denial', page)
+
+
+SETTING_ROW = re.compile(r"^\| \[`(?P<key>[A-Z_]+)`\]\(#[a-z_]+\) \| `(?P<default>[^|]+)` \|", re.M)
+
+
+def test_every_setting_is_in_the_settings_reference_with_its_default() -> None:
+    from clearance.conf import DEFAULTS
+
+    reference = (ROOT / "docs" / "reference" / "settings.md").read_text(encoding="utf-8")
+    table = {m["key"]: ast.literal_eval(m["default"]) for m in SETTING_ROW.finditer(reference)}
+    assert table == DEFAULTS  # one row per key, with the default the code has
+    assert [key for key in DEFAULTS if f"### `{key}`" not in reference] == []

@@ -26,10 +26,17 @@ EXPLICIT_TITLE = re.compile(r"(?P<title>.+?)\s*<(?P<target>[^<>]+)>", flags=re.D
 CALLABLES = {"func", "meth"}
 
 
-def _identifier(target: str) -> str:
-    """The full dotted name autorefs knows an object by (the public names live in clearance)."""
+def _identifiers(target: str) -> str:
+    """The autoref attributes for ``target``: the name as written, then its full dotted name.
+
+    The public names live in ``clearance``, so ``authorize`` is looked up as written, then as
+    ``clearance.authorize``. A name neither resolves stays plain code, titled as written.
+    """
     target = target.lstrip(".")
-    return target if target.split(".", 1)[0] == "clearance" else f"clearance.{target}"
+    attributes = f'identifier="{html.escape(target)}"'
+    if target.split(".", 1)[0] != "clearance":
+        attributes += f' slug="{html.escape(f"clearance.{target}")}"'
+    return attributes
 
 
 def render_role(match: re.Match[str]) -> str:
@@ -44,7 +51,7 @@ def render_role(match: re.Match[str]) -> str:
         if match["role"] in CALLABLES and not title.endswith(")"):
             title += "()"
     return (
-        f'<autoref identifier="{html.escape(_identifier(target))}" optional>'
+        f"<autoref {_identifiers(target)} optional>"
         f"<code>{html.escape(title, quote=False)}</code></autoref>"
     )
 

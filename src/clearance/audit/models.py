@@ -152,6 +152,12 @@ class AuditRecord(models.Model):
     method = models.CharField(max_length=16, blank=True, default="")
     path = models.TextField(blank=True, default="")
     remote_addr = models.CharField("remote address", max_length=64, blank=True, default="")
+    caller = models.CharField(
+        max_length=150,
+        blank=True,
+        default="",
+        help_text="The calling service that asked on the actor's behalf (e.g. token:gateway).",
+    )
 
     objects = AuditRecordManager()
 
@@ -199,7 +205,8 @@ class AuditRecord(models.Model):
 
     @classmethod
     def from_decision(cls, decision: Decision, meta: dict[str, str] | None = None) -> AuditRecord:
-        """An unsaved record of ``decision`` (``meta``: request_id, method, path, remote_addr)."""
+        """An unsaved record of ``decision`` (``meta``: request_id, method, path, remote_addr,
+        caller)."""
         resource = decision.resource
         record = cls(
             at=decision.at,

@@ -1,4 +1,4 @@
-"""Request metadata recorded with a decision: request id, method, path, remote address."""
+"""Request metadata recorded with a decision: request id, method, path, remote address, caller."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ from typing import Any
 
 from ..conf import clearance_settings
 
-__all__ = ["REQUEST_ID_ATTRIBUTE", "new_request_id", "request_id_from_header", "request_metadata"]
+__all__ = [
+    "CALLER_ATTRIBUTE",
+    "REQUEST_ID_ATTRIBUTE",
+    "new_request_id",
+    "request_id_from_header",
+    "request_metadata",
+]
 
 #: Attribute the middleware sets on the request it serves.
 REQUEST_ID_ATTRIBUTE = "clearance_request_id"
+
+#: Attribute naming the authenticated calling service (e.g. ``token:gateway``) when a request
+#: asks on someone else's behalf, as the AuthZEN endpoint's callers do.
+CALLER_ATTRIBUTE = "clearance_caller"
 
 _MAX_ID = 128
 
@@ -46,7 +56,11 @@ def request_id_from_header(request: Any) -> str:
 
 
 def request_metadata(request: Any) -> dict[str, str]:
-    """``request_id``, ``method``, ``path`` and ``remote_addr`` of ``request`` (empty if None)."""
+    """``request_id``, ``method``, ``path``, ``remote_addr`` and ``caller`` of ``request``.
+
+    An empty dict when ``request`` is None; ``caller`` is ``""`` unless an integration set
+    :data:`CALLER_ATTRIBUTE` on the request.
+    """
     if request is None:
         return {}
     meta = getattr(request, "META", None) or {}
@@ -56,4 +70,5 @@ def request_metadata(request: Any) -> dict[str, str]:
         "method": str(getattr(request, "method", "") or "")[:16],
         "path": str(getattr(request, "path", "") or ""),
         "remote_addr": str(meta.get("REMOTE_ADDR", "") or "")[:64],
+        "caller": str(getattr(request, CALLER_ATTRIBUTE, "") or "")[:150],
     }

@@ -39,12 +39,12 @@ def log_fields(decision: Decision, request: Any = None) -> dict[str, Any]:
     Keys: ``allowed``, ``action``, ``actor`` ({label, pk, kind}), ``resource`` ({model, pk} or
     None), ``layer``, ``rule``, ``reason``, ``code``, ``error``, ``at`` (ISO 8601),
     ``fingerprint``, ``explained``, ``performed``, ``probe``, ``trace`` (a list), and
-    ``request_id``,
-    ``method``, ``path``, ``remote_addr`` (empty strings when no request was given).
+    ``request_id``, ``method``, ``path``, ``remote_addr``, ``caller`` (empty strings when no
+    request was given).
     """
     fields = decision.as_dict()
     meta = request_metadata(request)
-    for key in ("request_id", "method", "path", "remote_addr"):
+    for key in ("request_id", "method", "path", "remote_addr", "caller"):
         fields[key] = meta.get(key, "")
     return fields
 
@@ -223,6 +223,7 @@ def _row(decision: Decision, request: Any, metas: dict[int, dict[str, str]]) -> 
         "method": meta.get("method", ""),
         "path": meta.get("path", ""),
         "remote_addr": meta.get("remote_addr", ""),
+        "caller": meta.get("caller", ""),
     }
     # A value longer than its column would make the insert fail and lose the record.
     for attname, max_length in BOUNDED:

@@ -40,11 +40,14 @@ INSTALLED_APPS = [
     "tests.replayapp",
     "clearance",
     "clearance.console",
+    "clearance.contrib.authzen",
     "tests.testapp",
     "tests.writepaths",
 ]
 if (EXAMPLE_DIR / "invoices" / "apps.py").exists() and not os.environ.get("CLEARANCE_SKIP_EXAMPLE"):
     INSTALLED_APPS.append("invoices")
+if (EXAMPLE_DIR / "todos" / "apps.py").exists() and not os.environ.get("CLEARANCE_SKIP_EXAMPLE"):
+    INSTALLED_APPS.append("todos")
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -24,7 +24,11 @@ INSTALLED_APPS = [
     "clearance",
     # The read-only console for staff, under /clearance/: actions, matrix, explain, audit.
     "clearance.console",
+    # The OpenID AuthZEN endpoint under /authzen/, answered by the same gates.
+    "clearance.contrib.authzen",
     "invoices",
+    # The AuthZEN "Todo" interop scenario (manage.py seed_todos).
+    "todos",
 ]
 
 MIDDLEWARE = [
@@ -87,7 +91,14 @@ CLEARANCE = {
     "AUDIT_DATABASE": "audit",
     # Pages that decide nothing on purpose: the home redirect, login, and the admin's own pages
     # other than the invoice admin (which is scoped by clearance).
-    "GUARD_EXEMPT": [r"^$", r"^accounts/", r"^static/", r"^admin/(?!invoices/invoice/)"],
+    "GUARD_EXEMPT": [
+        r"^$",
+        r"^accounts/",
+        r"^static/",
+        r"^admin/(?!invoices/invoice/)",
+        r"^\.well-known/",
+        r"^authzen/",
+    ],
 }
 
 AUTH_PASSWORD_VALIDATORS: list[dict[str, str]] = []

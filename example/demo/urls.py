@@ -6,6 +6,8 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from clearance.contrib.authzen.urls import well_known
+
 urlpatterns = [
     path(
         "",
@@ -23,6 +25,9 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("clearance/", include("clearance.console.urls")),
+    # AuthZEN: /authzen/access/v1/... and /.well-known/authzen-configuration/authzen
+    path("authzen/", include("clearance.contrib.authzen.urls")),
+    *well_known("authzen/"),
 ]
 
 # A denial raised by clearance is a PermissionDenied: show which gate said no, and why.

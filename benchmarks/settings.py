@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "bridgekeeper",
     "guardian",
     "clearance",
+    "clearance.contrib.authzen",
     "benchmarks.benchapp",
 ]
 

@@ -6,8 +6,10 @@ import uuid
 import pytest
 from django.contrib.auth.models import Permission, User
 from django.test import Client
+from rest_framework.authentication import BasicAuthentication
 
 from clearance.audit.models import AuditRecord
+from clearance.contrib.authzen.auth import DRFAuthentication
 from clearance.contrib.authzen.models import Caller, hash_token
 
 from .conftest import PREFIX
@@ -312,3 +314,30 @@ def test_the_reason_never_shows_an_exception(spec_world, post):
     )
     text = post("evaluation", body).content.decode()
     assert "Traceback" not in text and "where(" not in text
+
+
+# -- Django REST framework's authentication ----------------------------------------------------
+
+
+class BasicOnly(DRFAuthentication):
+    authentication_classes = [BasicAuthentication]
+
+
+def _basic(username, password):
+    import base64
+
+    pair = base64.b64encode(f"{username}:{password}".encode()).decode()
+    return f"Basic {pair}"
+
+
+def test_drf_authentication_makes_the_user_the_caller(spec_world, post, settings):
+    settings.CLEARANCE_AUTHZEN = {"AUTHENTICATION": ["todos.tests.test_hostile.BasicOnly"]}
+    alice = spec_world["alice"]
+    alice.set_password("pw")
+    alice.save()
+    assert post("evaluation", ASK, HTTP_AUTHORIZATION=_basic("alice", "pw")).status_code == 200
+    bob = {**ASK, "subject": {"type": "user", "id": "bob@example.com"}}
+    assert post("evaluation", bob, HTTP_AUTHORIZATION=_basic("alice", "pw")).status_code == 403
+    wrong = post("evaluation", ASK, HTTP_AUTHORIZATION=_basic("alice", "nope"))
+    assert wrong.status_code == 401
+    assert post("evaluation", ASK, HTTP_AUTHORIZATION="").status_code == 401

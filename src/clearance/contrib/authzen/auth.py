@@ -10,6 +10,9 @@ one method, ``authenticate(request) -> CallerIdentity | None``, and may raise
   own, so these requests need no CSRF protection.
 - :class:`SessionAuthentication`: the signed-in Django user (``request.user``), for a front end
   of the same site. Django's CSRF check is enforced, as for any form post.
+- :class:`DRFAuthentication`: Django REST framework's authentication classes (the project's
+  ``DEFAULT_AUTHENTICATION_CLASSES``, or a subclass's ``authentication_classes``); the user they
+  find is the caller. DRF's ``SessionAuthentication`` enforces CSRF itself.
 
 The endpoint's views are CSRF-exempt so that token callers can post; cookie-based callers are
 checked by :class:`SessionAuthentication` itself.
@@ -32,6 +35,7 @@ __all__ = [
     "AuthenticationFailed",
     "BearerTokenAuthentication",
     "CallerIdentity",
+    "DRFAuthentication",
     "SessionAuthentication",
     "authenticate",
     "may_ask",
@@ -108,6 +112,39 @@ class SessionAuthentication:
         reason = check.process_view(request, _no_response, (), {})
         if reason:
             raise PermissionDenied(f"CSRF check failed: {reason}")
+        return CallerIdentity("user", f"user:{user.get_username()}", user=user)
+
+
+class DRFAuthentication:
+    """The user Django REST framework's authentication classes find (install the ``drf`` extra).
+
+    Uses ``REST_FRAMEWORK["DEFAULT_AUTHENTICATION_CLASSES"]``, or the ``authentication_classes``
+    of a subclass. Wrong credentials answer 401, as DRF would.
+    """
+
+    #: The classes to use instead of DRF's defaults (a subclass sets them).
+    authentication_classes: list[Any] | None = None
+    challenge = ""
+
+    def authenticate(self, request: Any) -> CallerIdentity | None:
+        """The user DRF authenticates; None when no class recognised credentials."""
+        from rest_framework import exceptions
+        from rest_framework.request import Request
+        from rest_framework.settings import api_settings
+
+        classes: list[Any] = list(
+            self.authentication_classes or api_settings.DEFAULT_AUTHENTICATION_CLASSES
+        )
+        authenticators = [cls() for cls in classes]
+        wrapped = Request(request, authenticators=authenticators)
+        try:
+            user = wrapped.user
+        except exceptions.PermissionDenied as exc:
+            raise PermissionDenied(str(exc.detail)) from None
+        except exceptions.APIException as exc:
+            raise AuthenticationFailed(str(exc.detail)) from None
+        if wrapped.successful_authenticator is None or not getattr(user, "is_authenticated", False):
+            return None
         return CallerIdentity("user", f"user:{user.get_username()}", user=user)
 
 

@@ -176,3 +176,26 @@ def test_a_mapping_mistake_is_reported(fresh_registry: Any) -> None:
 def test_a_bad_setting_is_reported(settings: Any, value: Any) -> None:
     settings.CLEARANCE_AUTHZEN = value
     assert ids(run()) == ["clearance_authzen.E101"]
+
+
+def test_the_command_issues_rotates_lists_and_revokes_tokens() -> None:
+    import io
+
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    call_command("authzen_caller", "issue", "gateway", "--subject-type", "user", stdout=out)
+    first = out.getvalue().strip()
+    caller = Caller.for_token(first)
+    assert caller is not None and caller.subject_types == ["user"]
+    out = io.StringIO()
+    call_command("authzen_caller", "issue", "gateway", stdout=out)
+    second = out.getvalue().strip()
+    assert Caller.for_token(first) is None and Caller.for_token(second) == caller
+    out = io.StringIO()
+    call_command("authzen_caller", "list", stdout=out)
+    assert out.getvalue() == "gateway\tactive\tuser\n"
+    call_command("authzen_caller", "revoke", "gateway", stdout=io.StringIO())
+    assert Caller.for_token(second) is None
+    with pytest.raises(CommandError):
+        call_command("authzen_caller", "revoke", "nobody", stdout=io.StringIO())

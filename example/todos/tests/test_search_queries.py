@@ -73,3 +73,19 @@ def test_a_page_is_one_query_for_the_total_and_one_for_the_page(many_accounts, p
         Account.objects.filter(holders__email="alice@example.com").values_list("number", flat=True)
     )
     assert set(seen) == mine
+
+
+def test_a_batch_about_one_subject_loads_it_once(spec_world, post):
+    items = [{"resource": {"type": "account", "id": number}} for number in ("123", "456", "789")]
+    body = {
+        "subject": {"type": "user", "id": "alice@example.com"},
+        "action": {"name": "can_read"},
+        "evaluations": items * 10,
+    }
+    with CaptureQueriesContext(connection) as captured:
+        response = post("evaluations", body)
+    assert [item["decision"] for item in response.json()["evaluations"]] == [True] * 30
+    on_users = [q for q in captured.captured_queries if 'FROM "auth_user"' in q["sql"]]
+    on_permissions = [q for q in captured.captured_queries if '"auth_permission"' in q["sql"]]
+    assert len(on_users) == 1
+    assert len(on_permissions) == 2  # the user's own and their groups', once

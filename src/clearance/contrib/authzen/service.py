@@ -172,6 +172,9 @@ class Service:
         self.identity = identity
         self.request = request
         self.request_id = request_id
+        # One actor object per subject for the whole request: a batch about one subject loads
+        # it, and its permissions (gate 1), once.
+        self._actors: dict[tuple[str, str], Any] = {}
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -204,7 +207,10 @@ class Service:
 
     def _actor(self, subject_type: SubjectType, entity: Entity) -> Any:
         """The subject's actor, None when it names nobody; 403 when the caller may not ask."""
-        actor = subject_type.resolve(entity.id or "")
+        key = (subject_type.name, entity.id or "")
+        if key not in self._actors:
+            self._actors[key] = subject_type.resolve(key[1])
+        actor = self._actors[key]
         if not may_ask(self.identity, subject_type.name, actor):
             raise BadRequest("This caller may not ask about this subject.", 403)
         return actor

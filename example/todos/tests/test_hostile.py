@@ -341,3 +341,14 @@ def test_drf_authentication_makes_the_user_the_caller(spec_world, post, settings
     wrong = post("evaluation", ASK, HTTP_AUTHORIZATION=_basic("alice", "nope"))
     assert wrong.status_code == 401
     assert post("evaluation", ASK, HTTP_AUTHORIZATION="").status_code == 401
+
+
+def test_decisions_are_attempts_unless_the_caller_says_it_probes(spec_world, post):
+    body = {**ASK, "action": {"name": "can_edit"}, "resource": {"type": "document", "id": "3"}}
+    attempt, probe = uuid.uuid4().hex, uuid.uuid4().hex
+    assert post("evaluation", body, HTTP_X_REQUEST_ID=attempt).json()["decision"] is False
+    record = AuditRecord.objects.get(request_id=attempt)
+    assert (record.probe, record.code) == (False, "policy.owner")
+    probing = {**body, "options": {"probe": True}}
+    assert post("evaluation", probing, HTTP_X_REQUEST_ID=probe).json()["decision"] is False
+    assert not AuditRecord.objects.filter(request_id=probe).exists()  # probes: not recorded

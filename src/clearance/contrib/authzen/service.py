@@ -175,6 +175,14 @@ class Service:
         # One actor object per subject for the whole request: a batch about one subject loads
         # it, and its permissions (gate 1), once.
         self._actors: dict[tuple[str, str], Any] = {}
+        #: Whether the caller said it only decides what to show (``"options": {"probe": true}``):
+        #: its decisions are then probes, not recorded by default. Otherwise they are attempts.
+        self.probe = False
+
+    def read_options(self, data: dict[str, Any]) -> None:
+        """Take ``options.probe`` from a request body (any other value means an attempt)."""
+        options = data.get("options")
+        self.probe = isinstance(options, dict) and options.get("probe") is True
 
     # -- resolution ------------------------------------------------------------------------
 
@@ -229,7 +237,7 @@ class Service:
     # -- one decision ------------------------------------------------------------------------
 
     def _decide(self, actor: Any, act: Action, obj: Any, extra: dict[str, Any]) -> Decision:
-        return engine.authorize(actor, act, obj, request=self.request, **extra)
+        return engine.authorize(actor, act, obj, request=self.request, probe=self.probe, **extra)
 
     def _answer(self, decision: Decision) -> Answer:
         return {

@@ -105,8 +105,10 @@ def _serve(request: HttpRequest, handler: Handler) -> HttpResponse:
     setattr(request, CALLER_ATTRIBUTE, identity.label)
     try:
         data = protocol.parse_body(request.META.get("CONTENT_TYPE", ""), _body(request))
+        service = Service(identity, request, recorded_id)
+        service.read_options(data)
         with recording():
-            answer = handler(Service(identity, request, recorded_id), data)
+            answer = handler(service, data)
     except BadRequest as exc:
         return _error(exc.message, exc.status, sent_id)
     response = JsonResponse(answer)

@@ -352,3 +352,11 @@ def test_decisions_are_attempts_unless_the_caller_says_it_probes(spec_world, pos
     probing = {**body, "options": {"probe": True}}
     assert post("evaluation", probing, HTTP_X_REQUEST_ID=probe).json()["decision"] is False
     assert not AuditRecord.objects.filter(request_id=probe).exists()  # probes: not recorded
+
+
+def test_an_id_that_names_two_rows_names_nobody(spec_world, post):
+    # Emails are not unique: a second account with alice's email makes the id ambiguous.
+    User.objects.create_user("alice-twin", email="alice@example.com")
+    answer = post("evaluation", ASK).json()
+    assert answer["decision"] is False
+    assert answer["context"]["error"] == {"status": 404, "message": "The subject was not found."}

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission, User
 from django.core import checks
 from django.test import Client
 
-from clearance import ACTOR, Action, SystemActor, predicate, where
+from clearance import Action, SystemActor, predicate
 from clearance.contrib import authzen
 from clearance.contrib.authzen.mapping import mapping
 from clearance.contrib.authzen.models import Caller
@@ -24,14 +24,9 @@ URL = "/authzen/access/v1/evaluation"
 
 @pytest.fixture
 def declared(fresh_registry: Any) -> Iterator[None]:
-    """A creation action on documents and a mapping of the test models; restored afterwards."""
+    """A mapping of the test models (the creation action comes from the contrib fixtures);
+    restored afterwards."""
     state = mapping.snapshot()
-    create = Action("testapp.create", model=Document, permission="testapp.add_document")
-    create.policy(
-        "tenant_member",
-        where(tenant__memberships__user=ACTOR),
-        reason="Documents can be created only in your own tenants.",
-    )
     authzen.subject("member", User, lookup="username")
     authzen.subject("job", actors={"nightly": SystemActor("nightly", ["testapp.approve_document"])})
     authzen.resource(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -28,6 +29,12 @@ def test_the_caller_is_part_of_the_request_metadata() -> None:
     setattr(request, CALLER_ATTRIBUTE, "token:gateway")
     assert request_metadata(request)["caller"] == "token:gateway"
     assert request_metadata(None) == {}
+
+
+@pytest.fixture(autouse=True)
+def proxy_sets_the_request_id(settings: Any) -> None:
+    """The tests find their record by the request id they send: trust the header."""
+    settings.CLEARANCE = {"AUDIT_REQUEST_ID_SET_BY_PROXY": True}
 
 
 def test_a_decision_records_its_caller(

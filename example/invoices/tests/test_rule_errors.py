@@ -85,3 +85,28 @@ def test_the_console_shows_the_decisions_reason_and_what_raised(
     row = row[: row.index("</tr>")]
     assert "Could not be decided: the rule raised AttributeError" in row
     assert DECLARED not in row
+
+
+def test_a_raising_rules_declared_reason_is_never_shown(
+    decided: Decision,
+    user: Callable[[str], Any],
+    client_for: Callable[[str], Client],
+    invoice: Callable[[str], Invoice],
+) -> None:
+    # The decision says it could not be decided; no entry point tells the person the declared
+    # sentence, which was never found true.
+    assert decided.reason.startswith("could not be decided: rule within_limit raised")
+    target = invoice("ACME-002")
+    api = APIClient()
+    api.force_login(user("alice"))
+    body = api.post(f"/api/invoices/{target.pk}/approve/").json()
+    page = client_for("alice").post(f"/invoices/{target.pk}/approve/").content.decode()
+    console = (
+        client_for("erin")
+        .get(f"/clearance/explain/?user=alice&action=invoices.approve&object={target.pk}")
+        .content.decode()
+    )
+    assert body["reason"].startswith("could not be decided")
+    for shown in (str(body), page, console):
+        assert "could not be decided" in shown
+        assert DECLARED not in shown

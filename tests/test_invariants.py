@@ -12,6 +12,7 @@ from django.db.models import F
 
 from clearance import (
     Decision,
+    GuardedQuerySet,
     InvariantViolation,
     Layer,
     authorize,
@@ -203,6 +204,27 @@ def test_predicate_invariant_and_errors_fail_closed(fresh_registry: Any, make_do
         Note.objects.create(text="x")
     assert caught.value.decision.rule == "broken"
     assert caught.value.decision.error == "RuntimeError: boom"
+    assert not Note.objects.exists()
+
+
+def test_an_invariant_that_raises_says_it_could_not_be_decided(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    @predicate
+    def broken(ctx: Any) -> bool:
+        raise RuntimeError("boom")
+
+    model_invariant(Note, "broken", broken, reason="Notes stay short.")
+    for write in (
+        lambda: Note.objects.create(text="x"),
+        lambda: GuardedQuerySet(model=Note).bulk_create([Note(text="y")]),
+    ):
+        with pytest.raises(InvariantViolation) as caught:
+            write()
+        decision = caught.value.decision
+        assert decision.rule == "broken" and decision.code == "invariant.broken"
+        assert decision.reason.startswith("could not be decided: rule broken raised RuntimeError")
+        assert "Notes stay short." not in decision.reason
     assert not Note.objects.exists()
 
 

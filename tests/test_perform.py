@@ -24,6 +24,7 @@ from clearance import (
     model_invariant,
     perform,
     performs,
+    predicate,
     where,
 )
 from clearance.testing import DecisionLog
@@ -464,3 +465,24 @@ def test_perform_asks_the_database_to_lock_the_row(
     assert rereads, sent
     assert "FOR UPDATE" in rereads[0]
     assert state(doc) == "approved"
+
+
+def test_a_recheck_whose_invariant_raises_says_it_could_not_be_decided(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    @predicate
+    def broken(ctx: Any) -> bool:
+        if ctx.obj.state == "approved":  # raises on the state the body leaves, not before
+            raise RuntimeError("boom")
+        return True
+
+    doc = make_doc(owner=bob)
+    fresh_registry.get("testapp.approve").invariant(
+        "after_the_body", broken, reason="Approved documents balance."
+    )
+    with pytest.raises(InvariantViolation) as caught, perform(alice, "testapp.approve", doc) as d:
+        approve(d)
+    decision = caught.value.decision
+    assert decision.rule == "after_the_body" and decision.error == "RuntimeError: boom"
+    assert decision.reason == "could not be decided: rule after_the_body raised RuntimeError"
+    assert state(doc) == "submitted"

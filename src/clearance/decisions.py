@@ -429,13 +429,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def undecided_reason(rule: str, exc: BaseException) -> str:
+def undecided_reason(rule: str, exc: BaseException | str) -> str:
     """The reason of a denial whose deciding rule raised: it says the rule could not be decided.
 
     ``"could not be decided: rule within_limit raised RelatedObjectDoesNotExist"``: never the
     text of a real denial, which would tell the person something that was never found true.
+    ``exc`` is the exception, or its :func:`describe_error` text (``"Type: message"``).
     """
-    return f"could not be decided: rule {rule} raised {type(exc).__name__}"
+    kind = exc.split(":", 1)[0] if isinstance(exc, str) else type(exc).__name__
+    return f"could not be decided: rule {rule} raised {kind}"
 
 
 def exception_for(decision: Decision) -> Denied:

@@ -49,6 +49,7 @@ from .decisions import (
     RawTrace,
     ResourceRef,
     describe_error,
+    undecided_reason,
 )
 from .request_context import current_request, note_decision
 from .rules import Context, RuleNotFilterable, Where
@@ -208,7 +209,7 @@ def _refuse(
         resource=ResourceRef(model._meta.label, pk),
         layer=Layer.INVARIANT,
         rule=invariant.name,
-        reason=reason or invariant.reason,
+        reason=reason or (undecided_reason(invariant.name, error) if error else invariant.reason),
         code=invariant.code,
         at=ctx.now,
         fingerprint=_fingerprint(model),
@@ -351,7 +352,7 @@ def check_instance(instance: models.Model, event: str = "save") -> None:
                 Layer.INVARIANT,
                 invariant.name,
                 held,
-                invariant.reason,
+                undecided_reason(invariant.name, error) if error else invariant.reason,
                 invariant.expression,
                 perf_counter() - start,
                 error,
@@ -655,7 +656,9 @@ def _raise_bulk(
     more = f" and {len(offenders) - 10} more" if len(offenders) > 10 else ""
     noun = "row" if len(offenders) == 1 else "rows"
     count = f"{len(offenders)} {noun}: {shown}{more}" if offenders else "refused by the database"
-    reason = f"{first.reason} ({count})"
+    failure = describe_error(error) if error is not None else error_text
+    said = undecided_reason(first.name, failure) if failure else first.reason
+    reason = f"{said} ({count})"
     # Every invariant that was decided, with its outcome; only the broken ones as failed.
     trace: list[RawTrace] = [
         (Layer.INVARIANT, inv.name, inv.name not in ordered, inv.reason, inv.expression, 0.0, None)
@@ -668,7 +671,7 @@ def _raise_bulk(
         ctx,
         trace,
         offenders[0] if len(offenders) == 1 else None,
-        error=describe_error(error) if error is not None else error_text,
+        error=failure,
         reason=reason,
     )
     raise BulkInvariantViolation(decision, ordered)

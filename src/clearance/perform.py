@@ -29,7 +29,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from .actions import Action, NamedRule, registry
-from .decisions import Decision, Denied, Layer, TraceEntry, exception_for
+from .decisions import Decision, Denied, Layer, TraceEntry, exception_for, undecided_reason
 from .engine import _decide, _finish, _resolve, _run_rule, actor_ref, resource_ref
 from .invariants import _sync, acting, invariants_on
 from .request_context import current_request
@@ -217,7 +217,7 @@ def _recheck(act: Action, ctx: Context) -> tuple[list[TraceEntry], NamedRule | N
                 Layer.INVARIANT,
                 named.name,
                 held,
-                named.reason,
+                undecided_reason(named.name, error) if error else named.reason,
                 named.expression,
                 perf_counter() - start,
                 error,
@@ -290,7 +290,7 @@ def perform(
                         allowed=False,
                         layer=Layer.INVARIANT,
                         rule=failed.name,
-                        reason=failed.reason,
+                        reason=(undecided_reason(failed.name, error) if error else failed.reason),
                         code=failed.code,
                         error=error,
                         trace=trace,

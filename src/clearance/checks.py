@@ -32,6 +32,7 @@ __all__ = [
     "check_rules",
     "check_settings",
     "concrete_subclasses",
+    "selected_invariants",
 ]
 
 #: The tag of every clearance check: ``manage.py check --tag clearance`` runs them alone.
@@ -73,9 +74,10 @@ def _selected(app_configs: Sequence[AppConfig] | None) -> list[Action]:
     ]
 
 
-def _selected_invariants(
+def selected_invariants(
     app_configs: Sequence[AppConfig] | None,
 ) -> list[tuple[type[models.Model], list[ModelInvariant]]]:
+    """The model invariants to check, by model: all, or those of the apps ``check`` was given."""
     items = sorted(registry.model_invariants.items(), key=lambda item: item[0]._meta.label)
     if app_configs is None:
         return items
@@ -289,7 +291,7 @@ def check_rules(
                     id="clearance.W001",
                 )
             )
-    for model, invariants in _selected_invariants(app_configs):
+    for model, invariants in selected_invariants(app_configs):
         # An abstract model's invariants bind its concrete subclasses: resolve them there.
         targets = concrete_subclasses(model) if model._meta.abstract else [model]
         for named in invariants:
@@ -323,7 +325,7 @@ def check_constraints(
     from .constraints import missing_constraints
 
     messages: list[checks.CheckMessage] = []
-    for model, _invariants in _selected_invariants(app_configs):
+    for model, _invariants in selected_invariants(app_configs):
         label = model._meta.label
         for invariant in missing_constraints(model):
             messages.append(

@@ -23,8 +23,8 @@ from django.apps import AppConfig, apps
 from django.core import checks
 from django.db import models
 
-from .actions import ModelInvariant, registry
-from .checks import TAG, concrete_subclasses
+from .actions import ModelInvariant
+from .checks import TAG, concrete_subclasses, selected_invariants
 from .rules import Predicate, Ref, Where
 
 __all__ = [
@@ -34,23 +34,13 @@ __all__ = [
 ]
 
 
-def _selected(
-    app_configs: Sequence[AppConfig] | None,
-) -> list[tuple[type[models.Model], list[ModelInvariant]]]:
-    items = sorted(registry.model_invariants.items(), key=lambda item: item[0]._meta.label)
-    if app_configs is None:
-        return items
-    labels = {config.label for config in app_configs}
-    return [(model, found) for model, found in items if model._meta.app_label in labels]
-
-
 @checks.register(TAG)
 def check_invariant_models(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """E010: an invariant of a swapped model. W010: of an abstract model nothing inherits."""
     messages: list[checks.CheckMessage] = []
-    for model, invariants in _selected(app_configs):
+    for model, invariants in selected_invariants(app_configs):
         names = ", ".join(repr(inv.name) for inv in invariants)
         label = model._meta.label
         if model._meta.swapped:
@@ -186,7 +176,7 @@ def check_invariants_read_the_actor(
 ) -> list[checks.CheckMessage]:
     """W012: a model invariant reads ``ACTOR``, ``ctx.actor`` or ``ctx.request``."""
     messages: list[checks.CheckMessage] = []
-    for model, invariants in _selected(app_configs):
+    for model, invariants in selected_invariants(app_configs):
         for invariant in invariants:
             read = _reads_the_asker(invariant)
             if read is None:

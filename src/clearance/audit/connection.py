@@ -55,7 +55,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from contextvars import ContextVar
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import InterfaceError, OperationalError, connections, router, transaction
@@ -139,21 +139,27 @@ def _dedicated(target: str) -> BaseDatabaseWrapper:
         conn: BaseDatabaseWrapper | None = connections[alias]
     except ConnectionDoesNotExist:
         conn = None
-    if conn is not None and any(
-        conn.settings_dict.get(key) != source.settings_dict.get(key) for key in _IDENTITY
-    ):
-        # The target moved (a test runner switched to the test database): follow it.
+    if conn is not None and _moved(conn, source):
         conn.close()
         conn = None
     if conn is None:
-        settings = copy.deepcopy(source.settings_dict)
-        settings["ATOMIC_REQUESTS"] = False
-        settings["AUTOCOMMIT"] = True
-        # Checked before it is reused, whatever CONN_MAX_AGE keeps it for.
-        settings["CONN_HEALTH_CHECKS"] = True
-        conn = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
+        conn = _wrapper(source, alias)
         connections[alias] = conn
     return conn
+
+
+def _moved(conn: BaseDatabaseWrapper, source: BaseDatabaseWrapper) -> bool:
+    """Whether ``source`` now points elsewhere (a test runner switched to the test database)."""
+    return any(conn.settings_dict.get(key) != source.settings_dict.get(key) for key in _IDENTITY)
+
+
+def _wrapper(source: BaseDatabaseWrapper, alias: str, **settings: Any) -> BaseDatabaseWrapper:
+    """A new connection to ``source``'s database under ``alias``, in autocommit, outside
+    ``ATOMIC_REQUESTS``, and checked before it is reused, whatever ``CONN_MAX_AGE`` keeps it for
+    (``settings`` override more)."""
+    copied = copy.deepcopy(source.settings_dict)
+    copied.update(ATOMIC_REQUESTS=False, AUTOCOMMIT=True, CONN_HEALTH_CHECKS=True, **settings)
+    return cast(BaseDatabaseWrapper, load_backend(copied["ENGINE"]).DatabaseWrapper(copied, alias))
 
 
 def in_transaction(conn: BaseDatabaseWrapper) -> bool:
@@ -191,24 +197,18 @@ def _shared_writer(target: str) -> BaseDatabaseWrapper:
         source = connections[target]
         alias = SHARED_PREFIX + target
         conn = _shared.get(target)
-        if conn is not None and any(
-            conn.settings_dict.get(key) != source.settings_dict.get(key) for key in _IDENTITY
-        ):
+        if conn is not None and _moved(conn, source):
             conn.close()
             conn = None
         if conn is None:
-            settings = copy.deepcopy(source.settings_dict)
-            settings["ATOMIC_REQUESTS"] = False
-            settings["AUTOCOMMIT"] = True
-            settings["CONN_HEALTH_CHECKS"] = True
-            settings["CONN_MAX_AGE"] = None  # kept for the process; checked when idle
-            conn = load_backend(settings["ENGINE"]).DatabaseWrapper(settings, alias)
+            # Kept for the process (CONN_MAX_AGE None); checked when idle.
+            conn = _wrapper(source, alias, CONN_MAX_AGE=None)
             conn.inc_thread_sharing()  # used by every thread of the process, one at a time
             _shared[target] = conn
         if _fresh.get():
             conn.close()
         elif time.monotonic() - _shared_used.get(target, 0.0) > _SHARED_IDLE_CHECK:
-            conn.health_check_done = False  # type: ignore[union-attr]
+            conn.health_check_done = False  # type: ignore[attr-defined]
             conn.close_if_health_check_failed()
         # Visible to the ORM (using=alias) in this thread, for this write only.
         connections[alias] = conn

@@ -195,7 +195,8 @@ def _through_link(model: type[models.Model], name: str) -> tuple[type[models.Mod
         return None
     if not fld.many_to_many:
         return None
-    if fld.concrete:  # the ManyToManyField itself
+    declared_here = isinstance(fld, models.ManyToManyField)  # not "concrete" on Django 6
+    if declared_here:  # the ManyToManyField itself
         through, column = fld.remote_field.through, fld.m2m_field_name()
     else:  # the other side's field, seen from here
         through, column = fld.through, fld.field.m2m_reverse_field_name()

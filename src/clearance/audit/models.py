@@ -63,7 +63,7 @@ class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
         """Refused: audit records are append-only."""
         raise _refuse("QuerySet.update()")
 
-    def _update(self, values: Any) -> int:
+    def _update(self, values: Any, *args: Any, **kwargs: Any) -> int:
         """Refused: the UPDATE that ``save()`` and ``update()`` share."""
         raise _refuse("an UPDATE of audit records")
 

@@ -82,6 +82,18 @@ class TraceEntry:
         """The machine-readable code a denial by this rule carries."""
         return f"{self.layer.value}.{self.rule}"
 
+    def as_dict(self) -> dict[str, Any]:
+        """The entry as JSON-ready data (as audit records and log lines keep it)."""
+        return {
+            "layer": self.layer.value,
+            "rule": self.rule,
+            "outcome": self.outcome,
+            "reason": self.reason,
+            "expression": self.expression,
+            "duration_ms": round(self.duration * 1000, 4),
+            "error": self.error,
+        }
+
 
 _FIELDS = (
     "allowed",
@@ -296,18 +308,7 @@ class Decision:
             "explained": self.explained,
             "performed": self.performed,
             "probe": self.probe,
-            "trace": [
-                {
-                    "layer": t.layer.value,
-                    "rule": t.rule,
-                    "outcome": t.outcome,
-                    "reason": t.reason,
-                    "expression": t.expression,
-                    "duration_ms": round(t.duration * 1000, 4),
-                    "error": t.error,
-                }
-                for t in self.trace
-            ],
+            "trace": [t.as_dict() for t in self.trace],
         }
 
     def __repr__(self) -> str:

@@ -207,18 +207,7 @@ def _row(decision: Decision, request: Any, metas: dict[int, dict[str, str]]) -> 
         "explained": decision.explained,
         "performed": decision.performed,
         "probe": decision.probe,
-        "trace": [
-            {
-                "layer": t.layer.value,
-                "rule": t.rule,
-                "outcome": t.outcome,
-                "reason": t.reason,
-                "expression": t.expression,
-                "duration_ms": round(t.duration * 1000, 4),
-                "error": t.error,
-            }
-            for t in decision.trace
-        ],
+        "trace": [t.as_dict() for t in decision.trace],
         "request_id": meta.get("request_id", ""),
         "method": meta.get("method", ""),
         "path": meta.get("path", ""),

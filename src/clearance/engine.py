@@ -4,6 +4,33 @@ Gate 1 (permission) asks Django whether the actor holds the action's permission,
 object, so every configured authentication backend is honoured. Gate 2 (policies) and gate 3
 (invariants) evaluate the action's rules in declaration order. ``authorize`` stops at the first
 denial; ``explain`` evaluates every rule. A rule that raises denies (fail closed).
+
+The seam
+--------
+
+Every other module of the package reaches the engine through these functions only (never
+through a name with a leading underscore); the public functions above are compositions of them:
+
+``check_actor(actor)``
+    Refuse a missing actor (``None``) with a ``TypeError`` that says what to pass.
+``resolve(actor, action, obj) -> Action``
+    The declared :class:`~clearance.actions.Action` for a name (or an Action), with the actor
+    and the object checked against it.
+``permission_gate(actor, act) -> (allowed, reason, error)``
+    Gate 1 alone (``can_attempt`` and list pages).
+``decide(act, ctx, *, full=False, probe=False, gate1=None) -> Decision``
+    Pure: evaluate the gates for the :class:`~clearance.rules.Context` ``ctx`` and build the
+    :class:`~clearance.Decision`. Records nothing and sends no signal. ``full=True`` evaluates
+    every rule (``explain``); ``gate1`` reuses a gate 1 answer already computed for the actor.
+``record(decision, request=None) -> Decision``
+    Hand a decision to the audit sinks and the ``decision_made`` signal, as every public
+    function does; returns the decision the audit leaves (a denial when the audit fails closed).
+``run_rule(named, ctx) -> (held, error)``
+    One rule, failing closed (``perform()`` re-checks invariants with it).
+
+The console, ``manage.py clearance explain`` and ``replay`` call ``decide`` without ``record``
+(nothing is recorded: nobody asked to act); ``perform()`` and ``capability_denial`` compose
+``decide`` and ``record`` around their own steps.
 """
 
 from __future__ import annotations
@@ -48,15 +75,23 @@ from .rules import (
 __all__ = [
     "aauthorize",
     "aauthorized",
+    "actor_ref",
     "aenforce",
     "aexplain",
     "authorize",
     "authorize_many",
     "authorized",
     "can_attempt",
+    "check_actor",
     "clear_actor_cache",
+    "decide",
     "enforce",
     "explain",
+    "permission_gate",
+    "record",
+    "resolve",
+    "resource_ref",
+    "run_rule",
 ]
 
 logger = logging.getLogger("clearance")
@@ -71,7 +106,8 @@ _PERMISSION, _POLICY, _INVARIANT = Layer.PERMISSION, Layer.POLICY, Layer.INVARIA
 # --------------------------------------------------------------------------------------------
 
 
-def _check_actor(actor: Any) -> None:
+def check_actor(actor: Any) -> None:
+    """Raise ``TypeError`` when there is no actor (``None``): every decision needs one."""
     if actor is None:
         raise TypeError(
             "The actor is None. Pass request.user (AnonymousUser when nobody is signed in), "
@@ -79,8 +115,13 @@ def _check_actor(actor: Any) -> None:
         )
 
 
-def _resolve(actor: Any, action: str | Action, obj: Any) -> Action:
-    _check_actor(actor)
+def resolve(actor: Any, action: str | Action, obj: Any) -> Action:
+    """The declared action ``action`` names, with ``actor`` and ``obj`` checked against it.
+
+    Raises :class:`~clearance.UnknownAction` for an undeclared name and ``TypeError`` for a
+    missing actor, a missing or superfluous object, or an object of another model.
+    """
+    check_actor(actor)
     act = registry.get(action)
     model = act.model
     if model is None:
@@ -191,8 +232,12 @@ def _permission_code(act: Action) -> str:
     return f"permission.{act.permission_label}"
 
 
-def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
-    """(allowed, reason, error) for gate 1."""
+#: Gate 1's answer: (allowed, reason, error); ``error`` describes what ``has_perm`` raised.
+Gate1 = tuple[bool, str, "str | None"]
+
+
+def permission_gate(actor: Any, act: Action) -> Gate1:
+    """Gate 1 alone for ``act``: ``(allowed, reason, error)``; fails closed when it raises."""
     if act.permission is ANYONE:
         return True, "Anyone may attempt this action.", None
     if not getattr(actor, "is_authenticated", False):
@@ -218,11 +263,12 @@ def _gate1(actor: Any, act: Action) -> tuple[bool, str, str | None]:
 
 def can_attempt(actor: Any, action: str | Action) -> bool:
     """Gate 1 alone: may ``actor`` attempt ``action`` at all (for list pages, menus)?"""
-    _check_actor(actor)
-    return _gate1(actor, registry.get(action))[0]
+    check_actor(actor)
+    return permission_gate(actor, registry.get(action))[0]
 
 
-def _run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
+def run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
+    """``(held, error)`` for one rule in ``ctx``; a rule that raises does not hold (fail closed)."""
     try:
         return named.rule.evaluate(ctx) is True, None
     except Exception as exc:
@@ -279,19 +325,26 @@ def _rule_failed(exc: Exception, named: NamedRule, ctx: Context) -> str:
     return describe_error(exc)
 
 
-def _decide(
+def decide(
     act: Action,
     ctx: Context,
     *,
     full: bool,
-    gate1: tuple[bool, str, str | None] | None = None,
+    gate1: Gate1 | None = None,
     probe: bool = False,
 ) -> Decision:
+    """The decision on ``act`` in ``ctx`` (actor, object, time, request, extra values).
+
+    Pure: evaluates gate 1 (or takes ``gate1``), the policies and the invariants, and builds the
+    :class:`~clearance.Decision`; records nothing and sends no signal (see :func:`record`).
+    ``full=True`` evaluates every rule (the trace of ``explain``); ``probe`` marks the decision
+    as a probe.
+    """
     plan = _gate_plan(act)
     denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
 
     start = perf_counter()
-    ok, reason, err = gate1 if gate1 is not None else _gate1(ctx.actor, act)
+    ok, reason, err = gate1 if gate1 is not None else permission_gate(ctx.actor, act)
     perm = plan.perm
     trace: list[RawTrace] = [
         (_PERMISSION, perm, ok, reason, plan.perm_expr, perf_counter() - start, err)
@@ -362,7 +415,9 @@ def _context(actor: Any, act: Action, obj: Any, request: Any, extra: dict[str, A
     return Context(actor, act, obj, now=timezone.now(), request=request, extra=extra)
 
 
-def _finish(decision: Decision, request: Any) -> Decision:
+def record(decision: Decision, request: Any = None) -> Decision:
+    """Record ``decision`` (audit sinks, ``decision_made`` signal) and return what the audit
+    leaves of it: the same decision, or a denial when the audit fails closed."""
     note_decision(decision.resource is not None)
     return audit.emit(decision, request)
 
@@ -385,9 +440,9 @@ def authorize(
     badge, a form), nobody tried to act. A probe is not recorded in the audit trail unless
     ``CLEARANCE["RECORD_PROBES"]`` asks for it; an attempt (the default) is recorded as always.
     """
-    act = _resolve(actor, action, obj)
+    act = resolve(actor, action, obj)
     ctx = _context(actor, act, obj, request, extra)
-    return _finish(_decide(act, ctx, full=False, probe=probe), ctx.request)
+    return record(decide(act, ctx, full=False, probe=probe), ctx.request)
 
 
 def explain(
@@ -405,9 +460,9 @@ def explain(
     probe by default (nobody tried to act, see :func:`authorize`); ``probe=False`` records it
     as an attempt.
     """
-    act = _resolve(actor, action, obj)
+    act = resolve(actor, action, obj)
     ctx = _context(actor, act, obj, request, extra)
-    return _finish(_decide(act, ctx, full=True, probe=probe), ctx.request)
+    return record(decide(act, ctx, full=True, probe=probe), ctx.request)
 
 
 def enforce(
@@ -443,21 +498,21 @@ def authorize_many(
     object allows passes ``probe=True`` (see :func:`authorize`).
     """
     objs = list(objects)
-    _check_actor(actor)
+    check_actor(actor)
     act = registry.get(action)
     for obj in objs:
-        _resolve(actor, act, obj)
+        resolve(actor, act, obj)
     if not objs:
         return []
     base = _context(actor, act, None, request, extra)
-    gate1 = _gate1(actor, act)
+    gate1 = permission_gate(actor, act)
     if gate1[0]:
         _prefetch(act, base, objs)
     decisions = []
     for obj in objs:
         ctx = base.with_object(obj)
-        decision = _decide(act, ctx, full=False, gate1=gate1, probe=probe)
-        decisions.append(_finish(decision, ctx.request))
+        decision = decide(act, ctx, full=False, gate1=gate1, probe=probe)
+        decisions.append(record(decision, ctx.request))
     return decisions
 
 
@@ -505,7 +560,7 @@ def authorized(
     rules row by row, ``chunk_size`` rows at a time, and returns a queryset filtered by primary
     key (slow). ``queryset`` must not be sliced or combined (``union()``): slice the result.
     """
-    _check_actor(actor)
+    check_actor(actor)
     act = registry.get(action)
     _check_queryset(act, queryset)
     if not evaluate_in_python:
@@ -518,7 +573,7 @@ def authorized(
     # Scoping a queryset is an authorization decision for the unguarded-view middleware.
     note_decision(about_object=True)
     ctx = _context(actor, act, None, request, extra)
-    if not _gate1(actor, act)[0]:
+    if not permission_gate(actor, act)[0]:
         return _none(queryset)
     model = queryset.model
     condition: Any = True
@@ -572,7 +627,7 @@ def _allowed_in_python(
     keep = []
     for obj in chunk:
         row_ctx = ctx.with_object(obj)
-        if all(_run_rule(named, row_ctx)[0] for named in rules):
+        if all(run_rule(named, row_ctx)[0] for named in rules):
             keep.append(obj.pk)
     return keep
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 
 from .actions import Action, NamedRule, registry
 from .decisions import Decision, Denied, Layer, TraceEntry, exception_for, undecided_reason
-from .engine import _decide, _finish, _resolve, _run_rule, actor_ref, resource_ref
+from .engine import actor_ref, decide, record, resolve, resource_ref, run_rule
 from .invariants import _sync, acting, invariants_on
 from .request_context import current_request
 from .rules import Context, Where, _freeze
@@ -211,7 +211,7 @@ def _recheck(act: Action, ctx: Context) -> tuple[list[TraceEntry], NamedRule | N
     trace: list[TraceEntry] = []
     for named in rules:
         start = perf_counter()
-        held, error = _run_rule(named, ctx)
+        held, error = run_rule(named, ctx)
         trace.append(
             TraceEntry(
                 Layer.INVARIANT,
@@ -249,7 +249,7 @@ def perform(
     or when the state the body left breaks an invariant (everything is rolled back). An
     unsaved ``obj`` (a creation) is not locked: the gates run on it as given.
     """
-    act = _resolve(actor, action, obj)
+    act = resolve(actor, action, obj)
     if request is None:
         request = current_request.get()
     _sync()
@@ -264,16 +264,16 @@ def perform(
                 _take_sqlite_write_lock(obj, using)
             target = _lock(obj, using, act, ctx) if obj.pk is not None else obj
             ctx.obj = target
-            decision = _decide(act, ctx, full=False)
+            decision = decide(act, ctx, full=False)
             if not decision.allowed:
-                raise exception_for(_finish(decision.replace(performed=False), request))
+                raise exception_for(record(decision.replace(performed=False), request))
             try:
                 yield target
             except Denied:
                 # A guard inside the body refused a write and recorded its own decision.
                 raise
             except BaseException:
-                _finish(decision.replace(performed=False), request)
+                record(decision.replace(performed=False), request)
                 raise
             after = _reread(target, using) if target.pk is not None else target
             trace = decision.trace
@@ -296,22 +296,22 @@ def perform(
                         trace=trace,
                         performed=False,
                     )
-                    raise exception_for(_finish(denial, request))
-            announced = _finish(decision.replace(trace=trace, performed=True), request)
+                    raise exception_for(record(denial, request))
+            announced = record(decision.replace(trace=trace, performed=True), request)
             if not announced.allowed:
                 # The audit could not record it and is configured to fail closed.
                 raise exception_for(announced)
     except Exception as exc:
         if announced is not None and announced.allowed:
             # The commit itself failed: the action was not performed after all.
-            _finish(
+            record(
                 announced.replace(performed=False, error=f"{type(exc).__name__}: {exc}"),
                 request,
             )
         if isinstance(exc, OperationalError) and _is_lock_timeout(exc):
             # SQLite's single writer: another transaction held the database too long (taking
             # the lock first, in the body's writes, or at commit). Nothing was written.
-            raise Denied(_finish(_busy(act, actor, obj, exc), request)) from exc
+            raise Denied(record(_busy(act, actor, obj, exc), request)) from exc
         raise
 
 

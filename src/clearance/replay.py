@@ -50,7 +50,7 @@ from .actions import Action, registry
 from .audit import UNRECORDED_CODE
 from .audit.models import AuditRecord
 from .conf import clearance_settings
-from .engine import _decide
+from .engine import decide
 from .rules import Context
 
 __all__ = [
@@ -421,7 +421,7 @@ def replay(
             obj = world.object(act, record)
             ctx = Context(who, act, obj, now=record.at)
             try:
-                decision = _decide(act, ctx, full=False)
+                decision = decide(act, ctx, full=False)
             except Exception as exc:
                 raise _Skip("replay_failed", f"{type(exc).__name__}: {exc}") from None
         except _Skip as skip:

@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from ..actions import Action, registry
 from ..decisions import Decision
-from ..engine import _decide
+from ..engine import decide
 from ..rules import Context
 from .scope import visible_objects
 
@@ -45,7 +45,7 @@ def what_if(actor: Any, action: Action, obj: Any, *, now: dt.datetime | None = N
     (default: the present), without the signal and the audit sinks.
     """
     ctx = Context(actor, action, obj, now=now or timezone.now(), fresh=True)
-    return _decide(action, ctx, full=True)
+    return decide(action, ctx, full=True)
 
 
 def _action_choices() -> list[tuple[str, str]]:

@@ -351,17 +351,17 @@ def capability_denial(
     every other decision (audit sinks, ``decision_made``), so its code and reason can be shown
     (``probe=True``: a probe, see :func:`clearance.authorize`).
     """
-    engine._check_actor(actor)
+    engine.check_actor(actor)
     act = registry.get(action)
-    gate1 = engine._gate1(actor, act)
+    gate1 = engine.permission_gate(actor, act)
     if request is None:
         request = current_request.get()
     if gate1[0]:
         note_decision()
         return None
     ctx = Context(actor, act, None, now=timezone.now(), request=request)
-    decision = engine._decide(act, ctx, full=False, gate1=gate1, probe=probe)
-    return engine._finish(decision, request)
+    decision = engine.decide(act, ctx, full=False, gate1=gate1, probe=probe)
+    return engine.record(decision, request)
 
 
 async def acapability_denial(

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from ...actions import Action, registry
 from ...decisions import UnknownAction
-from ...engine import _decide
+from ...engine import decide
 from ...formatting import format_decision
 from ...introspection import capability_matrix, describe_actions, describe_model_invariants
 from ...rules import Context
@@ -152,7 +152,7 @@ class Command(BaseCommand):
         # Evaluated by the engine, like explain(), but not recorded as a decision in the audit
         # trail: nobody asked to act.
         ctx = Context(user, action, obj, now=timezone.now(), extra=extra)
-        decision = _decide(action, ctx, full=True)
+        decision = decide(action, ctx, full=True)
         colour = options.get("force_color") or (
             not options.get("no_color") and self.stdout.isatty()
         )

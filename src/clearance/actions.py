@@ -99,7 +99,8 @@ class ModelInvariant(NamedRule):
     on: frozenset[str] = frozenset({"save", "delete"})
 
 
-def _coerce_rule(rule: Any, uses_object: bool = True) -> Rule:
+def coerce_rule(rule: Any, uses_object: bool = True) -> Rule:
+    """``rule`` as a :class:`~clearance.rules.Rule` (a plain function becomes a predicate)."""
     if isinstance(rule, Rule):
         return rule
     if callable(rule):
@@ -107,7 +108,9 @@ def _coerce_rule(rule: Any, uses_object: bool = True) -> Rule:
     raise TypeError(f"expected a rule (where(...), a predicate or a function of ctx), got {rule!r}")
 
 
-def _default_reason(fn: Any, layer: Layer, name: str) -> str:
+def default_reason(fn: Any, layer: Layer, name: str) -> str:
+    """The reason a rule gives when none is declared: its function's docstring, or one built
+    from the layer and the rule's name."""
     # A function's (or predicate's) own docstring, never the docstring of a rule class.
     own = isinstance(fn, Rule) and "__doc__" not in getattr(fn, "__dict__", {})
     doc = "" if own else (getattr(fn, "__doc__", None) or "").strip()
@@ -235,7 +238,7 @@ class Action:
                 target,
                 _rule_name(fn),
                 pred,
-                reason or _default_reason(fn, layer, _rule_name(fn)),
+                reason or default_reason(fn, layer, _rule_name(fn)),
             )
             return pred
         if rule is None:
@@ -244,15 +247,15 @@ class Action:
                 pred = fn if isinstance(fn, Predicate) else predicate(fn, uses_object=uses_object)
                 rule_name = name or _rule_name(fn)
                 self._add(
-                    layer, target, rule_name, pred, reason or _default_reason(fn, layer, rule_name)
+                    layer, target, rule_name, pred, reason or default_reason(fn, layer, rule_name)
                 )
                 return pred
 
             return decorator
         if not isinstance(name, str) or not name:
             raise TypeError(f"{self.name}: a rule needs a name, got {name!r}")
-        coerced = _coerce_rule(rule, uses_object)
-        self._add(layer, target, name, coerced, reason or _default_reason(rule, layer, name))
+        coerced = coerce_rule(rule, uses_object)
+        self._add(layer, target, name, coerced, reason or default_reason(rule, layer, name))
         return self
 
     def _add(
@@ -503,14 +506,14 @@ class _Attachment:
             raise ImproperlyConfigured(
                 f"{self.action}: rule name {name!r} must be a plain identifier"
             )
-        coerced = _coerce_rule(rule)
+        coerced = coerce_rule(rule)
         self._registry.defer(
             PendingRule(
                 self.action,
                 layer,
                 name,
                 coerced,
-                reason or _default_reason(rule, layer, name),
+                reason or default_reason(rule, layer, name),
                 _declared_at(),
             )
         )
@@ -577,8 +580,8 @@ def model_invariant(
         )
     invariant = ModelInvariant(
         name=name,
-        rule=_coerce_rule(rule),
-        reason=reason or _default_reason(rule, Layer.INVARIANT, name),
+        rule=coerce_rule(rule),
+        reason=reason or default_reason(rule, Layer.INVARIANT, name),
         layer=Layer.INVARIANT,
         declared_at=_declared_at(),
         model=model,

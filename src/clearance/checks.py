@@ -20,7 +20,7 @@ from django.db import models
 from django.utils.module_loading import import_string, module_has_submodule
 
 from .actions import ANYONE, Action, ModelInvariant, NamedRule, registry
-from .rules import Where, _contains_ref
+from .rules import Where, contains_ref
 
 __all__ = [
     "TAG",
@@ -195,7 +195,7 @@ def lookup_problem(model: type[models.Model], key: str, value: Any = None) -> st
     The lookup is built by the ORM itself (no query is run), so field names, relations,
     transforms and lookup names are resolved exactly as ``filter()`` would.
     """
-    probe = _Probe() if value is None or _contains_ref(value) else value
+    probe = _Probe() if value is None or contains_ref(value) else value
     try:
         model._base_manager.filter(**{key: probe})
     except FieldError as exc:

@@ -33,7 +33,7 @@ from django.db.models import Q
 from django.db.models.expressions import Combinable, Subquery
 
 from .actions import ModelInvariant, registry
-from .rules import All, Any_, Not, Ref, Rule, Where, _contains_ref
+from .rules import All, Any_, Not, Ref, Rule, Where, contains_ref
 
 __all__ = [
     "constraint_condition",
@@ -52,7 +52,7 @@ def constraint_condition(rule: Rule) -> Q | None:
     """The rule as a ``Q`` that needs no model and no actor, or None when it has no such form."""
     if isinstance(rule, Where):
         for value in rule.lookups.values():
-            if isinstance(value, Ref) or _contains_ref(value) or isinstance(value, models.QuerySet):
+            if isinstance(value, Ref) or contains_ref(value) or isinstance(value, models.QuerySet):
                 return None
             if isinstance(value, Combinable) and _reads_other_tables(value):
                 return None
@@ -124,9 +124,10 @@ def _single_table(model: type[models.Model], condition: Q) -> bool:
     return sum(1 for alias in query.alias_map if query.alias_refcount.get(alias)) == 1
 
 
-def _constraint(
+def expected_constraint(
     model: type[models.Model], invariant: ModelInvariant
 ) -> models.CheckConstraint | None:
+    """The ``CheckConstraint`` that would enforce ``invariant`` on ``model``, or None."""
     if "save" not in invariant.on:
         return None
     condition = constraint_condition(invariant.rule)
@@ -155,13 +156,14 @@ def constraints_for(model: type[models.Model]) -> list[models.CheckConstraint]:
     """
     found = []
     for invariant in _own_invariants(model):
-        constraint = _constraint(model, invariant)
+        constraint = expected_constraint(model, invariant)
         if constraint is not None:
             found.append(constraint)
     return found
 
 
-def _matches(constraint: Any, expected: models.CheckConstraint) -> bool:
+def constraint_matches(constraint: Any, expected: models.CheckConstraint) -> bool:
+    """Whether ``constraint`` is ``expected`` (same name or same condition)."""
     return isinstance(constraint, models.CheckConstraint) and (
         constraint.name == expected.name or constraint.condition == expected.condition
     )
@@ -176,8 +178,8 @@ def enforced_by_constraints(model: type[models.Model]) -> set[str]:
     present = list(concrete._meta.constraints)
     names = set()
     for invariant in invariants_on(model, "save"):
-        expected = _constraint(concrete, invariant)
-        if expected is not None and any(_matches(c, expected) for c in present):
+        expected = expected_constraint(concrete, invariant)
+        if expected is not None and any(constraint_matches(c, expected) for c in present):
             names.add(invariant.name)
     return names
 
@@ -190,7 +192,7 @@ def missing_constraints(model: type[models.Model]) -> list[ModelInvariant]:
     present = list(model._meta.constraints)
     missing = []
     for invariant in _own_invariants(model):
-        expected = _constraint(model, invariant)
-        if expected is not None and not any(_matches(c, expected) for c in present):
+        expected = expected_constraint(model, invariant)
+        if expected is not None and not any(constraint_matches(c, expected) for c in present):
             missing.append(invariant)
     return missing

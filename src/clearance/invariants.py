@@ -364,7 +364,7 @@ def check_instance(instance: models.Model, event: str = "save") -> None:
 
 
 def _on_pre_save(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
-    _sync()
+    sync_guards()
     from .verification import verified_after_write
 
     if verified_after_write(instance):
@@ -512,7 +512,8 @@ def _wrap_delete(model: type[models.Model]) -> None:
         model.delete = _guard_delete(model.delete)  # type: ignore[method-assign]
 
 
-def _sync() -> None:
+def sync_guards() -> None:
+    """Install the write guards again when the rules changed since they were installed."""
     if registry.version != _synced_version:
         install_guards()
 
@@ -688,17 +689,21 @@ def _sort_key(pk: Any) -> tuple[int, Any]:
 
 def _constraint_invariant(model: type[models.Model], exc: IntegrityError) -> ModelInvariant | None:
     """The invariant whose ``CheckConstraint`` the database reported in ``exc``, if any."""
-    from .constraints import _constraint, _matches
+    from .constraints import constraint_matches, expected_constraint
 
     text = str(exc)
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
     reported = getattr(diag, "constraint_name", None)
     for invariant in invariants_on(model, "save"):
-        expected = _constraint(cast(type[models.Model], model._meta.concrete_model), invariant)
+        expected = expected_constraint(
+            cast(type[models.Model], model._meta.concrete_model), invariant
+        )
         if expected is None:
             continue
-        names = {expected.name} | {c.name for c in model._meta.constraints if _matches(c, expected)}
+        names = {expected.name} | {
+            c.name for c in model._meta.constraints if constraint_matches(c, expected)
+        }
         if reported in names or any(name in text for name in names):
             return invariant
     return None
@@ -761,7 +766,7 @@ class GuardedQuerySet(models.QuerySet[_M]):
     guard_chunk_size = CHUNK_SIZE
 
     def _guarded(self, event: str) -> bool:
-        _sync()
+        sync_guards()
         if invariants_on(self.model, event):
             return True
         from .verification import dependents_of

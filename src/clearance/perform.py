@@ -31,9 +31,9 @@ from django.utils import timezone
 from .actions import Action, NamedRule, registry
 from .decisions import Decision, Denied, Layer, TraceEntry, exception_for, undecided_reason
 from .engine import actor_ref, decide, record, resolve, resource_ref, run_rule
-from .invariants import _sync, acting, invariants_on
+from .invariants import acting, invariants_on, sync_guards
 from .request_context import current_request
-from .rules import Context, Where, _freeze
+from .rules import Context, Where, freeze
 
 __all__ = ["BUSY_CODE", "aperform", "perform", "performs"]
 
@@ -108,7 +108,7 @@ def _lock(obj: _M, using: str, act: Action, ctx: Context) -> _M:
                     continue
                 if bound is not None:
                     seeds.append((group, bound))
-    frozen = tuple((group, _freeze(bound)) for group, bound in seeds)
+    frozen = tuple((group, freeze(bound)) for group, bound in seeds)
 
     def build() -> models.QuerySet[_M]:
         query = model._base_manager.db_manager(using).filter(pk=obj.pk)
@@ -252,7 +252,7 @@ def perform(
     act = resolve(actor, action, obj)
     if request is None:
         request = current_request.get()
-    _sync()
+    sync_guards()
     using = router.db_for_write(type(obj), instance=obj)
     announced: Decision | None = None
     try:

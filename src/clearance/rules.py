@@ -179,11 +179,12 @@ ACTOR = Ref("ACTOR")
 CTX = Ref("CTX")
 
 
-def _contains_ref(value: Any, root: str | None = None) -> bool:
+def contains_ref(value: Any, root: str | None = None) -> bool:
+    """Whether ``value`` is, or a list/tuple/set holds, a placeholder (of ``root`` if given)."""
     if isinstance(value, Ref):
         return root is None or value.root == root
     if isinstance(value, (list, tuple, set, frozenset)):
-        return any(_contains_ref(v, root) for v in value)
+        return any(contains_ref(v, root) for v in value)
     return False
 
 
@@ -199,7 +200,7 @@ def _reads_object(value: Any) -> bool:
 def _bind(value: Any, ctx: Context) -> Any:
     if isinstance(value, Ref):
         return value.resolve(ctx)
-    if isinstance(value, (list, tuple, set, frozenset)) and _contains_ref(value):
+    if isinstance(value, (list, tuple, set, frozenset)) and contains_ref(value):
         return type(value)(_bind(v, ctx) for v in value)
     return value
 
@@ -850,7 +851,7 @@ class _ManyGroup:
     @property
     def actor_tied(self) -> bool:
         return any(
-            _contains_ref(v, "ACTOR") and k.rsplit("__", 1)[-1] not in _NOT_BOUNDING
+            contains_ref(v, "ACTOR") and k.rsplit("__", 1)[-1] not in _NOT_BOUNDING
             for k, v in self.lookups.items()
         )
 
@@ -864,7 +865,7 @@ class _ManyGroup:
         try:
             hash(values)
         except TypeError:
-            return (self, _freeze(bound))
+            return (self, freeze(bound))
         return (self, values)
 
     def bound(self, ctx: Context) -> dict[str, Any] | None:
@@ -877,7 +878,7 @@ class _ManyGroup:
                 bound = _row_key(bound)
                 if bound is None:
                     return None
-            elif isinstance(value, (list, tuple, set, frozenset)) and _contains_ref(value):
+            elif isinstance(value, (list, tuple, set, frozenset)) and contains_ref(value):
                 # watchers__in=[ACTOR, CTX.user]: as for a local "in", a placeholder that is
                 # None or not a row (an anonymous user) is no candidate; none left, no match.
                 items = [
@@ -957,7 +958,7 @@ class _ManyGroup:
                 ids = frozenset(self.matching(bound).values_list(self.anchor_field, flat=True))
                 cache[key] = ids
             return anchor in ids
-        memo_key = ("many", self, _freeze(bound))
+        memo_key = ("many", self, freeze(bound))
         batch = ctx.memo.get(memo_key)
         if batch is not None:
             domain, hits = batch
@@ -994,7 +995,7 @@ class _ManyGroup:
         ``check`` then answers for those anchors without a query. ``perform()`` uses it to hand
         over the answer it read in the statement that locks the row.
         """
-        ctx.memo[("many", self, _freeze(bound))] = (anchors, hits)
+        ctx.memo[("many", self, freeze(bound))] = (anchors, hits)
 
     def check_any(self, ctx: Context, bound: dict[str, Any]) -> None:
         cache = _actor_cache(ctx.actor)
@@ -1014,13 +1015,14 @@ def _row_key(value: Any) -> Any:
     return value
 
 
-def _freeze(value: Any) -> Any:
+def freeze(value: Any) -> Any:
+    """A hashable stand-in for a lookup's bound value (model instances by label and pk)."""
     if isinstance(value, dict):
-        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return tuple(sorted((k, freeze(v)) for k, v in value.items()))
     if isinstance(value, (list, tuple)):
-        return tuple(_freeze(v) for v in value)
+        return tuple(freeze(v) for v in value)
     if isinstance(value, (set, frozenset)):
-        return frozenset(_freeze(v) for v in value)
+        return frozenset(freeze(v) for v in value)
     if isinstance(value, models.Model):
         return (value._meta.label, value.pk)
     try:
@@ -1263,7 +1265,7 @@ def _first_hop_subquery(
 def _bound_value(lookup: _LocalLookup, ctx: Context) -> Any:
     """The lookup's value bound for ``ctx``, ready for a ``Q``; NOTHING when it matches nothing."""
     value = lookup.value
-    if isinstance(value, Ref) or _contains_ref(value):
+    if isinstance(value, Ref) or contains_ref(value):
         value = lookup.normalize(_bind(value, ctx))
         if value is NOTHING:
             return NOTHING
@@ -1436,7 +1438,7 @@ def _local(
         value=value,
         related_model=related_model,
         target_attname=fld.attname if related_model is not None else None,
-        dynamic=_contains_ref(value),
+        dynamic=contains_ref(value),
         collated=lookup in _RANGE_LOOKUP_CLASSES
         and isinstance(fld, (models.CharField, models.TextField)),
     )

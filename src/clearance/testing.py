@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from .actions import Action, NamedRule, _coerce_rule, _default_reason, registry
+from .actions import Action, NamedRule, coerce_rule, default_reason, registry
 from .decisions import Decision, InvariantViolation, Layer
 from .engine import actor_ref, authorize, explain
 from .formatting import format_decision
@@ -358,12 +358,12 @@ def _change(
         return
     if not isinstance(name, str) or not _RULE_NAME.match(name):
         raise ValueError(f"{action.name}: rule name {name!r} must be a plain identifier")
-    coerced = _coerce_rule(rule)
+    coerced = coerce_rule(rule)
     if index is not None:
         old = target[index]
         target[index] = NamedRule(name, coerced, reason or old.reason, layer, site)
     else:
-        default = _default_reason(rule, layer, name)
+        default = default_reason(rule, layer, name)
         target.append(NamedRule(name, coerced, reason or default, layer, site))
 
 

@@ -33,7 +33,8 @@ class AppendOnlyError(Exception):
 
 
 @contextmanager
-def _allow_prune() -> Any:
+def allow_prune() -> Any:
+    """Within this block, this thread may delete audit rows (retention's ``prune()`` only)."""
     token = _pruning.set(True)
     try:
         yield

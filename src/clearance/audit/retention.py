@@ -17,7 +17,7 @@ from django.db.models import Count, Max, Min
 from django.utils import timezone
 
 from .guard import PRUNING_SETTING
-from .models import AuditRecord, AuditRecordQuerySet, _allow_prune
+from .models import AuditRecord, AuditRecordQuerySet, allow_prune
 
 __all__ = ["Summary", "parse_age", "prunable", "prune", "summarize"]
 
@@ -108,7 +108,7 @@ def prune(older_than: dt.timedelta, using: str | None = None) -> int:
     records = prunable(older_than, using)
     alias = records.db
     conn = connections[alias]
-    with _allow_prune(), transaction.atomic(using=alias):
+    with allow_prune(), transaction.atomic(using=alias):
         if conn.vendor == "postgresql":
             with conn.cursor() as cursor:
                 cursor.execute("SELECT set_config(%s, 'on', true)", [PRUNING_SETTING])

@@ -213,7 +213,6 @@ def test_no_module_uses_another_modules_private_names(
     )
 
 
-@pytest.mark.xfail(strict=True, reason="actions and invariants still import each other")
 def test_no_import_cycles(package: tuple[dict[str, Module], list[str]]) -> None:
     modules, _ = package
     cycles = _cycles(modules)

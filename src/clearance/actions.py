@@ -27,6 +27,8 @@ __all__ = [
     "abstract_bases",
     "attach",
     "autodiscover",
+    "invariant_hooks",
+    "invariants_on",
     "model_invariant",
     "registry",
 ]
@@ -375,9 +377,8 @@ class Registry:
         self.changed()
         if self is registry and apps.models_ready:
             # Guard the model's save() and delete() now (declared after startup, e.g. in a test).
-            from .invariants import install_guards
-
-            install_guards()
+            for hook in invariant_hooks:
+                hook()
 
     def invariants_for(self, model: type[models.Model]) -> list[ModelInvariant]:
         """Invariants in force for ``model``: its own, its concrete model's, its parents' and
@@ -460,6 +461,29 @@ class Registry:
 
 #: The process-wide registry that ``authz.py`` modules fill.
 registry = Registry()
+
+#: Called after a model invariant is added to :data:`registry` once the models are ready:
+#: :mod:`clearance.invariants` installs its write guards here (it imports this module, never
+#: the other way round).
+invariant_hooks: list[Callable[[], None]] = []
+
+_by_event: dict[tuple[type[models.Model], str], tuple[int, tuple[ModelInvariant, ...]]] = {}
+
+
+def invariants_on(model: type[models.Model], event: str) -> tuple[ModelInvariant, ...]:
+    """The model invariants checked when ``model`` rows are written by ``event``.
+
+    ``event`` is ``"save"`` (also used for ``update``, ``bulk_create`` and ``bulk_update``) or
+    ``"delete"``. Includes the invariants of the concrete model and of parent models.
+    """
+    key = (model, event)
+    version = registry.version
+    cached = _by_event.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    found = tuple(inv for inv in registry.invariants_for(model) if event in inv.on)
+    _by_event[key] = (version, found)
+    return found
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import Combinable, Subquery
 
-from .actions import ModelInvariant, registry
+from .actions import ModelInvariant, invariants_on, registry
 from .rules import All, Any_, Not, Ref, Rule, Where, contains_ref
 
 __all__ = [
@@ -172,8 +172,6 @@ def constraint_matches(constraint: Any, expected: models.CheckConstraint) -> boo
 def enforced_by_constraints(model: type[models.Model]) -> set[str]:
     """Names of the save invariants of ``model`` (inherited ones included) that a matching
     ``CheckConstraint`` in its concrete model's ``Meta.constraints`` enforces."""
-    from .invariants import invariants_on
-
     concrete = model._meta.concrete_model or model
     present = list(concrete._meta.constraints)
     names = set()

@@ -35,7 +35,6 @@ The console, ``manage.py clearance explain`` and ``replay`` call ``decide`` with
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterable, Sequence
 from time import perf_counter
@@ -51,15 +50,15 @@ from .actions import ANYONE, Action, NamedRule, registry
 from .conf import clearance_settings
 from .decisions import (
     UNAVAILABLE_REASON,
-    ActorRef,
     Decision,
     Layer,
     NotFilterable,
     RawTrace,
-    ResourceRef,
+    actor_ref,
     database_unavailable,
     describe_error,
     exception_for,
+    resource_ref,
     undecided_reason,
 )
 from .request_context import current_request, note_decision
@@ -163,64 +162,6 @@ def _check_queryset(act: Action, queryset: models.QuerySet[Any]) -> None:
             f"authorized() cannot filter a {queryset.query.combinator}() of querysets: "
             "authorize each queryset before combining them"
         )
-
-
-# --------------------------------------------------------------------------------------------
-# References for the decision record
-# --------------------------------------------------------------------------------------------
-
-
-#: Where actor_ref() keeps the reference it built for a user object, as Django keeps
-#: ``_perm_cache``; it is checked against the user's pk and username on every use.
-_ACTOR_REF_ATTR = "_clearance_actor_ref"
-_ANONYMOUS = ActorRef("anonymous", None, "anonymous")
-
-
-def actor_ref(actor: Any) -> ActorRef:
-    """A small, serializable reference to the actor (label and primary key)."""
-    cached: ActorRef | None = getattr(actor, _ACTOR_REF_ATTR, None)
-    if (
-        cached is not None
-        and getattr(actor, "is_authenticated", False)
-        and cached.pk == getattr(actor, "pk", None)
-        and cached.label == str(actor.get_username())
-    ):
-        return cached
-    ref = getattr(actor, "actor_ref", None)
-    if isinstance(ref, ActorRef):
-        return ref
-    if not getattr(actor, "is_authenticated", False):
-        return _ANONYMOUS
-    get_username = getattr(actor, "get_username", None)
-    if not callable(get_username):
-        return ActorRef(str(actor), getattr(actor, "pk", None), "user")
-    ref = ActorRef(str(get_username()), getattr(actor, "pk", None), "user")
-    # An actor that takes no attributes gets a new reference each time.
-    with contextlib.suppress(AttributeError):
-        setattr(actor, _ACTOR_REF_ATTR, ref)
-    return ref
-
-
-_model_labels: dict[type[Any], str] = {}
-# ResourceRef is a frozen dataclass with slots: its slots' setters build one without the
-# dataclass __init__ (a third of the time; resource_ref runs for every decision).
-_new = object.__new__
-_set_ref_model = vars(ResourceRef)["model"].__set__
-_set_ref_pk = vars(ResourceRef)["pk"].__set__
-
-
-def resource_ref(obj: Any) -> ResourceRef | None:
-    """A small, serializable reference to the object (model label and primary key)."""
-    if obj is None:
-        return None
-    cls = type(obj)
-    label = _model_labels.get(cls)
-    if label is None:
-        label = _model_labels[cls] = obj._meta.label
-    ref: ResourceRef = _new(ResourceRef)
-    _set_ref_model(ref, label)
-    _set_ref_pk(ref, obj.pk)
-    return ref
 
 
 # --------------------------------------------------------------------------------------------

@@ -34,10 +34,10 @@ from django.apps import apps
 from django.db import models, router, transaction
 from django.db.models.signals import m2m_changed, post_delete, pre_delete
 
-from .actions import ModelInvariant, registry
+from .actions import ModelInvariant, invariants_on, registry
 from .decisions import InvariantViolation
-from .invariants import invariants_on, verify_rows
 from .rules import Where
+from .write_checks import verify_rows
 
 __all__ = [
     "Dependency",

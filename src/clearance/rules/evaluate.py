@@ -1,0 +1,325 @@
+"""Python evaluation of a lookup on one object, with the database's semantics.
+
+:class:`LocalLookup` decides one ``where()`` lookup on the object's own row (or a forward
+relation) without a query; :func:`compare_values` compares as the database does (NULLs, text
+case folding as PostgreSQL's ``UPPER()`` under the connection's collation, code point order),
+so that the per-object check and the SQL filter agree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, cast
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db import DatabaseError, connections, models, router, transaction
+
+from .context import Context
+from .placeholders import Ref, bind_value
+
+PY_LOOKUPS = frozenset(
+    {
+        "exact",
+        "iexact",
+        "in",
+        "gt",
+        "gte",
+        "lt",
+        "lte",
+        "isnull",
+        "contains",
+        "icontains",
+        "startswith",
+        "istartswith",
+        "endswith",
+        "iendswith",
+        "range",
+    }
+)
+
+
+NONE_OK = frozenset({"exact", "iexact"})
+
+
+_PLAIN_LOOKUPS = frozenset({"exact", "in", "gt", "gte", "lt", "lte", "range"})
+
+
+_DIRECT_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "exact": operator.eq,
+    "gt": operator.gt,
+    "gte": operator.ge,
+    "lt": operator.lt,
+    "lte": operator.le,
+}
+
+
+_TEXT_LOOKUPS = frozenset(
+    {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
+)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+class _Nothing:
+    """A bound value that matches nothing (an ACTOR or CTX path that resolved to None)."""
+
+    def __repr__(self) -> str:
+        return "<nothing>"
+
+
+NOTHING = _Nothing()
+
+
+#: How UPPER() folds each character in each PostgreSQL database (``{code point: upper}`` for
+#: the characters it changes), or None where it is not character by character; probed once
+#: per database (see :func:`_pg_upper_table`).
+_PG_UPPER: dict[tuple[str, str], dict[int, str] | None] = {}
+
+
+# Every code point UPPER() changes. Planes 2 to 16 (ideographs, tags, private use) have no case;
+# the test suite checks every code point against the database.
+_PG_UPPER_PROBE = """
+    SELECT cp, UPPER(CHR(cp)) FROM generate_series(1, 131071) AS cp
+    WHERE (cp < 55296 OR cp > 57343) AND UPPER(CHR(cp)) <> CHR(cp)
+"""
+
+
+# Strings whose upper case depends on their neighbours in some locales (Greek accents and
+# diphthongs, Lithuanian dot above): a database that folds these otherwise than character by
+# character is asked for every fold.
+_CONTEXT_SAMPLE = "\u03ac\u03b9 \u03ad\u03c5 \u03cc\u0301 i\u0307 \u1f00\u0345 \u03b1\u0342\u0345"
+
+
+def _pg_upper_table(alias: str) -> dict[int, str] | None:
+    """How PostgreSQL's UPPER() folds each character on ``alias``, asked once per database.
+
+    It depends on the database's locale provider and ``LC_CTYPE``, which Python cannot see: an
+    ICU collation applies Unicode's full mapping (``"ß"`` becomes ``"SS"``, as ``str.upper()``),
+    a libc UTF-8 locale maps one character to one, by its own tables (``"ᾀ"`` becomes ``"ᾈ"``,
+    where ``str.upper()`` gives two characters), the C locale folds ASCII only. A per-object
+    check that folded otherwise would allow ``ᾀ`` for ``ᾈ`` where the queryset filter does not
+    (or the reverse), so the database is asked for its whole table, with one query (well under
+    a second) the first time a case-insensitive lookup is decided in Python.
+    """
+    conn = connections[alias]
+    key = (alias, str(conn.settings_dict.get("NAME")))
+    if key in _PG_UPPER:
+        return _PG_UPPER[key]
+    table: dict[int, str] | None
+    try:
+        with transaction.atomic(using=alias), conn.cursor() as cursor:
+            cursor.execute(_PG_UPPER_PROBE)
+            table = dict(cursor.fetchall())
+            sample = "".join(map(chr, table)) + _CONTEXT_SAMPLE
+            cursor.execute("SELECT UPPER(%s)", [sample])
+            (upper,) = cursor.fetchone()
+            if upper != sample.translate(table):
+                table = None
+    except DatabaseError:  # an encoding without these characters: ask for every fold
+        table = None
+    _PG_UPPER[key] = table
+    return table
+
+
+def fold_case(text: str, alias: str) -> str:
+    """``text`` with its case folded as database ``alias`` folds it for ``i...`` lookups.
+
+    SQLite's ``LIKE`` folds ASCII letters only; PostgreSQL compares ``UPPER()`` of both sides,
+    with its own mapping (see :func:`_pg_upper_table`).
+    """
+    vendor = connections[alias].vendor
+    if vendor == "sqlite":
+        return text.translate(_ASCII_LOWER)
+    if vendor == "postgresql":
+        table = _pg_upper_table(alias)
+        if table is not None:
+            return text.translate(table)
+        with connections[alias].cursor() as cursor:
+            cursor.execute("SELECT UPPER(%s)", [text])
+            return cast(str, cursor.fetchone()[0])
+    return text.lower()
+
+
+def _text_match(lookup: str, a: Any, b: Any, alias: str) -> bool:
+    a, b = str(a), str(b)
+    insensitive = lookup.startswith("i") or (
+        lookup != "exact" and connections[alias].vendor == "sqlite"
+    )
+    if insensitive:
+        a, b = fold_case(a, alias), fold_case(b, alias)
+    base = lookup[1:] if lookup.startswith("i") else lookup
+    if base == "exact":
+        return bool(a == b)
+    if base == "contains":
+        return b in a
+    if base == "startswith":
+        return bool(a.startswith(b))
+    return bool(a.endswith(b))  # endswith
+
+
+def compare_values(lookup: str, a: Any, b: Any, alias: str) -> bool:
+    """Decide ``a <lookup> b`` as the database would (``a`` is the object's value, not None)."""
+    if lookup == "exact":
+        return bool(a == b)
+    if lookup == "in":
+        return a in b
+    if lookup == "gt":
+        return bool(a > b)
+    if lookup == "gte":
+        return bool(a >= b)
+    if lookup == "lt":
+        return bool(a < b)
+    if lookup == "lte":
+        return bool(a <= b)
+    if lookup == "range":
+        low, high = b
+        return bool(low <= a <= high)
+    return _text_match(lookup, a, b, alias)
+
+
+@dataclass
+class Step:
+    """Walk one attribute from an object: a local attribute or a forward relation to fetch."""
+
+    attr: str
+    fetch: bool  # True: follow a forward relation (may query unless cached)
+
+
+@dataclass
+class LocalLookup:
+    """A lookup decided from the object's own attributes (and forward relations)."""
+
+    key: str
+    steps: list[Step]
+    field: models.Field[Any, Any]
+    lookup: str
+    value: Any
+    related_model: type[models.Model] | None  # set when the value is compared as a relation
+    target_attname: str | None
+    dynamic: bool = False
+    collated: bool = False  # a text range: compared by code point in SQL (CodePointOrder)
+    # Shortcuts set up on the first check (see _prepare).
+    _prepared: bool = dataclasses.field(default=False, init=False, repr=False)
+    _direct_attr: str = dataclasses.field(default="", init=False, repr=False)
+    _direct_op: Callable[[Any, Any], Any] | None = dataclasses.field(
+        default=None, init=False, repr=False
+    )
+    _actor_attname: str = dataclasses.field(default="", init=False, repr=False)
+
+    def check(self, obj: Any, ctx: Context) -> bool:
+        if not self._prepared:
+            self._prepare()
+        value = self.value
+        if self.dynamic:
+            actor = ctx.actor
+            attname = self._actor_attname
+            if attname and isinstance(actor, self.related_model):  # type: ignore[arg-type]
+                # What normalize() gives for a model instance of the related model.
+                value = getattr(actor, attname)
+                if value is None:
+                    return False
+            else:
+                value = self.normalize(bind_value(value, ctx))
+        if value is NOTHING:
+            return False
+        compare = self._direct_op
+        if compare is not None and value is not None:
+            a = getattr(obj, self._direct_attr)
+            if a is None:
+                return False
+            try:
+                return bool(compare(a, value))
+            except TypeError:  # a value not converted yet ("50000" for a decimal)
+                return bool(compare(self.field.to_python(a), value))
+        a = obj
+        for step in self.steps:
+            if a is None:
+                break
+            if step.fetch:
+                try:
+                    a = getattr(a, step.attr)
+                except ObjectDoesNotExist:
+                    a = None
+            else:
+                a = getattr(a, step.attr)
+        if self.lookup == "isnull":
+            return (a is None) == bool(value)
+        if value is None:  # literal None with exact/iexact: IS NULL
+            return a is None
+        if a is None:
+            return False
+        if self.lookup in _PLAIN_LOOKUPS:
+            try:
+                return compare_values(self.lookup, a, value, "")
+            except TypeError:
+                # An attribute set but not converted yet ("50000" for a decimal): compared as
+                # the database will store it.
+                return compare_values(self.lookup, self.field.to_python(a), value, "")
+        # A text lookup: decided as the database the object comes from decides it.
+        alias = getattr(getattr(obj, "_state", None), "db", None) or router.db_for_read(
+            type(obj) if obj is not None else self.field.model
+        )
+        return compare_values(self.lookup, a, value, alias)
+
+    def _prepare(self) -> None:
+        # The value is ACTOR itself compared as a relation (owner=ACTOR): when the actor is an
+        # instance of the related model, its key is read directly.
+        value = self.value
+        if (
+            self.dynamic
+            and self.related_model is not None
+            and self.target_attname
+            and self.lookup not in ("in", "range", "isnull")
+            and isinstance(value, Ref)
+            and value.root == "ACTOR"
+            and not value.path
+        ):
+            self._actor_attname = self.target_attname
+        # One local attribute compared plainly: the same answer as the general path (a None
+        # attribute never matches, else bool(attribute <op> value)).
+        if len(self.steps) == 1 and not self.steps[0].fetch and self.lookup in _DIRECT_OPS:
+            self._direct_attr = self.steps[0].attr
+            self._direct_op = _DIRECT_OPS[self.lookup]
+        self._prepared = True
+
+    def normalize(self, value: Any) -> Any:
+        """Prepare a bound value: model instances become their key; None matches nothing."""
+        if value is None:
+            return NOTHING
+        if self.lookup in ("in", "range"):
+            if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+                raise TypeError(f"{self.key}: expected a collection, got {value!r}")
+            items = [self._key(v) for v in value]
+            if self.lookup == "range":
+                if len(items) != 2 or any(i is NOTHING for i in items):
+                    return NOTHING
+                return tuple(items)
+            return frozenset(i for i in items if i is not NOTHING)
+        if self.lookup == "isnull":
+            return bool(value)
+        return self._key(value)
+
+    def _key(self, value: Any) -> Any:
+        if value is None:
+            return NOTHING
+        if self.related_model is not None:
+            if isinstance(value, models.Model):
+                if not isinstance(value, self.related_model):
+                    raise TypeError(
+                        f"{self.key}: expected a {self.related_model._meta.label} instance, "
+                        f"got a {value._meta.label}"
+                    )
+                key = getattr(value, cast(str, self.target_attname))
+                return NOTHING if key is None else key
+            if hasattr(value, "is_anonymous") or hasattr(value, "has_perm"):
+                # An actor that is not a row (anonymous user, job): it owns nothing.
+                key = getattr(value, "pk", None)
+                return NOTHING if key is None else key
+        if self.lookup in _TEXT_LOOKUPS:
+            return value
+        # Convert as the database would (a "3" from a URL compares equal to the integer 3).
+        return self.field.to_python(value)

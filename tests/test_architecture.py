@@ -115,7 +115,9 @@ def _analyse(modules: dict[str, Module]) -> list[str]:
                 for alias in node.names:
                     if alias.name.split(".")[0] == PACKAGE:
                         depends(alias.name, node.lineno, node)
-                        module_names[alias.asname or alias.name] = alias.name
+                        # ``import clearance.engine`` binds ``clearance``; ``as e`` binds the module
+                        top = alias.name.split(".")[0]
+                        module_names[alias.asname or top] = alias.name if alias.asname else top
         for node in ast.walk(module.tree):
             if not (isinstance(node, ast.Attribute) and _private(node.attr)):
                 continue
@@ -231,11 +233,14 @@ def test_the_checks_see_a_private_name_and_a_cycle(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from . import c\n\n"
         "def f():\n    from . import a\n    return a._own\n"
     )
-    (pkg / "c.py").write_text("import clearance.b as b\n\nb.__name__\n")
+    (pkg / "c.py").write_text(
+        "import clearance.b as b\nimport clearance.a\n\nb.__name__\nclearance.a._own()\n"
+    )
     modules = _modules(tmp_path)
     offences = _analyse(modules)
     assert offences == [
         "clearance/a.py:1: from clearance.b import _hidden",
         "clearance/b.py:8: clearance.a._own",
+        "clearance/c.py:5: clearance.a._own",
     ]
     assert _cycles(modules) == [["clearance.a", "clearance.b", "clearance.a"]]

@@ -40,12 +40,9 @@ PY_LOOKUPS = frozenset(
     }
 )
 
-
 NONE_OK = frozenset({"exact", "iexact"})
 
-
 _PLAIN_LOOKUPS = frozenset({"exact", "in", "gt", "gte", "lt", "lte", "range"})
-
 
 _DIRECT_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "exact": operator.eq,
@@ -55,11 +52,9 @@ _DIRECT_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "lte": operator.le,
 }
 
-
 _TEXT_LOOKUPS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
-
 
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
@@ -73,12 +68,10 @@ class _Nothing:
 
 NOTHING = _Nothing()
 
-
 #: How UPPER() folds each character in each PostgreSQL database (``{code point: upper}`` for
 #: the characters it changes), or None where it is not character by character; probed once
 #: per database (see :func:`_pg_upper_table`).
 _PG_UPPER: dict[tuple[str, str], dict[int, str] | None] = {}
-
 
 # Every code point UPPER() changes. Planes 2 to 16 (ideographs, tags, private use) have no case;
 # the test suite checks every code point against the database.
@@ -86,7 +79,6 @@ _PG_UPPER_PROBE = """
     SELECT cp, UPPER(CHR(cp)) FROM generate_series(1, 131071) AS cp
     WHERE (cp < 55296 OR cp > 57343) AND UPPER(CHR(cp)) <> CHR(cp)
 """
-
 
 # Strings whose upper case depends on their neighbours in some locales (Greek accents and
 # diphthongs, Lithuanian dot above): a database that folds these otherwise than character by

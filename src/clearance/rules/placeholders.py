@@ -78,10 +78,8 @@ class Ref:
 
 _CTX_ATTRIBUTES = frozenset({"now", "request", "obj", "actor", "action"})
 
-
 #: The actor of the decision (``ACTOR.pk``, ``ACTOR.profile.tenant_id``, ...).
 ACTOR = Ref("ACTOR")
-
 
 #: A value from the decision's context: ``CTX.<name>`` reads ``authorize(..., name=value)``.
 CTX = Ref("CTX")

@@ -119,7 +119,6 @@ class CodePointOrder(Func):
 
 _CODE_POINT_COLLATIONS = {"postgresql": '"C"', "sqlite": "BINARY"}
 
-
 RANGE_LOOKUP_CLASSES: dict[str, Any] = {
     "gt": django_lookups.GreaterThan,
     "gte": django_lookups.GreaterThanOrEqual,

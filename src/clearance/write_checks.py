@@ -127,7 +127,7 @@ def _actor_ref(actor: Any) -> ActorRef:
 
 
 # --------------------------------------------------------------------------------------------
-# Which invariants apply
+# The rule set of a model, as a fingerprint
 # --------------------------------------------------------------------------------------------
 
 _fingerprints: dict[type[models.Model], tuple[int, str]] = {}

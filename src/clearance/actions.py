@@ -270,6 +270,8 @@ class Action:
         target.append(NamedRule(name, rule, reason, layer, _declared_at()))
         if self.registry is not None:
             self.registry.changed()
+        else:
+            rule_changes.count += 1
 
     # -- introspection --------------------------------------------------------------------
 
@@ -303,6 +305,20 @@ class Action:
 
 def _rule_name(fn: Any) -> str:
     return cast(str, getattr(fn, "name", None) or getattr(fn, "__name__", None) or repr(fn))
+
+
+class RuleChanges:
+    """A counter of every change to any action's rules, in any registry (the engine rebuilds
+    what it compiled from the rules when it moves)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+#: The process-wide :class:`RuleChanges` counter.
+rule_changes = RuleChanges()
 
 
 class Registry:
@@ -403,6 +419,7 @@ class Registry:
     def changed(self) -> None:
         """Note a change of the rule set (fingerprints are recomputed)."""
         self.version += 1
+        rule_changes.count += 1
 
     def fingerprint(self, action: Action) -> str:
         """A stable hash of the rules in force for ``action``."""

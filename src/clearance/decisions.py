@@ -145,8 +145,9 @@ class Decision:
 
     _trace: tuple[TraceEntry, ...] | None
     _raw: list[RawTrace] | None
+    _src: tuple[Any, ...] | None
 
-    __slots__ = ("__weakref__", "_raw", "_trace", *_FIELDS)
+    __slots__ = ("__weakref__", "_raw", "_src", "_trace", *_FIELDS)
 
     def __init__(
         self,
@@ -228,6 +229,22 @@ class Decision:
         _set_trace(self, None)
         _set_raw(self, raw_trace)
         return self
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a slot not set yet: the fields of a deferred decision.
+        if name in _DEFERRED:
+            try:
+                source = object.__getattribute__(self, "_src")
+            except AttributeError:
+                source = None
+            if source is not None:
+                slots = vars(Decision)
+                for field_name, value in source[0](*source[1:]).items():
+                    slots[field_name].__set__(self, value)
+                _set_trace(self, None)
+                _set_src(self, None)
+                return object.__getattribute__(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"Decision is immutable; cannot set {name!r}")
@@ -343,6 +360,31 @@ _new = object.__new__
     _set_trace,
     _set_raw,
 ) = (vars(Decision)[name].__set__ for name in (*_FIELDS, "_trace", "_raw"))
+
+
+_set_src = vars(Decision)["_src"].__set__
+#: The slots a deferred decision fills on first read (everything but ``allowed``).
+_DEFERRED = frozenset(_FIELDS) - {"allowed"} | {"_raw", "_trace"}
+
+
+#: What a deferred :class:`Decision` is built from: ``(build, *arguments)``, where
+#: ``build(*arguments)`` returns every field but ``allowed``, and ``_raw`` for the trace.
+Deferred = tuple[Any, ...]
+
+
+def deferred_decision(allowed: bool, source: Deferred) -> Decision:
+    """A Decision whose other fields are built from ``source`` when one is first read.
+
+    The engine's fast path uses it: most decisions are only tested for truth, so the
+    references, the timestamp and the trace are built only for those that are looked at (the
+    audit sinks, ``explain``, a denial's message). ``source`` is a tuple whose first item is a
+    function of the others returning every field but ``allowed`` (``_raw`` for the trace);
+    reading any field fills them all.
+    """
+    self = _new(Decision)
+    _set_allowed(self, allowed)
+    _set_src(self, source)
+    return self
 
 
 def _rebuild(fields: dict[str, Any]) -> Decision:

@@ -82,12 +82,21 @@ def _load(paths: tuple[str, ...]) -> tuple[Sink, ...]:
     return tuple(sinks)
 
 
+_last: tuple[Any, tuple[Sink, ...]] = (None, ())
+
+
 def configured_sinks() -> tuple[Sink, ...]:
     """The configured sinks, instantiated once per configuration."""
+    global _last
     paths = clearance_settings.AUDIT_SINKS
+    last_paths, sinks = _last
+    if paths is last_paths and paths is not None:
+        return sinks
     if isinstance(paths, str):
         raise ImproperlyConfigured("CLEARANCE['AUDIT_SINKS'] must be a list of dotted paths")
-    return _load(tuple(paths))
+    sinks = _load(tuple(paths))
+    _last = (paths, sinks)
+    return sinks
 
 
 def unrecorded(decision: Decision, error: str) -> Decision:
@@ -105,9 +114,10 @@ def unrecorded(decision: Decision, error: str) -> Decision:
 def emit(decision: Decision, request: Any = None) -> Decision:
     """Offer ``decision`` to the sinks, then to the signal; returns the decision that stands."""
     stands = decision
-    if should_record(decision):
+    sinks = configured_sinks()
+    if sinks and should_record(decision):
         failure: str | None = None
-        for sink in configured_sinks():
+        for sink in sinks:
             try:
                 sink.record(decision, request)
             except Exception as exc:

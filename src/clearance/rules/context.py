@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from ..actions import Action
@@ -19,7 +19,12 @@ class Context:
     to ``authorize``; ``CTX.<name>`` reads them).
     """
 
-    __slots__ = ("action", "actor", "extra", "fresh", "memo", "now", "obj", "request")
+    __slots__ = ("_t", "action", "actor", "extra", "fresh", "memo", "now", "obj", "request")
+
+    #: ``Context.at_time(actor, action, obj, request, extra, t)``: a context whose ``now`` is
+    #: the instant ``t`` (seconds since the epoch, as ``time.time()`` gives), turned into a
+    #: datetime only when something reads it (the engine's compiled plans make these).
+    at_time: ClassVar[Callable[[Any, Action | None, Any, Any, Mapping[str, Any], float], Context]]
 
     def __init__(
         self,
@@ -42,6 +47,14 @@ class Context:
         self.memo: dict[Any, Any] = memo if memo is not None else {}
         self.fresh = fresh
 
+    def __getattr__(self, name: str) -> Any:
+        # Only reached while ``now`` is not set: a context made by at_time().
+        if name == "now":
+            now = instant(object.__getattribute__(self, "_t"))
+            self.now = now
+            return now
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def with_object(self, obj: Any) -> Context:
         """The same context for another object (shares the per-call memo)."""
         return Context(
@@ -57,3 +70,48 @@ class Context:
 
     def __repr__(self) -> str:
         return f"<Context actor={self.actor!r} action={self.action!r} obj={self.obj!r}>"
+
+
+class _TimedContext(Context):
+    """A :class:`Context` made by :attr:`Context.at_time` (positional, for the compiled plans)."""
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        actor: Any,
+        action: Action | None,
+        obj: Any,
+        request: Any,
+        extra: Mapping[str, Any],
+        t: float,
+    ) -> None:
+        self.actor = actor
+        self.action = action
+        self.obj = obj
+        self.request = request
+        self.extra = extra
+        self.memo = {}
+        self.fresh = False
+        self._t = t
+
+
+Context.at_time = _TimedContext
+
+
+def instant(t: float) -> dt.datetime:
+    """The datetime ``django.utils.timezone.now()`` gives at the instant ``t`` (``time.time()``):
+    aware in UTC when ``USE_TZ`` is on, naive local time otherwise."""
+    from django.conf import settings
+
+    if settings.USE_TZ:
+        return dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return dt.datetime.fromtimestamp(t)
+
+
+#: What :meth:`Rule.checker <clearance.rules.Rule.checker>` returns: ``check(obj, ctx) -> bool``.
+Checker = Callable[[Any, Context], bool]
+
+#: What :meth:`Rule.python_lines <clearance.rules.Rule.python_lines>` is given:
+#: ``bind(value)`` returns the name under which the compiled code sees ``value``.
+Bind = Callable[[Any], str]

@@ -17,7 +17,7 @@ from typing import Any, cast
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, connections, models, router, transaction
 
-from .context import Context
+from .context import Bind, Checker, Context
 from .placeholders import Ref, bind_value
 
 PY_LOOKUPS = frozenset(
@@ -52,6 +52,8 @@ _DIRECT_OPS: dict[str, Callable[[Any, Any], Any]] = {
     "lte": operator.le,
 }
 
+#: The Python operator of each lookup in _DIRECT_OPS, for the compiled plans' source.
+_OP_SOURCE = {"exact": "==", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 _TEXT_LOOKUPS = frozenset(
     {"iexact", "contains", "icontains", "startswith", "istartswith", "endswith", "iendswith"}
 )
@@ -256,6 +258,75 @@ class LocalLookup:
             type(obj) if obj is not None else self.field.model
         )
         return compare_values(self.lookup, a, value, alias)
+
+    def checker(self) -> Checker:
+        """:meth:`check`, specialised for a comparison of one local attribute with a constant
+        or with the actor's key (the same answer, ``None`` handling included)."""
+        if not self._prepared:
+            self._prepare()
+        compare, attr, value = self._direct_op, self._direct_attr, self.value
+        general = self.check
+        related, attname = self.related_model, self._actor_attname
+        if compare is not None and self.dynamic and attname and related is not None:
+
+            def check_actor(obj: Any, ctx: Context) -> bool:
+                actor = ctx.actor
+                if not isinstance(actor, related):
+                    return general(obj, ctx)
+                key = getattr(actor, attname)
+                if key is None:
+                    return False
+                a = getattr(obj, attr)
+                if a is None:
+                    return False
+                try:
+                    return bool(compare(a, key))
+                except TypeError:
+                    return general(obj, ctx)
+
+            return check_actor
+        if compare is None or self.dynamic or value is None or value is NOTHING:
+            return general
+        to_python = self.field.to_python
+
+        def check(obj: Any, ctx: Context) -> bool:
+            a = getattr(obj, attr)
+            if a is None:
+                return False
+            try:
+                return bool(compare(a, value))
+            except TypeError:  # a value not converted yet ("50000" for a decimal)
+                return bool(compare(to_python(a), value))
+
+        return check
+
+    def python_lines(self, bind: Bind) -> list[str] | None:
+        """:meth:`checker` as statements (see :meth:`Rule.python_lines
+        <clearance.rules.Rule.python_lines>`), or None when it has no such form."""
+        if not self._prepared:
+            self._prepare()
+        compare, attr, value = self._direct_op, self._direct_attr, self.value
+        if compare is None or not attr.isidentifier():
+            return None
+        op = _OP_SOURCE[self.lookup]
+        if not self.dynamic:
+            if value is None or value is NOTHING:
+                return None
+            return [
+                f"a = obj.{attr}",
+                f"ok = False if a is None else (True if a {op} {bind(value)} else False)",
+            ]
+        related, attname = self.related_model, self._actor_attname
+        if not attname or related is None or not attname.isidentifier():
+            return None
+        return [
+            f"if isinstance(actor, {bind(related)}):",
+            f"    k = actor.{attname}",
+            f"    a = None if k is None else obj.{attr}",
+            f"    ok = False if a is None else (True if a {op} k else False)",
+            "else:",
+            f"    ok = {bind(self.check)}(obj, ctx) is True",
+        ]
 
     def _prepare(self) -> None:
         # The value is ACTOR itself compared as a relation (owner=ACTOR): when the actor is an

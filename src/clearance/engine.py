@@ -56,10 +56,17 @@ from .decisions import (
     RawTrace,
     actor_ref,
     database_unavailable,
-    describe_error,
     exception_for,
     resource_ref,
     undecided_reason,
+)
+from .plans import (
+    INACTIVE_REASON,
+    SIGN_IN_REASON,
+    gate_plan,
+    permission_failure,
+    plan_for,
+    rule_failed,
 )
 from .request_context import current_request, note_decision
 from .rules import (
@@ -182,21 +189,14 @@ def permission_gate(actor: Any, act: Action) -> Gate1:
     if act.permission is ANYONE:
         return True, "Anyone may attempt this action.", None
     if not getattr(actor, "is_authenticated", False):
-        return False, "You must be signed in to do this.", None
+        return False, SIGN_IN_REASON, None
     if not getattr(actor, "is_active", True):
-        return False, "This account is inactive.", None
+        return False, INACTIVE_REASON, None
     try:
         held = actor.has_perm(act.permission)
     except Exception as exc:
-        if clearance_settings.RAISE_RULE_ERRORS:
-            raise
-        logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
-        failed = (
-            UNAVAILABLE_REASON
-            if database_unavailable(exc)
-            else undecided_reason(act.permission_label, exc)
-        )
-        return False, failed, describe_error(exc)
+        reason, error = permission_failure(exc, act)
+        return False, reason, error
     if held is True:
         return True, f"Holds the permission {act.permission}.", None
     return False, f"This needs the permission {act.permission}, which you do not hold.", None
@@ -213,57 +213,7 @@ def run_rule(named: NamedRule, ctx: Context) -> tuple[bool, str | None]:
     try:
         return named.rule.evaluate(ctx) is True, None
     except Exception as exc:
-        return False, _rule_failed(exc, named, ctx)
-
-
-class _GatePlan:
-    """An action's rules, laid out once for the decision loop (rebuilt when the rules change).
-
-    Each rule is ``(name, reason, expression, code, evaluate, named)``, so that a decision reads
-    plain tuples instead of attributes, formats no strings and calls no helper per rule.
-    """
-
-    __slots__ = ("fingerprint", "invariants", "key", "perm", "perm_code", "perm_expr", "policies")
-
-    def __init__(self, act: Action, key: tuple[int, int, int]) -> None:
-        self.key = key
-        self.perm = act.permission_label
-        self.perm_expr = f"has_perm({self.perm!r})"
-        self.perm_code = _permission_code(act)
-        self.policies = tuple(_compiled(named) for named in act.policies)
-        self.invariants = tuple(_compiled(named) for named in act.invariants)
-        self.fingerprint = act.fingerprint()
-
-
-_CompiledRule = tuple[str, str, str, str, Any, NamedRule]
-
-
-def _compiled(named: NamedRule) -> _CompiledRule:
-    return (named.name, named.reason, named.expression, named.code, named.rule.evaluate, named)
-
-
-def _gate_plan(act: Action) -> _GatePlan:
-    """The action's current plan; a new one after any change of the registry or its rules."""
-    reg = act.registry  # not "act.registry or registry": that would call Registry.__len__
-    version = (reg if reg is not None else registry).version
-    key = (version, len(act.policies), len(act.invariants))
-    plan: _GatePlan | None = act.__dict__.get("_gate_plan")
-    if plan is None or plan.key != key:
-        plan = _GatePlan(act, key)
-        act.__dict__["_gate_plan"] = plan
-    return plan
-
-
-def _rule_failed(exc: Exception, named: NamedRule, ctx: Context) -> str:
-    """Fail closed: log the exception and describe it (or re-raise, when configured)."""
-    if clearance_settings.RAISE_RULE_ERRORS:
-        raise exc
-    logger.exception(
-        "Rule %s of action %s raised; denying",
-        named.code,
-        ctx.action.name if ctx.action is not None else "?",
-    )
-    return describe_error(exc)
+        return False, rule_failed(exc, named, ctx)
 
 
 def decide(
@@ -281,7 +231,10 @@ def decide(
     ``full=True`` evaluates every rule (the trace of ``explain``); ``probe`` marks the decision
     as a probe.
     """
-    plan = _gate_plan(act)
+    plan = gate_plan(act)
+    if not full and gate1 is None:  # the compiled plan (see clearance.plans)
+        obj = ctx.obj
+        return plan.fast(ctx, probe, None if obj is None else obj.pk)
     denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
 
     start = perf_counter()
@@ -300,7 +253,7 @@ def decide(
                     ok = evaluate(ctx) is True
                     err = None
                 except Exception as exc:
-                    ok, err = False, _rule_failed(exc, named, ctx)
+                    ok, err = False, rule_failed(exc, named, ctx)
                     reason = (
                         UNAVAILABLE_REASON
                         if database_unavailable(exc)
@@ -381,7 +334,12 @@ def authorize(
     badge, a form), nobody tried to act. A probe is not recorded in the audit trail unless
     ``CLEARANCE["RECORD_PROBES"]`` asks for it; an attempt (the default) is recorded as always.
     """
-    act = resolve(actor, action, obj)
+    if actor is None:
+        check_actor(actor)
+    plan = plan_for(action)
+    if obj is not None and type(obj) is plan.model:  # the common case, compiled in full
+        return plan.run(actor, obj, request, probe, extra)
+    act = resolve(actor, plan.act, obj)
     ctx = _context(actor, act, obj, request, extra)
     return record(decide(act, ctx, full=False, probe=probe), ctx.request)
 

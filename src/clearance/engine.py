@@ -37,13 +37,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from time import perf_counter
+from time import perf_counter, time
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import models
 from django.db.models import prefetch_related_objects
-from django.utils import timezone
 
 from . import audit
 from .actions import ANYONE, Action, NamedRule, registry
@@ -77,6 +76,7 @@ from .rules import (
     clear_actor_cache,
     unfilterable_reason,
 )
+from .rules.context import decision_now
 
 __all__ = [
     "aauthorize",
@@ -306,7 +306,9 @@ def decide(
 def _context(actor: Any, act: Action, obj: Any, request: Any, extra: dict[str, Any]) -> Context:
     if request is None:
         request = current_request.get()
-    return Context(actor, act, obj, now=timezone.now(), request=request, extra=extra)
+    if "now" in extra:  # one clock: now= is the decision's time (see decision_now)
+        return Context(actor, act, obj, now=decision_now(extra), request=request, extra=extra)
+    return Context.at_time(actor, act, obj, request, extra, time())
 
 
 def record(decision: Decision, request: Any = None) -> Decision:
@@ -337,7 +339,7 @@ def authorize(
     if actor is None:
         check_actor(actor)
     plan = plan_for(action)
-    if obj is not None and type(obj) is plan.model:  # the common case, compiled in full
+    if obj is not None and type(obj) is plan.model and "now" not in extra:  # compiled in full
         return plan.run(actor, obj, request, probe, extra)
     act = resolve(actor, plan.act, obj)
     ctx = _context(actor, act, obj, request, extra)

@@ -34,6 +34,7 @@ from .engine import actor_ref, decide, record, resolve, resource_ref, run_rule
 from .invariants import acting, invariants_on, sync_guards
 from .request_context import current_request
 from .rules import Context, Where, freeze
+from .rules.context import decision_now
 
 __all__ = ["BUSY_CODE", "aperform", "perform", "performs"]
 
@@ -258,7 +259,7 @@ def perform(
     try:
         with transaction.atomic(using=using), acting(actor, act):
             ctx = Context(
-                actor, act, obj, now=timezone.now(), request=request, extra=extra, fresh=True
+                actor, act, obj, now=decision_now(extra), request=request, extra=extra, fresh=True
             )
             if obj.pk is not None and connections[using].vendor == "sqlite":
                 _take_sqlite_write_lock(obj, using)

@@ -34,6 +34,7 @@ from .actions import Action, NamedRule, coerce_rule, default_reason, registry
 from .decisions import Decision, InvariantViolation, Layer
 from .engine import actor_ref, authorize, explain
 from .formatting import format_decision
+from .rules.context import decision_now
 from .signals import decision_made
 
 __all__ = [
@@ -547,7 +548,6 @@ def assert_filter_consistent(
     :class:`~clearance.NotFilterable`, as ``authorized()`` does, unless ``evaluate_in_python``.
     """
     from django.db import models
-    from django.utils import timezone
 
     from .engine import authorized
     from .rules import Context
@@ -589,7 +589,7 @@ def assert_filter_consistent(
                     f"authorized() returns it, authorize() denies it ({decision.code}: "
                     f"{decision.reason})"
                 )
-            ctx = Context(actor, act, obj, now=timezone.now(), extra=extra, fresh=True)
+            ctx = Context(actor, act, obj, now=decision_now(extra), extra=extra, fresh=True)
             problems.append(
                 f"{actor_ref(actor)}{_describe_object(obj)}: {what}"
                 + _rules_that_differ(act, ctx, queryset, obj)

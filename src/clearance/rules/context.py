@@ -115,3 +115,29 @@ Checker = Callable[[Any, Context], bool]
 #: What :meth:`Rule.python_lines <clearance.rules.Rule.python_lines>` is given:
 #: ``bind(value)`` returns the name under which the compiled code sees ``value``.
 Bind = Callable[[Any], str]
+
+
+def decision_now(extra: Mapping[str, Any]) -> dt.datetime:
+    """The instant a decision is made at: ``extra["now"]`` when the caller passed ``now=``
+    (``authorize(..., now=...)``), else the present (``django.utils.timezone.now()``).
+
+    A decision has one clock: ``ctx.now``, ``CTX.now`` and the decision's (and its audit
+    record's) timestamp are this value. ``now=`` must be a datetime, aware when ``USE_TZ`` is
+    on and naive when it is off.
+    """
+    if "now" not in extra:
+        from django.utils import timezone
+
+        return timezone.now()
+    now = extra["now"]
+    if not isinstance(now, dt.datetime):
+        raise TypeError(f"now= must be a datetime, got {type(now).__name__}: {now!r}")
+    from django.conf import settings
+
+    aware = now.tzinfo is not None and now.tzinfo.utcoffset(now) is not None
+    if aware != bool(settings.USE_TZ):
+        raise ValueError(
+            f"now= must be {'an aware' if settings.USE_TZ else 'a naive'} datetime "
+            f"(USE_TZ is {bool(settings.USE_TZ)}), got {now!r}"
+        )
+    return now

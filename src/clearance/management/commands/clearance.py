@@ -32,7 +32,6 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import color_style, no_style
 from django.db import models
-from django.utils import timezone
 
 from ...actions import Action, registry
 from ...decisions import UnknownAction
@@ -40,6 +39,7 @@ from ...engine import decide
 from ...formatting import format_decision
 from ...introspection import capability_matrix, describe_actions, describe_model_invariants
 from ...rules import Context
+from ...rules.context import decision_now
 from .. import reviewing
 
 ACTION_FORMATS = ("text", "markdown", "json")
@@ -151,7 +151,7 @@ class Command(BaseCommand):
         extra = _extra(options["extra"])
         # Evaluated by the engine, like explain(), but not recorded as a decision in the audit
         # trail: nobody asked to act.
-        ctx = Context(user, action, obj, now=timezone.now(), extra=extra)
+        ctx = Context(user, action, obj, now=decision_now(extra), extra=extra)
         decision = decide(action, ctx, full=True)
         colour = options.get("force_color") or (
             not options.get("no_color") and self.stdout.isatty()

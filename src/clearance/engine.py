@@ -22,6 +22,8 @@ through a name with a leading underscore); the public functions above are compos
     Pure: evaluate the gates for the :class:`~clearance.rules.Context` ``ctx`` and build the
     :class:`~clearance.Decision`. Records nothing and sends no signal. ``full=True`` evaluates
     every rule (``explain``); ``gate1`` reuses a gate 1 answer already computed for the actor.
+    Otherwise it runs the action's compiled plan (:mod:`clearance.plans`), which gives the same
+    decision.
 ``record(decision, request=None) -> Decision``
     Hand a decision to the audit sinks and the ``decision_made`` signal, as every public
     function does; returns the decision the audit leaves (a denial when the audit fails closed).

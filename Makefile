@@ -64,7 +64,7 @@ $(DEMO_STAMP): pyproject.toml
 demo: $(DEMO_STAMP)
 	cd example && ../$(BIN)/python manage.py migrate --noinput
 	cd example && ../$(BIN)/python manage.py migrate --database audit --noinput
-	cd example && ../$(BIN)/python manage.py seed_demo
+	cd example && ../$(BIN)/python manage.py seed_demo --addr $(DEMO_ADDR) --serving
 	cd example && ../$(BIN)/python manage.py runserver $(DEMO_ADDR)
 
 test: $(STAMP)

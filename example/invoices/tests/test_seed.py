@@ -1,6 +1,7 @@
 """``manage.py seed_demo`` builds the demo's world, and can be run again."""
 
 import io
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -72,3 +73,38 @@ def test_it_prints_the_logins_and_the_url(demo: str) -> None:
     assert any(line.split()[:3] == ["carol", "demo", "approver"] for line in lines if line)
     assert "Acme, Globex" in demo
     assert "http://127.0.0.1:8000/" in demo
+    # Run by hand, it says how to serve the demo.
+    assert lines[-1] == "Run `python manage.py runserver` and open http://127.0.0.1:8000/"
+
+
+def seed(*args: str) -> str:
+    out = io.StringIO()
+    call_command("seed_demo", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_make_demo_gets_the_address_it_serves_and_no_runserver_to_run(demo: str) -> None:
+    # make demo: seed_demo --addr $(DEMO_ADDR) --serving, then runserver $(DEMO_ADDR).
+    printed = seed("--addr", "127.0.0.1:8080", "--serving")
+
+    assert "8000" not in printed
+    assert "runserver" not in printed
+    assert "console (http://127.0.0.1:8080/clearance/)" in printed
+    assert printed.splitlines()[-1] == "Open http://127.0.0.1:8080/"
+
+
+def test_another_address_by_hand_is_the_one_to_give_runserver(demo: str) -> None:
+    printed = seed("--addr", "0.0.0.0:9000")
+
+    assert "8000" not in printed
+    assert printed.splitlines()[-1] == (
+        "Run `python manage.py runserver 0.0.0.0:9000` and open http://127.0.0.1:9000/"
+    )
+    assert seed("--addr", "8081").splitlines()[-1].endswith("open http://127.0.0.1:8081/")
+
+
+def test_the_makefile_passes_its_address_to_seed_demo() -> None:
+    makefile = (Path(__file__).resolve().parents[3] / "Makefile").read_text()
+    recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0]
+    assert "manage.py seed_demo --addr $(DEMO_ADDR) --serving" in recipe
+    assert "manage.py runserver $(DEMO_ADDR)" in recipe

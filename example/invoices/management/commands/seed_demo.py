@@ -30,7 +30,8 @@ from clearance.audit.models import AuditRecord
 from invoices.models import Invoice, Membership, Tenant
 
 PASSWORD = "demo"
-URL = "http://127.0.0.1:8000/"
+#: Where ``runserver`` serves by default; ``make demo`` passes its ``DEMO_ADDR`` as ``--addr``.
+DEFAULT_ADDR = "127.0.0.1:8000"
 
 # Gate 1: what each role may attempt, as codenames of the Invoice model's permissions.
 GROUPS = {
@@ -95,6 +96,21 @@ class Command(BaseCommand):
 
     help = "Create or reset the demo's groups, tenants, users and invoices (password: demo)."
 
+    def add_arguments(self, parser: Any) -> None:
+        """``--addr`` (where the demo is served) and ``--serving`` (``make demo`` serves it)."""
+        parser.add_argument(
+            "--addr",
+            default=DEFAULT_ADDR,
+            help=f"The address the demo is served on, as runserver takes it (default: "
+            f"{DEFAULT_ADDR}).",
+        )
+        parser.add_argument(
+            "--serving",
+            action="store_true",
+            help="The server is started right after (make demo): print where to open the demo "
+            "rather than how to start it.",
+        )
+
     def handle(self, *args: Any, **options: Any) -> None:
         """Seed the database, then print a table of logins and the demo's URL."""
         with transaction.atomic():
@@ -103,7 +119,9 @@ class Command(BaseCommand):
             users = self.seed_users(groups, tenants)
             self.seed_invoices(tenants, users)
         recorded = self.seed_history(users)
-        self.print_logins(recorded)
+        self.print_logins(
+            recorded, addr=options.get("addr") or DEFAULT_ADDR, serving=options.get("serving")
+        )
 
     def seed_groups(self) -> dict[str, Group]:
         """Create the role groups with exactly their Invoice permissions (and the console's)."""
@@ -198,8 +216,15 @@ class Command(BaseCommand):
         AuditRecord.objects.bulk_create(copies)
         return len(HISTORY) + len(copies)
 
-    def print_logins(self, recorded: int = 0) -> None:
-        """Print who can log in, as what, and where (and the audit history just recorded)."""
+    def print_logins(
+        self, recorded: int = 0, *, addr: str = DEFAULT_ADDR, serving: bool = False
+    ) -> None:
+        """Print who can log in, as what, and where (and the audit history just recorded).
+
+        ``addr`` is where the demo is served; ``serving`` says that the server is being started
+        already (``make demo``), so there is no ``runserver`` to tell about.
+        """
+        url = demo_url(addr)
         header = ("username", "password", "role", "tenants")
         rows = [
             (username, PASSWORD, role, ", ".join(TENANTS[slug] for slug in slugs))
@@ -219,8 +244,20 @@ class Command(BaseCommand):
             self.stdout.write(line(row))
         self.stdout.write("")
         staff = ", ".join(sorted(STAFF))
-        self.stdout.write(f"Staff ({staff}) also open the console ({URL}clearance/) and the admin.")
+        self.stdout.write(f"Staff ({staff}) also open the console ({url}clearance/) and the admin.")
         if recorded:
             days = f"{HISTORY_DAYS} days"
             self.stdout.write(f"Audit history: {recorded} recorded denials over the last {days}.")
-        self.stdout.write(f"Run `python manage.py runserver` and open {URL}")
+        if serving:
+            self.stdout.write(f"Open {url}")
+        else:
+            runserver = "runserver" if addr == DEFAULT_ADDR else f"runserver {addr}"
+            self.stdout.write(f"Run `python manage.py {runserver}` and open {url}")
+
+
+def demo_url(addr: str) -> str:
+    """The URL of the demo served on ``addr`` (``[host:]port``, as runserver takes it)."""
+    host, _, port = addr.rpartition(":")
+    if host in ("", "0.0.0.0", "[::]"):  # no host, or every interface: this machine answers
+        host = "127.0.0.1"
+    return f"http://{host}:{port}/"

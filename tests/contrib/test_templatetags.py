@@ -61,3 +61,25 @@ def test_tag_without_a_user_in_the_context_says_how_to_fix_it(docs: Docs) -> Non
     template = Template("{% load clearance %}{% authorize 'testapp.approve' doc as d %}")
     with pytest.raises(TemplateSyntaxError, match=r"context_processors\.request"):
         template.render(Context({"doc": docs["a"]}))
+
+
+def test_can_attempt_asks_the_permission_gate_alone(member: User, reader: User) -> None:
+    template = Template(
+        "{% load clearance %}{% can_attempt 'testapp.approve' as may %}"
+        "{% if may %}<a>Approve</a>{% endif %}"
+    )
+    assert template.render(Context({"user": member})) == "<a>Approve</a>"
+    assert template.render(Context({"user": reader})) == ""  # holds no document permission
+    assert template.render(Context({"user": AnonymousUser()})) == ""
+
+
+def test_can_attempt_records_nothing_and_takes_an_actor(member: User, reader: User) -> None:
+    from clearance.audit.models import AuditRecord
+
+    before = AuditRecord.objects.count()
+    template = Template(
+        "{% load clearance %}{% can_attempt 'testapp.approve' actor=other as may %}{{ may }}"
+    )
+    assert template.render(Context({"user": member, "other": reader})) == "False"
+    assert template.render(Context({"user": reader, "other": member})) == "True"
+    assert AuditRecord.objects.count() == before

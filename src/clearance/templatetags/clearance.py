@@ -6,6 +6,11 @@ context as ``d``: ``{% if d %}`` is true only when the action is allowed, and ``
 ``request`` context processor), or ``user`` (from the ``auth`` context processor). Keyword
 arguments are passed to the rules as ``CTX.<name>``.
 
+``{% can_attempt "invoices.change" as may_edit %}`` asks the permission gate alone (no object):
+may the user attempt the action at all? It is what a list view scoped by the action
+(``AuthorizedListMixin``) asks before answering 403, so a link to such a page can be shown only
+to those it will not refuse.
+
 The tag's decisions are probes (``probe=True``): they decide what to show, nobody tried to act,
 so they are not recorded in the audit trail by default.
 
@@ -52,3 +57,15 @@ def authorize_tag(
         actor = _actor(context)
     request = context.get("request")
     return engine.authorize(actor, action, obj, request=request, probe=True, **extra)
+
+
+@register.simple_tag(takes_context=True, name="can_attempt")
+def can_attempt_tag(context: template.Context, action: str, actor: Any = None) -> bool:
+    """Whether the current user may attempt ``action`` at all: the permission gate alone.
+
+    ``{% can_attempt "invoices.change" as may_edit %}``; ``actor=`` overrides the user. Nothing
+    is recorded (nobody tried to act).
+    """
+    if actor is None:
+        actor = _actor(context)
+    return engine.can_attempt(actor, action)

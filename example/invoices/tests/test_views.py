@@ -173,3 +173,21 @@ def test_state_changes_need_a_post(client_for: ClientFor, invoice: InvoiceGetter
     submitted = invoice("ACME-002")
     assert client_for("alice").get(f"/invoices/{submitted.pk}/approve/").status_code == 405
     assert invoice("ACME-002").state == "submitted"
+
+
+def test_links_and_buttons_are_offered_only_to_who_may_use_them(
+    client_for: ClientFor, invoice: InvoiceGetter
+) -> None:
+    draft = invoice("ACME-001")
+    alice = client_for("alice")
+    assert "/invoices/drafts/" not in alice.get("/invoices/").content.decode()
+    assert alice.get("/invoices/drafts/").status_code == 403
+    assert "/invoices/drafts/" in client_for("bob").get("/invoices/").content.decode()
+
+    # The delete page's button: only for whoever may delete the draft (the superuser here).
+    refused = visible_text(alice.get(f"/invoices/{draft.pk}/delete/").content.decode())
+    assert "Delete invoice ACME-001?" in refused
+    assert "denied permission invoices.delete_invoice" in refused
+    assert "Drafts" not in refused
+    page = client_for("admin").get(f"/invoices/{draft.pk}/delete/").content.decode()
+    assert '<button type="submit" class="primary">Delete</button>' in page

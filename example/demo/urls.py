@@ -32,3 +32,6 @@ urlpatterns = [
 
 # A denial raised by clearance is a PermissionDenied: show which gate said no, and why.
 handler403 = "invoices.views.permission_denied"
+# "Not yours" and "does not exist" answer the same page (the invoices views render it themselves,
+# also while DEBUG is on: invoices/notfound.py).
+handler404 = "invoices.notfound.page_not_found"

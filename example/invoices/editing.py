@@ -28,6 +28,7 @@ from django.views.generic import DeleteView, DetailView, ListView, UpdateView
 from clearance.contrib.views import ActionRequiredMixin, AuthorizedListMixin, action_required
 
 from .models import Invoice
+from .notfound import not_found_page
 
 
 @action_required("invoices.view")
@@ -100,11 +101,15 @@ class InvoiceDeleteView(ActionRequiredMixin, DeleteView):
 app_name = "editing"
 
 urlpatterns = [
-    path("drafts/", DraftListView.as_view(), name="drafts"),
-    path("<int:pk>/print/", invoice_print, name="print"),
-    path("<int:pk>/edit/", InvoiceEditView.as_view(), name="edit"),
-    path("<int:pk>/status.json", invoice_status, name="status"),
-    path("<int:pk>/delete/", InvoiceDeleteView.as_view(), name="delete"),
-    path("number/<str:number>/", invoice_by_number, name="by-number"),
-    path("number/<str:number>/page/", InvoiceByNumberView.as_view(), name="by-number-page"),
+    path("drafts/", not_found_page(DraftListView.as_view()), name="drafts"),
+    path("<int:pk>/print/", not_found_page(invoice_print), name="print"),
+    path("<int:pk>/edit/", not_found_page(InvoiceEditView.as_view()), name="edit"),
+    path("<int:pk>/status.json", not_found_page(invoice_status), name="status"),
+    path("<int:pk>/delete/", not_found_page(InvoiceDeleteView.as_view()), name="delete"),
+    path("number/<str:number>/", not_found_page(invoice_by_number), name="by-number"),
+    path(
+        "number/<str:number>/page/",
+        not_found_page(InvoiceByNumberView.as_view()),
+        name="by-number-page",
+    ),
 ]

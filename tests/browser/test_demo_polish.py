@@ -35,3 +35,25 @@ def test_the_drafts_link_is_shown_only_to_those_the_page_lets_in(page: Page, log
     assert answer.value.status == 200
     expect(page.get_by_role("heading", name="Drafts you may edit")).to_be_visible()
     expect(page.locator('tr[data-invoice="ACME-001"]')).to_be_visible()
+
+
+def test_another_tenants_invoice_and_a_missing_one_show_the_same_styled_404(
+    page: Page, login: Login, invoice_pk: dict[str, int], settings: object, screenshot: Screenshot
+) -> None:
+    settings.DEBUG = True  # type: ignore[attr-defined]  # as make demo serves it
+    login("dave")  # Globex only
+
+    foreign = page.goto(f"/invoices/{invoice_pk['ACME-003']}/")
+    assert foreign is not None and foreign.status == 404
+    expect(page.get_by_role("heading", name="Not found")).to_be_visible()
+    expect(page.locator("main")).to_contain_text("There is nothing here that you may see.")
+    # The demo's own look (its top bar), not Django's yellow technical page.
+    expect(page.locator("nav.topbar")).to_be_visible()
+    expect(page.locator("body")).to_have_css("background-color", "rgb(246, 248, 250)")
+    foreign_text = page.locator("body").inner_text()
+    screenshot("foreign")
+
+    missing = page.goto("/invoices/999999/")
+    assert missing is not None and missing.status == 404
+    assert page.locator("body").inner_text() == foreign_text
+    assert "ACME" not in foreign_text

@@ -191,3 +191,23 @@ def test_links_and_buttons_are_offered_only_to_who_may_use_them(
     assert "Drafts" not in refused
     page = client_for("admin").get(f"/invoices/{draft.pk}/delete/").content.decode()
     assert '<button type="submit" class="primary">Delete</button>' in page
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize(
+    "path", ["/invoices/{pk}/", "/invoices/{pk}/print/", "/invoices/{pk}/edit/"]
+)
+def test_not_yours_and_missing_are_the_same_styled_page(
+    client_for: ClientFor, invoice: InvoiceGetter, settings: object, debug: bool, path: str
+) -> None:
+    settings.DEBUG = debug  # type: ignore[attr-defined]
+    client = client_for("bob")
+    foreign = client.get(path.format(pk=invoice("GLX-001").pk))
+    missing = client.get(path.format(pk=999_999))
+
+    assert foreign.status_code == missing.status_code == 404
+    assert foreign.content == missing.content
+    page = foreign.content.decode()
+    assert "/static/invoices/style.css" in page  # the demo's page, not Django's (yellow) one
+    assert "There is nothing here that you may see." in visible_text(page)
+    assert "URLconf" not in page and "GLX" not in page and "Invoice matches" not in page

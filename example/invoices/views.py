@@ -4,6 +4,11 @@ Every question "may this user do that?" is answered by clearance: the list and d
 show each decision with the gate, rule and reason behind a denial, and the POST endpoints
 change an invoice only inside ``clearance.perform()``: on the locked row, with the gates run
 on it first and the invariants re-checked before commit.
+
+The POST endpoints are protected with ``@action_required``, like the REST API with its
+permission class: another tenant's invoice answers 404, a refusal answers the 403 page with
+its gate, rule and reason, or 409 Conflict when an invariant refused
+(``CLEARANCE["INVARIANT_STATUS"]``), also when ``perform()``'s re-check refuses.
 """
 
 from django.contrib import messages
@@ -16,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 import clearance
+from clearance.contrib.views import action_required
 
 from .models import Invoice
 
@@ -73,9 +79,9 @@ def invoice_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def submit(request: HttpRequest, pk: int) -> HttpResponse:
+@action_required("invoices.submit")
+def submit(request: HttpRequest, invoice: Invoice) -> HttpResponse:
     """Submit a draft invoice for approval (on the locked row, re-checked before commit)."""
-    invoice = get_visible_invoice(request, pk)
     with clearance.perform(request.user, "invoices.submit", invoice, request=request) as locked:
         locked.state = Invoice.State.SUBMITTED
         locked.save()
@@ -85,9 +91,9 @@ def submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def approve(request: HttpRequest, pk: int) -> HttpResponse:
+@action_required("invoices.approve")
+def approve(request: HttpRequest, invoice: Invoice) -> HttpResponse:
     """Approve a submitted invoice; two approvers clicking at once approve it once."""
-    invoice = get_visible_invoice(request, pk)
     with clearance.perform(request.user, "invoices.approve", invoice, request=request) as locked:
         locked.state = Invoice.State.APPROVED
         locked.approved_by = request.user
@@ -99,9 +105,9 @@ def approve(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def pay(request: HttpRequest, pk: int) -> HttpResponse:
+@action_required("invoices.pay")
+def pay(request: HttpRequest, invoice: Invoice) -> HttpResponse:
     """Mark an approved invoice as paid (on the locked row, re-checked before commit)."""
-    invoice = get_visible_invoice(request, pk)
     with clearance.perform(request.user, "invoices.pay", invoice, request=request) as locked:
         locked.state = Invoice.State.PAID
         locked.save()

@@ -57,3 +57,24 @@ def test_another_tenants_invoice_and_a_missing_one_show_the_same_styled_404(
     assert missing is not None and missing.status == 404
     assert page.locator("body").inner_text() == foreign_text
     assert "ACME" not in foreign_text
+
+
+def test_trying_anyway_against_an_invariant_answers_409_naming_the_invariant(
+    page: Page, login: Login, screenshot: Screenshot
+) -> None:
+    login("alice")
+    page.get_by_role("link", name="ACME-004").click()  # 18,500: above the approval limit
+    row = page.locator('tr[data-action="approve"]')
+    expect(row).to_contain_text("within_limit")
+
+    with page.expect_response("**/approve/") as answer:
+        row.get_by_role("button", name="Try anyway").click()
+
+    assert answer.value.status == 409  # as the API answers it: Conflict, not 403
+    expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
+    main = page.locator("main")
+    expect(main).to_contain_text("Invoices above 10,000 can never be approved.")
+    expect(main).to_contain_text("The invariant within_limit refused it")
+    expect(main.locator("dl.facts")).to_contain_text("invariant.within_limit")
+    expect(main.locator(".gate-invariant")).to_have_text("invariant")
+    screenshot("refused")

@@ -92,7 +92,7 @@ def test_alice_cannot_approve_an_invoice_above_the_limit(
     big = invoice("ACME-004")
     response = client_for("alice").post(f"/invoices/{big.pk}/approve/")
 
-    assert response.status_code == 403
+    assert response.status_code == 409  # Conflict, as the API answers an invariant
     page = visible_text(response.content.decode())
     assert "Invoices above 10,000 can never be approved." in page
     assert "within_limit" in page and "invariant" in page
@@ -211,3 +211,20 @@ def test_not_yours_and_missing_are_the_same_styled_page(
     assert "/static/invoices/style.css" in page  # the demo's page, not Django's (yellow) one
     assert "There is nothing here that you may see." in visible_text(page)
     assert "URLconf" not in page and "GLX" not in page and "Invoice matches" not in page
+
+
+def test_the_html_pages_and_the_api_answer_a_refusal_with_the_same_status(
+    client_for: ClientFor, invoice: InvoiceGetter, settings: object
+) -> None:
+    alice = client_for("alice")
+    big, own = invoice("ACME-004"), invoice("ACME-003")
+    for target, status in [(big, 409), (own, 403)]:
+        html = alice.post(f"/invoices/{target.pk}/approve/")
+        api = alice.post(f"/api/invoices/{target.pk}/approve/")
+        assert html.status_code == api.status_code == status, target.number
+
+    # The status of an invariant is the setting both integrations read.
+    settings.CLEARANCE = {**settings.CLEARANCE, "INVARIANT_STATUS": 422}  # type: ignore[attr-defined]
+    assert alice.post(f"/invoices/{big.pk}/approve/").status_code == 422
+    assert alice.post(f"/api/invoices/{big.pk}/approve/").status_code == 422
+    assert invoice("ACME-004").state == "submitted"

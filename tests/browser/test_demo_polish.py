@@ -78,3 +78,35 @@ def test_trying_anyway_against_an_invariant_answers_409_naming_the_invariant(
     expect(main.locator("dl.facts")).to_contain_text("invariant.within_limit")
     expect(main.locator(".gate-invariant")).to_have_text("invariant")
     screenshot("refused")
+
+
+GATES = ("permission", "policy", "invariant")
+
+
+def gate_colours(page: Page, selector: str) -> dict[str, str]:
+    """The computed text colour of the first element of ``selector`` for each gate."""
+    return {
+        gate: page.locator(selector.format(gate=gate)).first.evaluate(
+            "element => getComputedStyle(element).color"
+        )
+        for gate in GATES
+    }
+
+
+def test_the_demo_and_the_console_draw_each_gate_in_the_same_colour(
+    page: Page, login: Login, invoice_pk: dict[str, int], screenshot: Screenshot
+) -> None:
+    # On ACME-004 alice meets all three gates: submit (permission), approve (invariant
+    # within_limit) and pay (policy approved).
+    login("alice")
+    page.goto(f"/invoices/{invoice_pk['ACME-004']}/")
+    demo = gate_colours(page, "main .gate.gate-{gate}")
+    screenshot("demo")
+    page.get_by_role("button", name="Log out").click()
+
+    login("admin")
+    page.goto("/clearance/actions/")
+    console = gate_colours(page, "main .gate-tag.gate-{gate}")
+
+    assert demo == console
+    assert len(set(console.values())) == 3  # three gates, three colours

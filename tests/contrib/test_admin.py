@@ -185,3 +185,35 @@ def test_the_admin_passes_values_to_the_rules_as_ctx(
     request.user = member
     assert OfficeAdmin(Document, site).has_change_permission(request, docs["a"])
     assert not DocumentAdmin(Document, site).has_change_permission(request, docs["a"])
+
+
+def test_a_read_only_change_page_says_which_rule_made_it_read_only(
+    client_for: ClientFor, member: User, docs: Docs
+) -> None:
+    Document.objects.filter(pk=docs["a"].pk).update(state="approved")
+    response = client_for(member).get(f"{CHANGELIST}{docs['a'].pk}/change/")
+    assert 'name="_save"' not in page(response)
+    assert "Read only (policy.not_approved): Approved documents are final." in page(response)
+
+
+def test_an_editable_change_page_says_nothing_of_read_only(
+    client_for: ClientFor, member: User, docs: Docs
+) -> None:
+    response = client_for(member).get(f"{CHANGELIST}{docs['a'].pk}/change/")
+    assert 'name="_save"' in page(response)
+    assert "Read only" not in page(response)
+
+
+def test_the_read_only_reason_of_a_user_without_the_permission(
+    client_for: ClientFor, reader: User, docs: Docs
+) -> None:
+    from django.contrib.auth.models import Permission
+
+    reader.user_permissions.add(
+        Permission.objects.get(codename="view_document", content_type__app_label="testapp")
+    )
+    reader.is_staff = True
+    reader.save()
+    response = client_for(reader).get(f"{CHANGELIST}{docs['a'].pk}/change/")
+    assert response.status_code == 200
+    assert "Read only (permission.testapp.change_document): " in page(response)

@@ -25,6 +25,8 @@
   rolls it back and is shown as an error message.
 - A denial raised while saving or deleting through a form is shown as an error message, never
   a server error, and the transaction is rolled back.
+- A change page shown read-only because the change action is denied on the object says why:
+  a message with the denial's reason and code (the gate and rule that made it read-only).
 - ``get_clearance_context(request)`` returns values the rules read as ``CTX.<name>``; every
   decision of the admin receives them.
 
@@ -39,6 +41,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import ImproperlyConfigured
 from django.db import models, router, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -243,7 +246,12 @@ class ClearanceAdminMixin:
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
-        """Django's add/change page; a denial while saving is an error message, not a 500."""
+        """Django's add/change page; a denial while saving is an error message, not a 500.
+
+        Shown read-only because the change action is denied on the object, the page says why.
+        """
+        if object_id is not None and request.method in ("GET", "HEAD"):
+            self._explain_read_only(request, object_id)
         try:
             response: HttpResponse = super().changeform_view(  # type: ignore[misc]
                 request, object_id, form_url, extra_context
@@ -252,6 +260,29 @@ class ClearanceAdminMixin:
             self._report_denial(request, exc)
             return HttpResponseRedirect(request.get_full_path())
         return response
+
+    def _explain_read_only(self, request: HttpRequest, object_id: str) -> None:
+        """Tell why the change page of ``object_id`` is read-only, if the change action says so.
+
+        A probe (it decides what to show, nobody tried to change anything): not recorded by
+        default. Nothing is said for an object the user may not view (Django answers that).
+        """
+        act = self.clearance_action("change")
+        if act is None:
+            return
+        obj = self.get_object(request, unquote(object_id))  # type: ignore[attr-defined]
+        if obj is None:
+            return
+        decision = engine.authorize(
+            request.user, act, obj, request=request, probe=True, **self._extra(request)
+        )
+        if decision or not self.has_view_permission(request, obj):
+            return
+        messages.warning(
+            request,
+            f"Read only ({decision.code}): {decision.reason}",
+            fail_silently=True,
+        )
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None

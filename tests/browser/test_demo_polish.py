@@ -110,3 +110,22 @@ def test_the_demo_and_the_console_draw_each_gate_in_the_same_colour(
 
     assert demo == console
     assert len(set(console.values())) == 3  # three gates, three colours
+
+
+def test_the_admin_says_why_a_submitted_invoice_is_read_only(
+    page: Page, login: Login, invoice_pk: dict[str, int], screenshot: Screenshot
+) -> None:
+    login("admin")
+    page.goto(f"/admin/invoices/invoice/{invoice_pk['ACME-002']}/change/")
+
+    expect(page.get_by_role("heading", name="View invoice")).to_be_visible()  # read-only
+    expect(page.get_by_role("button", name="Save")).to_have_count(0)
+    expect(page.locator("ul.messagelist")).to_contain_text(
+        "Read only (policy.draft): Only draft invoices can be edited."
+    )
+    screenshot("read-only")
+
+    # A draft is editable, and nothing is said about read-only.
+    page.goto(f"/admin/invoices/invoice/{invoice_pk['ACME-001']}/change/")
+    expect(page.get_by_role("button", name="Save", exact=True)).to_be_visible()
+    expect(page.locator("ul.messagelist")).to_have_count(0)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
@@ -17,7 +19,7 @@ from clearance.audit.models import AuditRecord
 from clearance.testing import capture_decisions
 from tests.testapp.models import Document
 
-from .html import classes, gate, links, rule_row, visible_text
+from .html import classes, element, gate, links, rule_row, visible_text
 
 pytestmark = pytest.mark.django_db
 
@@ -153,6 +155,26 @@ def test_the_object_field_suggests_objects_of_the_chosen_action(
 
     assert f'<option value="{document.pk}">Quarterly report</option>' in page
     assert "Denied" not in page  # a question without a user is not answered yet
+
+
+def test_objects_are_suggested_before_the_first_submit(
+    staff_client: Client, make_doc: Callable[..., Document]
+) -> None:
+    document = make_doc(title="Quarterly report")
+    page = explain(staff_client)  # nothing asked yet: the form as it first opens
+
+    # The documents' list is on the page, and the approve action names it for the object field.
+    datalist = element(page, "datalist", "id", "console-objects-testapp-document")
+    assert f'<option value="{document.pk}">Quarterly report</option>' in datalist
+    mapping = re.search(
+        r'<script id="console-action-objects" type="application/json">(.*?)</script>', page
+    )
+    assert mapping is not None
+    assert json.loads(mapping.group(1))["testapp.approve"] == "console-objects-testapp-document"
+    assert "/static/clearance/console/explain.js" in page
+    # Once an action is chosen, the field itself names the list (also without the script).
+    chosen = explain(staff_client, action="testapp.approve")
+    assert 'list="console-objects-testapp-document"' in chosen
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -29,13 +30,28 @@ from ..engine import decide
 from ..rules import Context
 from .scope import visible_objects
 
-__all__ = ["ExplainForm", "what_if"]
+__all__ = ["ExplainForm", "ObjectList", "datalist_id", "what_if"]
 
 logger = logging.getLogger("clearance.console")
 
 #: How many usernames, and objects, the form suggests (HTML datalists; any value may be typed).
 SUGGESTED_USERS = 200
 SUGGESTED_OBJECTS = 200
+
+
+@dataclass(frozen=True)
+class ObjectList:
+    """The objects the form suggests for the actions on one model (an HTML datalist)."""
+
+    id: str
+    model: str
+    objects: list[tuple[str, str]]  # (primary key, label)
+    actions: list[str]
+
+
+def datalist_id(model: type[models.Model]) -> str:
+    """The id of the datalist of ``model``'s objects on the explain page."""
+    return f"console-objects-{model._meta.app_label}-{model._meta.model_name}"
 
 
 def what_if(actor: Any, action: Action, obj: Any, *, now: dt.datetime | None = None) -> Decision:
@@ -70,7 +86,7 @@ class ExplainForm(forms.Form):
         max_length=64,
         help_text="The primary key of the object the action acts on (leave empty for an "
         "action that takes no object).",
-        widget=forms.TextInput(attrs={"list": "console-objects", "autocomplete": "off"}),
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     at = forms.DateTimeField(
         label="As of",
@@ -86,6 +102,15 @@ class ExplainForm(forms.Form):
         action_field = self.fields["action"]
         assert isinstance(action_field, forms.ChoiceField)
         action_field.choices = _action_choices()
+        # The object field suggests the chosen action's objects (explain.js switches the list
+        # when another action is chosen).
+        chosen = self.data.get("action") if self.is_bound else None
+        model = registry.get(chosen).model if chosen and chosen in registry else None
+        object_attrs = self.fields["object"].widget.attrs
+        if model is not None:
+            object_attrs["list"] = datalist_id(model)
+        else:
+            object_attrs.pop("list", None)
         self.actor: Any = None
         self.act: Action | None = None
         self.target: models.Model | None = None
@@ -160,13 +185,22 @@ class ExplainForm(forms.Form):
         return [str(n) for n in names]
 
     @staticmethod
-    def suggested_objects(action_name: str | None, viewer: Any) -> list[tuple[str, str]]:
-        """(primary key, label) of the latest objects of the chosen action's model that the
-        console user ``viewer`` may see."""
-        if not action_name or action_name not in registry:
-            return []
-        model = registry.get(action_name).model
-        if model is None:
-            return []
-        objects = visible_objects(viewer, model).order_by("-pk")[:SUGGESTED_OBJECTS]
-        return [(str(obj.pk), str(obj)) for obj in objects]
+    def object_lists(viewer: Any) -> list[ObjectList]:
+        """One list of suggested objects per model that actions act on, for the form's
+        datalists: the object field offers the chosen action's list as soon as the action is
+        chosen (a small script switches it; without the script, after the first submit)."""
+        lists: dict[type[models.Model], ObjectList] = {}
+        for act in registry.actions:
+            model = act.model
+            if model is None:
+                continue
+            if model not in lists:
+                objects = visible_objects(viewer, model).order_by("-pk")[:SUGGESTED_OBJECTS]
+                lists[model] = ObjectList(
+                    datalist_id(model),
+                    model._meta.label,
+                    [(str(obj.pk), str(obj)) for obj in objects],
+                    [],
+                )
+            lists[model].actions.append(act.name)
+        return list(lists.values())

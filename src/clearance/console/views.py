@@ -119,11 +119,14 @@ def explain(request: HttpRequest) -> HttpResponse:
     """Pick a user, an action and an object; see the three gates, rule by rule."""
     asked = any(request.GET.get(name) for name in ("user", "action", "object"))
     form = ExplainForm(request.GET if asked else None, viewer=request.user)
+    object_lists = ExplainForm.object_lists(request.user)
     context: dict[str, Any] = {
         "section": "explain",
         "form": form,
         "usernames": ExplainForm.suggested_usernames(),
-        "objects": ExplainForm.suggested_objects(request.GET.get("action"), request.user),
+        "object_lists": object_lists,
+        # Which datalist the object field offers for each action (read by explain.js).
+        "action_objects": {name: lst.id for lst in object_lists for name in lst.actions},
     }
     if asked and form.is_valid():
         decision = form.explain(request.user)

@@ -177,6 +177,29 @@ def test_objects_are_suggested_before_the_first_submit(
     assert 'list="console-objects-testapp-document"' in chosen
 
 
+def test_a_rule_that_passed_says_so_not_its_denial_sentence(
+    staff_client: Client, alice: User, bob: User, make_doc: Callable[..., Document]
+) -> None:
+    theirs = make_doc(owner=bob, title="Bob's expenses")
+    page = explain(staff_client, user="alice", action="testapp.approve", object=theirs.pk)
+
+    four_eyes = visible_text(rule_row(gate(page, "policy"), "four_eyes"))
+    assert four_eyes.startswith("✓ passed four_eyes")
+    assert "Nobody approves their own document." not in four_eyes
+    assert "Holds: this rule does not refuse the action." in four_eyes
+    within_limit = visible_text(rule_row(gate(page, "invariant"), "within_limit"))
+    assert "Holds: this rule does not refuse the action." in within_limit
+    assert "Documents above 10,000" not in within_limit
+    permission = visible_text(rule_row(gate(page, "permission"), "testapp.approve_document"))
+    assert "Holds the permission testapp.approve_document." in permission
+    # A denied rule keeps its sentence.
+    own = make_doc(owner=alice, title="Alice's expenses")
+    denied = explain(staff_client, user="alice", action="testapp.approve", object=own.pk)
+    assert "Nobody approves their own document." in visible_text(
+        rule_row(gate(denied, "policy"), "four_eyes")
+    )
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

@@ -3,7 +3,8 @@
 :func:`gates` turns a :class:`~clearance.Decision` into three :class:`Gate` rows, in the order
 the gates run. Each rule is *passed*, *denied* or *error* as its trace says, or *not
 evaluated* when the decision stopped before it (``authorize`` stops at the first denial; an
-explanation evaluates every rule). The gate that decided a denial is marked ``decisive``.
+explanation evaluates every rule). The gate that decided a denial is marked ``decisive``. A
+policy or invariant that passed says that it holds, not the sentence it would give on denial.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from ..actions import Action, registry
 from ..decisions import Decision, Layer, TraceEntry
 
-__all__ = ["GATE_NAMES", "Gate", "RuleRow", "gates"]
+__all__ = ["GATE_NAMES", "PASSED_REASON", "Gate", "RuleRow", "gates"]
 
 #: The name of each gate, in the order the gates run.
 GATE_NAMES = {
@@ -80,12 +81,20 @@ class Gate:
         return self.status.replace(" ", "-")
 
 
+#: The Reason column of a policy or invariant that passed: its declared reason is the sentence
+#: of a denial, which did not happen. (A passed permission says which permission is held.)
+PASSED_REASON = "Holds: this rule does not refuse the action."
+
+
 def _row(entry: TraceEntry, decisive: bool) -> RuleRow:
     outcome = "error" if entry.error else "passed" if entry.outcome else "denied"
+    reason = entry.reason
+    if outcome == "passed" and entry.layer is not Layer.PERMISSION:
+        reason = PASSED_REASON
     return RuleRow(
         name=entry.rule,
         expression=entry.expression,
-        reason=entry.reason,
+        reason=reason,
         outcome=outcome,
         error=entry.error,
         duration_ms=entry.duration * 1000,

@@ -129,3 +129,28 @@ def test_the_admin_says_why_a_submitted_invoice_is_read_only(
     page.goto(f"/admin/invoices/invoice/{invoice_pk['ACME-001']}/change/")
     expect(page.get_by_role("button", name="Save", exact=True)).to_be_visible()
     expect(page.locator("ul.messagelist")).to_have_count(0)
+
+
+def test_the_explain_page_suggests_objects_as_soon_as_the_action_is_chosen(
+    page: Page, login: Login, invoice_pk: dict[str, int], screenshot: Screenshot
+) -> None:
+    login("erin")
+    page.goto("/clearance/explain/")  # before any submit
+    field = page.get_by_label("Object", exact=True)
+
+    page.get_by_label("Action", exact=True).select_option("invoices.approve")
+
+    expect(field).to_have_attribute("list", "console-objects-invoices-invoice")
+    suggestions = page.locator("#console-objects-invoices-invoice option")
+    expect(suggestions.filter(has_text="ACME-002")).to_have_attribute(
+        "value", str(invoice_pk["ACME-002"])
+    )
+    # Choosing a suggestion and explaining: the rules that passed say so.
+    page.get_by_label("User", exact=True).fill("alice")
+    field.fill(str(invoice_pk["ACME-002"]))
+    page.get_by_role("button", name="Explain").click()
+    expect(page.locator("p.verdict")).to_contain_text("Allowed")
+    four_eyes = page.locator('li.gate[data-layer="policy"] tr[data-rule="four_eyes"]')
+    expect(four_eyes).to_contain_text("Holds: this rule does not refuse the action.")
+    expect(four_eyes).not_to_contain_text("Nobody approves their own invoice.")
+    screenshot("explained")

@@ -48,6 +48,7 @@ from .decisions import (
 )
 from .request_context import current_request, decisions_in_request, note_decision
 from .rules import Context
+from .rules.context import attribute_name
 from .signals import decision_made
 
 __all__ = [
@@ -372,7 +373,7 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
         *indent(indent(exact_body, "return ("), ""),
         *indent(other_body, "return ("),
     ]
-    pk_read = f"obj.{plan.pk_attname}" if plan.pk_attname.isidentifier() else "obj.pk"
+    pk_read = f"obj.{plan.pk_attname}" if attribute_name(plan.pk_attname) else "obj.pk"
     # The audit only when a sink is configured or a receiver listens (as audit.emit() decides).
     emitting = "return EMIT_IF("
     run = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import keyword
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -141,3 +142,9 @@ def decision_now(extra: Mapping[str, Any]) -> dt.datetime:
             f"(USE_TZ is {bool(settings.USE_TZ)}), got {now!r}"
         )
     return now
+
+
+def attribute_name(name: str) -> bool:
+    """Whether ``obj.<name>`` is valid Python (an identifier, not a keyword): the compiled
+    plans read such attributes directly, and any other through ``getattr``."""
+    return name.isidentifier() and not keyword.iskeyword(name)

@@ -17,7 +17,7 @@ from typing import Any, cast
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, connections, models, router, transaction
 
-from .context import Bind, Checker, Context
+from .context import Bind, Checker, Context, attribute_name
 from .placeholders import Ref, bind_value
 
 PY_LOOKUPS = frozenset(
@@ -306,7 +306,7 @@ class LocalLookup:
         if not self._prepared:
             self._prepare()
         compare, attr, value = self._direct_op, self._direct_attr, self.value
-        if compare is None or not attr.isidentifier():
+        if compare is None or not attribute_name(attr):
             return None
         op = _OP_SOURCE[self.lookup]
         if not self.dynamic:
@@ -317,7 +317,7 @@ class LocalLookup:
                 f"ok = False if a is None else (True if a {op} {bind(value)} else False)",
             ]
         related, attname = self.related_model, self._actor_attname
-        if not attname or related is None or not attname.isidentifier():
+        if not attname or related is None or not attribute_name(attname):
             return None
         return [
             f"if isinstance(actor, {bind(related)}):",

@@ -19,7 +19,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.expressions import Combinable
 
-from .context import Bind, Checker, Context
+from .context import Bind, Checker, Context, attribute_name
 from .evaluate import NONE_OK, NOTHING, PY_LOOKUPS, LocalLookup, Step
 from .placeholders import Ref, bind_value, contains_ref, reads_object, show_value
 from .sql import (
@@ -106,7 +106,7 @@ class _ManyGroup:
         only = self._actor_only
         if only is None:
             only = self._actor_only = self._only_actor_key()
-        if not only or self.prefix_steps or not self.anchor_attr.isidentifier():
+        if not only or self.prefix_steps or not attribute_name(self.anchor_attr):
             return None
         return [
             "ids = None",

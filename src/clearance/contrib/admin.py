@@ -29,6 +29,15 @@
   a message with the denial's reason and code (the gate and rule that made it read-only).
 - ``get_clearance_context(request)`` returns values the rules read as ``CTX.<name>``; every
   decision of the admin receives them.
+- **Attempts and probes.** A page that is only shown (``GET``, ``HEAD``, ``OPTIONS``,
+  ``TRACE``: the changelist, a change form, a read-only object, the delete confirmation page,
+  the history) decides what to show: its checks are probes, not recorded in the audit trail by
+  default (see :func:`clearance.authorize`). With any other method (a ``POST``, or a ``PUT``,
+  ``PATCH``, ``DELETE`` the admin does not expect) the check of what the page acts on (change
+  or add on the change form, delete on the delete page, the view action on the history) is an
+  attempt, recorded once per object and request; the other checks that page makes to render
+  itself stay probes. Saving (the add or change action on the object as it will be saved) and
+  a guarded admin action (its action on every selected object) are always attempts.
 
 The checks call the engine directly, so policies and invariants bind superusers too.
 """
@@ -55,6 +64,30 @@ __all__ = ["ClearanceAdminMixin", "guarded_action"]
 
 #: How many refused objects an admin action lists by name before summarising the rest.
 _LISTED = 10
+
+#: Methods that only show a page: every check they make is a probe.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+#: Request attributes: the kind of check the admin view being served acts on, and the
+#: (action, model, pk) keys of the checks already recorded as attempts in this request.
+_ACTS_ON = "_clearance_admin_acts_on"
+_ATTEMPTED = "_clearance_admin_attempted"
+_ANY = object()
+
+
+def _attempt_key(act: Action, obj: Any) -> tuple[str, str, Any]:
+    meta = getattr(obj, "_meta", None)
+    return (act.name, meta.label if meta is not None else type(obj).__qualname__, obj.pk)
+
+
+def _first_attempt(request: HttpRequest, act: Action, obj: Any) -> bool:
+    """Note ``act`` on ``obj`` as attempted in ``request``; False when it already was."""
+    seen: set[Any] = request.__dict__.setdefault(_ATTEMPTED, set())
+    key = _attempt_key(act, obj)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def guarded_action(action: str, **admin_action_kwargs: Any) -> Callable[..., Any]:
@@ -118,9 +151,25 @@ class ClearanceAdminMixin:
             return default()
         if obj is None:
             return engine.can_attempt(request.user, act)
+        probe = not self._attempts(request, kind, act, obj)
         return engine.authorize(
-            request.user, act, obj, request=request, **self._extra(request)
+            request.user, act, obj, request=request, probe=probe, **self._extra(request)
         ).allowed
+
+    def _attempts(self, request: HttpRequest, kind: str, act: Action, obj: Any) -> bool:
+        """Whether this check of ``kind`` on ``obj`` is an attempt (see the module docs)."""
+        if request.method in _SAFE_METHODS:
+            return False
+        # Outside the views below (a custom admin view), every check of a request that may
+        # act counts as an attempt.
+        acts_on = request.__dict__.get(_ACTS_ON, _ANY)
+        if acts_on is not _ANY and acts_on != kind:
+            return False
+        return _first_attempt(request, act, obj)
+
+    @staticmethod
+    def _acting_on(request: HttpRequest, kind: str) -> None:
+        request.__dict__[_ACTS_ON] = kind
 
     # -- the queryset and the permissions -------------------------------------------------
 
@@ -206,6 +255,11 @@ class ClearanceAdminMixin:
                 decisions = engine.authorize_many(
                     request.user, act, objects, request=request, **self._extra(request)
                 )
+                # Attempts, each recorded once: a later check of the same object in this
+                # request (the delete confirmation lists them again) is a probe.
+                registered = registry.get(act)
+                for obj in objects:
+                    _first_attempt(request, registered, obj)
                 refused = [(o, d) for o, d in zip(objects, decisions, strict=True) if not d]
                 if refused:
                     self._report_refusals(request, refused)
@@ -250,6 +304,7 @@ class ClearanceAdminMixin:
 
         Shown read-only because the change action is denied on the object, the page says why.
         """
+        self._acting_on(request, "add" if object_id is None else "change")
         if object_id is not None and request.method in ("GET", "HEAD"):
             self._explain_read_only(request, object_id)
         try:
@@ -284,10 +339,21 @@ class ClearanceAdminMixin:
             fail_silently=True,
         )
 
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """Django's history page (its view check is an attempt only with an unsafe method)."""
+        self._acting_on(request, "view")
+        response: HttpResponse = super().history_view(  # type: ignore[misc]
+            request, object_id, extra_context
+        )
+        return response
+
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Django's changelist; a denial while saving list-editable rows is an error message."""
+        self._acting_on(request, "change")
         try:
             response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
         except Denied as exc:
@@ -299,6 +365,7 @@ class ClearanceAdminMixin:
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         """Django's delete page; a denial while deleting is an error message, not a 500."""
+        self._acting_on(request, "delete")
         try:
             response: HttpResponse = super().delete_view(  # type: ignore[misc]
                 request, object_id, extra_context

@@ -22,7 +22,13 @@ therefore never goes through a connection the caller may have a transaction open
   would wait for the caller's own transaction. There the write goes through the target alias's
   own connection, and it survives a rollback when the target is a database of its own
   (``AUDIT_DATABASE = "audit"``, a second SQLite file) that the caller does not hold open in a
-  transaction (do not set ``ATOMIC_REQUESTS`` on it).
+  transaction (do not set ``ATOMIC_REQUESTS`` on it). Such a database of its own (no other
+  alias names its file) is switched to write-ahead logging with ``synchronous = NORMAL`` the
+  first time audit rows are written through a connection (unless its ``OPTIONS["init_command"]``
+  sets ``journal_mode`` or ``synchronous`` itself): a write then costs no ``fsync``, and a
+  committed record still survives the process crashing or being killed; only an operating
+  system crash or a power cut may lose the last records committed before SQLite's next
+  checkpoint (as SQLite documents for WAL with ``synchronous = NORMAL``).
 
 Faults (see :func:`write_retrying` and :func:`bounded`):
 
@@ -50,6 +56,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -58,7 +65,14 @@ from contextvars import ContextVar
 from typing import Any, TypeVar, cast
 
 from django.core.exceptions import ImproperlyConfigured
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import (
+    DatabaseError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 from django.utils.connection import ConnectionDoesNotExist
@@ -234,6 +248,7 @@ def writer() -> BaseDatabaseWrapper:
     target = target_alias()
     source = connections[target]
     if source.vendor == "sqlite":
+        _tune_sqlite(target, source)
         return source
     if (_fresh.get() or in_transaction(source)) and _sharing():
         return _shared_writer(target)
@@ -247,6 +262,35 @@ def writer() -> BaseDatabaseWrapper:
     # Kept from an earlier scope: SELECT 1 once before it is used again (CONN_HEALTH_CHECKS).
     conn.close_if_health_check_failed()
     return conn
+
+
+def _own_sqlite_file(target: str, source: BaseDatabaseWrapper) -> bool:
+    """Whether ``target`` is an SQLite database file no other alias uses (nor in memory)."""
+    name = str(source.settings_dict.get("NAME") or "")
+    if not name or ":memory:" in name or "mode=memory" in name:
+        return False
+    init = str((source.settings_dict.get("OPTIONS") or {}).get("init_command") or "").lower()
+    if "journal_mode" in init or "synchronous" in init:
+        return False  # the project chose for itself
+    return not any(
+        alias != target and str(settings.get("NAME") or "") == name
+        for alias, settings in connections.settings.items()
+    )
+
+
+def _tune_sqlite(target: str, source: BaseDatabaseWrapper) -> None:
+    """WAL and ``synchronous = NORMAL`` on an audit database of its own, once per connection
+    (see the module documentation)."""
+    if source.in_atomic_block or not _own_sqlite_file(target, source):
+        return
+    source.ensure_connection()
+    raw = source.connection
+    if getattr(source, "_clearance_tuned", None) is raw:
+        return
+    with suppress(DatabaseError, sqlite3.Error), source.wrap_database_errors:
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+    source._clearance_tuned = raw  # type: ignore[attr-defined]
 
 
 def _milliseconds(name: str) -> int | None:

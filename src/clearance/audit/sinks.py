@@ -6,6 +6,7 @@ A sink is any class with one method, ``record(decision, request)``; list its dot
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "LoggingSink",
     "log_decisions",
     "log_fields",
+    "trace_json",
     "write_decisions",
     "write_records",
 ]
@@ -61,9 +63,13 @@ class LoggingSink:
     """
 
     def record(self, decision: Decision, request: Any) -> None:
-        """Log ``decision`` (or buffer it in the current recording scope)."""
+        """Log ``decision`` (or buffer it in the current recording scope).
+
+        Nothing is built when no handler would emit the line (the logger is disabled for the
+        level, or only ``NullHandler`` instances listen).
+        """
         level = logging.INFO if decision.allowed else logging.WARNING
-        if not audit_logger.isEnabledFor(level):
+        if not _will_emit(level):
             return
         scope = current_recording()
         if scope is not None and not _write_through(decision):
@@ -72,6 +78,30 @@ class LoggingSink:
                 scope.buffer((decision, request), log_decisions, limit)
                 return
         audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
+
+
+def _will_emit(level: int) -> bool:
+    """Whether a ``clearance.audit`` record at ``level`` would reach a handler that writes.
+
+    Walks the handlers as ``Logger.callHandlers`` does; ``NullHandler`` instances write nothing.
+    With no handler at all, Python's last-resort handler writes warnings to standard error.
+    """
+    if not audit_logger.isEnabledFor(level):
+        return False
+    found = False
+    logger: logging.Logger | None = audit_logger
+    while logger is not None:
+        for handler in logger.handlers:
+            found = True
+            if type(handler) is not logging.NullHandler and level >= handler.level:
+                return True
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    if found:
+        return False
+    last = logging.lastResort
+    return last is not None and level >= last.level
 
 
 def log_decisions(items: list[tuple[Decision, Any]]) -> None:
@@ -174,52 +204,145 @@ def _write_decisions(items: list[tuple[Decision, Any]]) -> None:
         after_write(conn, failed=failed)
 
 
-def _columns() -> tuple[str, list[Any]]:
-    from .models import AuditRecord
+# The columns, in the order _values() builds a row in (every concrete field but the key).
+_ORDER = (
+    "at",
+    "allowed",
+    "action",
+    "actor_label",
+    "actor_pk",
+    "actor_kind",
+    "resource_model",
+    "resource_pk",
+    "layer",
+    "rule",
+    "reason",
+    "code",
+    "error",
+    "fingerprint",
+    "explained",
+    "performed",
+    "probe",
+    "trace",
+    "request_id",
+    "method",
+    "path",
+    "remote_addr",
+    "caller",
+)
 
-    fields = [f for f in AuditRecord._meta.concrete_fields if not f.primary_key]
-    return AuditRecord._meta.db_table, fields
+_dumps = json.dumps
+
+# (layer, rule, reason, expression) -> the constant parts of its trace entry's JSON.
+_FRAGMENTS: dict[tuple[Any, ...], tuple[str, str]] = {}
+_MAX_FRAGMENTS = 4096
 
 
-def _row(decision: Decision, request: Any, metas: dict[int, dict[str, str]]) -> dict[str, Any]:
-    from .models import BOUNDED
+def trace_json(decision: Decision) -> str:
+    """The decision's trace as JSON text: the same as ``json.dumps`` of the list of each
+    entry's :meth:`~clearance.TraceEntry.as_dict`, built from cached pieces (the parts of an
+    entry that do not change from one decision to the next are encoded once)."""
+    raw = getattr(decision, "_raw", None)
+    entries: Any = (
+        raw
+        if raw is not None
+        else [
+            (t.layer, t.rule, t.outcome, t.reason, t.expression, t.duration, t.error)
+            for t in decision.trace
+        ]
+    )
+    parts = []
+    fragments = _FRAGMENTS
+    for layer, rule, ok, reason, expression, duration, error in entries:
+        key = (layer, rule, reason, expression)
+        pieces = fragments.get(key)
+        if pieces is None:
+            if len(fragments) >= _MAX_FRAGMENTS:
+                fragments.clear()
+            pieces = fragments[key] = (
+                f'{{"layer": {_dumps(layer.value)}, "rule": {_dumps(rule)}, "outcome": ',
+                f', "reason": {_dumps(reason)}, "expression": {_dumps(expression)}, '
+                '"duration_ms": ',
+            )
+        parts.append(
+            f"{pieces[0]}{'true' if ok else 'false'}{pieces[1]}"
+            f"{round(duration * 1000, 4)!r}, "
+            f'"error": {"null" if error is None else _dumps(error)}}}'
+        )
+    return "[" + ", ".join(parts) + "]"
 
-    key = id(request)
-    meta = metas.get(key)
-    if meta is None:
-        meta = metas[key] = request_metadata(request)
-    actor, resource = decision.actor, decision.resource
-    row: dict[str, Any] = {
-        "at": decision.at,
-        "allowed": decision.allowed,
-        "action": decision.action,
-        "actor_label": actor.label,
-        "actor_pk": "" if actor.pk is None else str(actor.pk),
-        "actor_kind": actor.kind,
-        "resource_model": resource.model if resource is not None else "",
-        "resource_pk": "" if resource is None or resource.pk is None else str(resource.pk),
-        "layer": decision.layer.value if decision.layer is not None else "",
-        "rule": decision.rule or "",
-        "reason": decision.reason,
-        "code": decision.code,
-        "error": decision.error or "",
-        "fingerprint": decision.fingerprint,
-        "explained": decision.explained,
-        "performed": decision.performed,
-        "probe": decision.probe,
-        "trace": [t.as_dict() for t in decision.trace],
-        "request_id": meta.get("request_id", ""),
-        "method": meta.get("method", ""),
-        "path": meta.get("path", ""),
-        "remote_addr": meta.get("remote_addr", ""),
-        "caller": meta.get("caller", ""),
-    }
-    # A value longer than its column would make the insert fail and lose the record.
-    for attname, max_length in BOUNDED:
-        value = row[attname]
-        if isinstance(value, str) and len(value) > max_length:
-            row[attname] = value[:max_length]
-    return row
+
+class _Plan:
+    """How rows are written on one kind of connection: the statement, the adaptations."""
+
+    def __init__(self, conn: Any) -> None:
+        from .models import BOUNDED, AuditRecord
+
+        fields = {f.attname: f for f in AuditRecord._meta.concrete_fields if not f.primary_key}
+        if set(fields) != set(_ORDER):  # pragma: no cover - guards a change of the model
+            changed = sorted(set(fields) ^ set(_ORDER))
+            raise RuntimeError(f"AuditRecord's columns changed: {changed}")
+        quote = conn.ops.quote_name
+        self.table = quote(AuditRecord._meta.db_table)
+        self.columns = ", ".join(quote(fields[name].column) for name in _ORDER)
+        self.one = "(" + ", ".join(["%s"] * len(_ORDER)) + ")"
+        self.bounded = [(_ORDER.index(name), length) for name, length in BOUNDED]
+        self.adapt_at = conn.ops.adapt_datetimefield_value
+        self.statements: dict[int, str] = {}
+
+    def statement(self, rows: int) -> str:
+        """``INSERT ... VALUES`` with ``rows`` rows of placeholders (cached)."""
+        sql = self.statements.get(rows)
+        if sql is None:
+            sql = self.statements[rows] = (
+                f"INSERT INTO {self.table} ({self.columns}) VALUES " + ", ".join([self.one] * rows)
+            )
+        return sql
+
+    def values(self, decision: Decision, meta: dict[str, str]) -> list[Any]:
+        """The row of ``decision`` (columns in ``_ORDER``), cut to fit its columns."""
+        actor, resource, layer = decision.actor, decision.resource, decision.layer
+        row = [
+            self.adapt_at(decision.at),
+            decision.allowed,
+            decision.action,
+            actor.label,
+            "" if actor.pk is None else str(actor.pk),
+            actor.kind,
+            resource.model if resource is not None else "",
+            "" if resource is None or resource.pk is None else str(resource.pk),
+            layer.value if layer is not None else "",
+            decision.rule or "",
+            decision.reason,
+            decision.code,
+            decision.error or "",
+            decision.fingerprint,
+            decision.explained,
+            decision.performed,
+            decision.probe,
+            trace_json(decision),
+            meta.get("request_id", ""),
+            meta.get("method", ""),
+            meta.get("path", ""),
+            meta.get("remote_addr", ""),
+            meta.get("caller", ""),
+        ]
+        # A value longer than its column would make the insert fail and lose the record.
+        for index, length in self.bounded:
+            value = row[index]
+            if isinstance(value, str) and len(value) > length:
+                row[index] = value[:length]
+        return row
+
+
+_plans: dict[str, _Plan] = {}
+
+
+def _plan(conn: Any) -> _Plan:
+    plan = _plans.get(conn.vendor)
+    if plan is None:
+        plan = _plans[conn.vendor] = _Plan(conn)
+    return plan
 
 
 def _max_rows(conn: Any, columns: int) -> int:
@@ -237,37 +360,22 @@ def _max_rows(conn: Any, columns: int) -> int:
 
 
 def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
-    from django.db import models
-
-    table, fields = _columns()
-    ops = conn.ops
-    adapt: list[Any] = []
-    for field in fields:
-        if isinstance(field, models.DateTimeField):
-            adapt.append(ops.adapt_datetimefield_value)
-        elif isinstance(field, models.JSONField):
-            adapt.append(lambda value: ops.adapt_json_value(value, None))
-        else:
-            adapt.append(None)
-    attnames = [f.attname for f in fields]
+    """One multi-row ``INSERT`` (split only past the database's limit of parameters), its text
+    built once per number of rows."""
+    plan = _plan(conn)
     metas: dict[int, dict[str, str]] = {}
     rows = []
     for decision, request in items:
-        values = _row(decision, request, metas)
-        rows.append(
-            [
-                value if fn is None else fn(value)
-                for fn, value in zip(adapt, (values[a] for a in attnames), strict=True)
-            ]
-        )
-    quote = ops.quote_name
-    head = f"INSERT INTO {quote(table)} ({', '.join(quote(f.column) for f in fields)}) VALUES "
-    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    step = _max_rows(conn, len(fields))
+        key = id(request)
+        meta = metas.get(key)
+        if meta is None:
+            meta = metas[key] = request_metadata(request)
+        rows.append(plan.values(decision, meta))
     with conn.cursor() as cursor:
+        step = _max_rows(conn, len(_ORDER))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            cursor.execute(head + ", ".join([one] * len(chunk)), [v for row in chunk for v in row])
+            cursor.execute(plan.statement(len(chunk)), [v for row in chunk for v in row])
 
 
 def _write_through(decision: Decision) -> bool:

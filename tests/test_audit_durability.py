@@ -124,16 +124,32 @@ def test_a_denial_in_nested_savepoints_is_kept_in_its_own_audit_database(
 
 @on_sqlite
 @pytest.mark.django_db(transaction=True, databases="__all__")
-def test_sqlite_sharing_the_default_database_loses_a_rolled_back_denial(
+def test_sqlite_sharing_the_default_database_loses_a_rolled_back_denial_written_at_once(
     alice: User, denied_doc: Document
 ) -> None:
-    """Why the docs ask for an audit database of its own on SQLite: without one, it is lost."""
+    """Why the docs ask for an audit database of its own on SQLite: a record written at once
+    inside the caller's transaction is rolled back with it."""
+    before = _last_id("default")
+    with override_settings(CLEARANCE={"AUDIT_BATCH_SIZE": 1}):
+        with pytest.raises(Rollback), transaction.atomic():
+            authorize(alice, "testapp.approve", denied_doc)
+            assert AuditRecord.objects.filter(pk__gt=before).count() == 1
+            raise Rollback
+        assert AuditRecord.objects.filter(pk__gt=before).count() == 0
+
+
+@on_sqlite
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_sqlite_sharing_the_default_database_writes_a_buffered_denial_after_the_rollback(
+    alice: User, denied_doc: Document
+) -> None:
+    """Outside a scope the record waits; it is not written into the caller's transaction."""
     before = _last_id("default")
     with pytest.raises(Rollback), transaction.atomic():
         authorize(alice, "testapp.approve", denied_doc)
-        assert AuditRecord.objects.filter(pk__gt=before).count() == 1
+        assert AuditRecord.objects.filter(pk__gt=before).count() == 0  # still waiting
         raise Rollback
-    assert AuditRecord.objects.filter(pk__gt=before).count() == 0
+    assert AuditRecord.objects.filter(pk__gt=before).count() == 1
 
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
@@ -234,9 +250,12 @@ def test_without_a_transaction_the_record_goes_through_the_ordinary_connection(
     """In autocommit the insert is committed at once: no second connection is needed."""
     from django.test.utils import CaptureQueriesContext
 
+    from clearance.audit.recording import flush_pending
+
     before = _last_id("default")
     with CaptureQueriesContext(connection) as queries:
         authorize(alice, "testapp.approve", denied_doc)
+        flush_pending()  # outside a scope the record waits in the process's buffer
     assert any("clearance_auditrecord" in q["sql"] for q in queries.captured_queries)
     assert AuditRecord.objects.filter(pk__gt=before).count() == 1
 

@@ -30,6 +30,7 @@ from clearance import authorize
 from clearance.audit import recording
 from clearance.audit.connection import PRIVATE_PREFIX
 from clearance.audit.models import AuditRecord
+from clearance.audit.recording import flush_pending
 from clearance.signals import audit_failed
 from tests.testapp.models import Document
 
@@ -299,6 +300,7 @@ def test_a_replay_never_writes_a_record_twice(
     before = _last_id()
     with refused_inserts():
         decision = authorize(alice, "testapp.approve", denied_doc)
+        flush_pending()  # the end of the job's unit of work
     # The same record, in the table by another way.
     AuditRecord.from_decision(decision).save()
     assert spooling.pending() == 1
@@ -329,6 +331,7 @@ def test_a_receiver_of_audit_failed_that_raises_changes_nothing(
     try:
         with refused_inserts():
             decision = authorize(alice, "testapp.approve", denied_doc)
+            flush_pending()
     finally:
         audit_failed.disconnect(broken)
     assert decision.code == "policy.four_eyes"
@@ -457,6 +460,7 @@ def test_the_check_and_the_command_show_records_waiting_and_the_command_replays_
     before = _last_id()
     with refused_inserts():
         decisions = [authorize(alice, "testapp.approve", denied_doc) for _ in range(2)]
+        flush_pending()
         [warning] = [m for m in _clearance_checks() if m.id == "clearance.W504"]
         assert warning.msg.startswith("2 audit records wait in the spool ")
         out = StringIO()
@@ -609,6 +613,7 @@ def test_a_hostile_path_stays_one_spooled_line_and_comes_back_as_it_was(
     before = _last_id()
     with refused_inserts():
         authorize(alice, "testapp.approve", denied_doc, request=request)
+        flush_pending()
     assert spooling.pending() == 1
     [waiting] = spooling.waiting()
     assert waiting.path == path

@@ -346,6 +346,7 @@ INVALID_SETTINGS: dict[str, list[Any]] = {
     "AUDIT_DATABASE": ["", 42],
     "AUDIT_FAIL_CLOSED": ["yes", 1, None],
     "AUDIT_BATCH_SIZE": [0, "10", True],
+    "AUDIT_FLUSH_INTERVAL": [0, -1, "1", True],
     "AUDIT_LOCK_TIMEOUT": [0, -1, "1s", True],
     "AUDIT_STATEMENT_TIMEOUT": [0, "1s", True],
     "AUDIT_SPOOL": [3, ""],

@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     # Records buffered in a recording scope (a request, a job) before they are written with one
     # statement; the rest is written when the scope ends. 1: each record is written at once.
     "AUDIT_BATCH_SIZE": 100,
+    # Outside any recording scope, records wait in the process's buffer at most this many
+    # seconds before a daemon thread writes them (None: no thread; written at AUDIT_BATCH_SIZE,
+    # on the next record once this old, when the audit table is read, and at exit).
+    "AUDIT_FLUSH_INTERVAL": 1.0,
     # Write every recorded denial of an attempt at once, even inside a recording scope (closes
     # the window in which a crash loses buffered denials, at one insert per denial).
     "AUDIT_WRITE_THROUGH": False,
@@ -200,6 +204,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "AUDIT_FAIL_CLOSED": _is_bool,
     "AUDIT_BATCH_SIZE": _batch_size,
     "AUDIT_WRITE_THROUGH": _is_bool,
+    "AUDIT_FLUSH_INTERVAL": _seconds,
     "AUDIT_LOCK_TIMEOUT": _seconds,
     "AUDIT_STATEMENT_TIMEOUT": _seconds,
     "AUDIT_SPOOL": _directory,

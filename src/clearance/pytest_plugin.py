@@ -15,6 +15,10 @@ Each test also gets an audit spool of its own (under pytest's temporary director
 database access, say) is never replayed into the table while another test counts its rows,
 nor in a later run.
 
+The audit records a test makes outside any recording scope (``clearance.audit.recording``) are
+written when the test reads ``AuditRecord.objects`` or when it ends (dropped when it has no
+database access), never by the background thread while another test runs.
+
 Every test: a predicate that returns something other than True or False denies; the plugin
 warns about each one (``NonBoolPredicateWarning``), so a test that passes because of it shows.
 
@@ -232,21 +236,45 @@ class _Session:
 # --------------------------------------------------------------------------------------------
 
 
+_DB_FIXTURES = frozenset(
+    {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+)
+
+
+def _uses_database(item: pytest.Item) -> bool:
+    names = set(getattr(item, "fixturenames", ()))
+    return item.get_closest_marker("django_db") is not None or bool(names & _DB_FIXTURES)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """Warn (``NonBoolPredicateWarning``) about each predicate that returned a non-bool."""
+    """Warn (``NonBoolPredicateWarning``) about each predicate that returned a non-bool; write
+    the audit records the test made outside any recording scope when it ends."""
     from django.apps import apps
 
     if not apps.ready:
         return (yield)
     import warnings
 
+    from .audit.recording import pending
     from .testing import NonBoolPredicateWarning, capture_non_bool_results
 
+    # A test's records outside a scope are written when it reads the table or ends, never by
+    # the background thread while another test counts its own.
+    pending.timer = False
+    uses_database = _uses_database(item)
+    if uses_database:
+        pending.flush()  # what the test's fixtures decided
+    else:
+        pending.discard()
     with capture_non_bool_results() as seen:
         try:
             return (yield)
         finally:
+            if uses_database:
+                pending.flush()
+            else:
+                pending.discard()
             for result in dict.fromkeys(seen):
                 warnings.warn(NonBoolPredicateWarning(str(result)), stacklevel=1)
 

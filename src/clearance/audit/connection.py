@@ -90,7 +90,9 @@ __all__ = [
     "held_connection",
     "hold",
     "in_transaction",
+    "shares_caller_transaction",
     "target_alias",
+    "targeting",
     "unhold",
     "write_retrying",
     "writer",
@@ -131,8 +133,26 @@ _SHARED_IDLE_CHECK = 5.0
 _NOT_RETRIED = frozenset({"QueryCanceled", "LockNotAvailable"})
 
 
+# Set while records buffered earlier are written: the alias chosen when they were decided.
+_target: ContextVar[str | None] = ContextVar("clearance_audit_target", default=None)
+
+
+@contextmanager
+def targeting(alias: str) -> Iterator[None]:
+    """Within the block, audit writes go to ``alias`` (where buffered records were meant to go
+    when they were decided, whatever the settings say by the time they are written)."""
+    token = _target.set(alias)
+    try:
+        yield
+    finally:
+        _target.reset(token)
+
+
 def target_alias() -> str:
     """The database alias audit records are written to."""
+    fixed = _target.get()
+    if fixed is not None and fixed in connections:
+        return fixed
     alias = clearance_settings.AUDIT_DATABASE
     if alias:
         if not isinstance(alias, str) or alias not in connections:
@@ -186,6 +206,13 @@ def in_transaction(conn: BaseDatabaseWrapper) -> bool:
     if conn.in_atomic_block:
         return any(not getattr(block, "_from_testcase", False) for block in conn.atomic_blocks)
     return conn.connection is not None and not conn.autocommit
+
+
+def shares_caller_transaction() -> bool:
+    """Whether an audit write now would join a transaction the caller holds (SQLite writing
+    into the very database file, and connection, the caller has a transaction open on)."""
+    source = connections[target_alias()]
+    return source.vendor == "sqlite" and in_transaction(source)
 
 
 def _sharing() -> bool:

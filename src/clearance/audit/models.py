@@ -9,7 +9,7 @@ The model is declared here and imported by ``clearance.models`` (its label is
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
@@ -50,6 +50,17 @@ def _refuse(what: str) -> AppendOnlyError:
     )
 
 
+#: Called before a query of :class:`AuditRecordQuerySet` reads the table: the app registers
+#: the writing of the records that wait outside any recording scope
+#: (:meth:`clearance.audit.recording.Pending.write_waiting`).
+before_read: list[Callable[[], None]] = []
+
+
+def _write_waiting() -> None:
+    for hook in before_read:
+        hook()
+
+
 class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
     """A queryset that can add and read audit records, never change or delete them.
 
@@ -58,7 +69,35 @@ class AuditRecordQuerySet(models.QuerySet["AuditRecord"]):
     refusals as ``update()``, ``delete()``, ``bulk_update()`` and ``bulk_create()`` with
     ``update_conflicts``. SQL written by hand is out of the ORM's reach: see
     :mod:`clearance.audit.guard` for a database-level guard on PostgreSQL.
+
+    A query run through it first writes this process's records that still wait outside any
+    recording scope (:data:`clearance.audit.recording.pending`): a process reads its own
+    records.
     """
+
+    def _fetch_all(self) -> None:
+        _write_waiting()
+        super()._fetch_all()
+
+    def count(self) -> int:
+        """The number of records (after writing this process's waiting ones)."""
+        _write_waiting()
+        return super().count()
+
+    def exists(self) -> bool:
+        """Whether there are records (after writing this process's waiting ones)."""
+        _write_waiting()
+        return super().exists()
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Aggregates over the records (after writing this process's waiting ones)."""
+        _write_waiting()
+        return super().aggregate(*args, **kwargs)
+
+    def iterator(self, chunk_size: int | None = None) -> Iterator[AuditRecord]:
+        """Iterate over the records (after writing this process's waiting ones)."""
+        _write_waiting()
+        return super().iterator(chunk_size)
 
     def update(self, **kwargs: Any) -> int:
         """Refused: audit records are append-only."""

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from ..conf import clearance_settings
 from ..decisions import Decision
 from .connection import after_write, bounded, writer
-from .recording import current_recording
+from .recording import current_recording, pending
 from .requests import request_metadata
 from .spool import kept_on_failure
 
@@ -160,18 +160,29 @@ class DatabaseSink:
     ``with clearance.audit.recording():`` around a job's unit of work) records are buffered
     and written together, with one ``INSERT`` through a connection outside the caller's
     transaction (see :mod:`clearance.audit.connection`), when the scope ends and whenever
-    ``CLEARANCE["AUDIT_BATCH_SIZE"]`` records wait. Outside a scope, with a batch size of 1, in
-    fail-closed mode, and for denied attempts when ``CLEARANCE["AUDIT_WRITE_THROUGH"]`` is on,
-    each record is written at once. See :mod:`clearance.audit.recording` for the crash window.
+    ``CLEARANCE["AUDIT_BATCH_SIZE"]`` records wait. Outside a scope, records wait in the
+    process's buffer (:data:`clearance.audit.recording.pending`), written at the batch size,
+    after ``CLEARANCE["AUDIT_FLUSH_INTERVAL"]`` seconds, when the table is read and at exit.
+    With a batch size of 1, in fail-closed mode, and for denied attempts when
+    ``CLEARANCE["AUDIT_WRITE_THROUGH"]`` is on, each record is written at once. See
+    :mod:`clearance.audit.recording` for the crash window.
     """
 
     def record(self, decision: Decision, request: Any) -> None:
         """Write (or buffer) the record of ``decision``."""
-        scope = current_recording()
-        if scope is not None and not _write_through(decision):
+        if not _write_through(decision):
             limit = _batch_size()
             if limit > 1:
-                scope.buffer((decision, request), write_decisions, limit)
+                scope = current_recording()
+                if scope is not None:
+                    scope.buffer((decision, request), write_decisions, limit)
+                else:
+                    pending.buffer(
+                        (decision, request),
+                        write_decisions,
+                        limit,
+                        clearance_settings.AUDIT_FLUSH_INTERVAL,
+                    )
                 return
         write_decisions([(decision, request)])
 

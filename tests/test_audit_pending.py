@@ -198,3 +198,19 @@ def test_a_script_s_records_are_written_when_it_exits(tmp_path: Path) -> None:
         ).fetchall()
     assert [(pk, allowed) for pk, allowed, _, _ in rows] == [("7", 0), ("8", 0), ("9", 0)]
     assert json.loads(rows[0][3])[0]["rule"] == "testapp.approve_document"
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("settings_", "relaxed"), [({}, True), ({"AUDIT_WRITE_THROUGH": True}, False)]
+)
+def test_buffered_records_commit_without_waiting_for_the_disk_and_refusals_written_at_once_do(
+    alice: User, denied_doc: Document, before: int, settings_: dict[str, Any], relaxed: bool
+) -> None:
+    with override_settings(CLEARANCE=settings_), CaptureQueriesContext(connection) as queries:
+        authorize(alice, "testapp.approve", denied_doc)
+        flush_pending()
+    setup = [q["sql"] for q in queries.captured_queries if "set_config" in q["sql"]]
+    assert len(setup) == 1  # one SELECT before the INSERT, whatever it sets
+    assert ("synchronous_commit" in setup[0]) is relaxed
+    assert in_table(before) == 1

@@ -84,6 +84,7 @@ __all__ = [
     "SHARED_PREFIX",
     "after_write",
     "bounded",
+    "buffered_write",
     "close_connection",
     "give_up",
     "given_up",
@@ -331,35 +332,63 @@ def _milliseconds(name: str) -> int | None:
     return max(1, round(value * 1000))
 
 
+# Set while buffered records are written (see bounded()).
+_buffered: ContextVar[bool] = ContextVar("clearance_audit_buffered", default=False)
+
+
+@contextmanager
+def buffered_write() -> Iterator[None]:
+    """Within the block, audit writes carry buffered records: on PostgreSQL they commit without
+    waiting for the server's disk (``synchronous_commit = off``, see :func:`bounded`)."""
+    token = _buffered.set(True)
+    try:
+        yield
+    finally:
+        _buffered.reset(token)
+
+
 @contextmanager
 def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
     """The block an audit write on ``conn`` runs in.
 
     On PostgreSQL: a transaction (a savepoint when the caller holds one on ``conn``) with
     ``lock_timeout`` and ``statement_timeout`` set to ``CLEARANCE["AUDIT_LOCK_TIMEOUT"]`` and
-    ``["AUDIT_STATEMENT_TIMEOUT"]`` for that transaction only. Elsewhere: a savepoint when the
-    caller holds a transaction on ``conn`` (so a failed audit write never breaks it), else
-    nothing.
+    ``["AUDIT_STATEMENT_TIMEOUT"]`` for that transaction only, and, when it writes buffered
+    records (:func:`buffered_write`), ``synchronous_commit = off``: the commit returns before
+    the server has flushed it to disk. A committed record survives the application and its
+    connection dying; only a crash of the database server (or its machine) within about three
+    times its ``wal_writer_delay`` (0.6 s by default) may lose it, a window smaller than the one
+    the buffer itself opens. Records written at once (``AUDIT_WRITE_THROUGH``, fail-closed
+    mode, ``AUDIT_BATCH_SIZE = 1``) keep a synchronous commit. All of it is set in the one
+    ``SELECT`` that precedes the insert. Elsewhere: a savepoint when the caller holds a
+    transaction on ``conn`` (so a failed audit write never breaks it), else nothing.
     """
     postgres = conn.vendor == "postgresql"
     if not postgres and not in_transaction(conn):
         yield
         return
-    timeouts = (
-        (_milliseconds("AUDIT_LOCK_TIMEOUT"), _milliseconds("AUDIT_STATEMENT_TIMEOUT"))
-        if postgres
-        else (None, None)
-    )
+    names: list[str] = []
+    values: list[str] = []
+    if postgres:
+        timeouts = (_milliseconds("AUDIT_LOCK_TIMEOUT"), _milliseconds("AUDIT_STATEMENT_TIMEOUT"))
+        if timeouts != (None, None):
+            names += ["lock_timeout", "statement_timeout"]
+            values += [f"{ms}ms" if ms is not None else "0" for ms in timeouts]
+        if _buffered.get():
+            names.append("synchronous_commit")
+            values.append("off")
     with transaction.atomic(using=conn.alias):
-        if timeouts == (None, None):
+        if not names:
             yield
             return
         nested = len(conn.atomic_blocks) > 1
-        values = [f"{ms}ms" if ms is not None else "0" for ms in timeouts]
         with conn.cursor() as cursor:
             cursor.execute(
-                "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'), "
-                "set_config('lock_timeout', %s, true), set_config('statement_timeout', %s, true)",
+                "SELECT "
+                + ", ".join(
+                    [f"current_setting('{name}')" for name in names]
+                    + [f"set_config('{name}', %s, true)" for name in names]
+                ),
                 values,
             )
             previous = cursor.fetchone()
@@ -369,9 +398,8 @@ def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
             # values back (only in a transaction a test case holds; see writer()).
             with conn.cursor() as cursor:
                 cursor.execute(
-                    "SELECT set_config('lock_timeout', %s, true), "
-                    "set_config('statement_timeout', %s, true)",
-                    [previous[0], previous[1]],
+                    "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in names),
+                    list(previous[: len(names)]),
                 )
 
 

@@ -60,6 +60,7 @@ from typing import Any
 from asgiref.sync import sync_to_async
 
 from .connection import (
+    buffered_write,
     close_connection,
     hold,
     shares_caller_transaction,
@@ -128,7 +129,8 @@ class Recording:
             if not items:
                 continue
             try:
-                write(items)
+                with buffered_write():
+                    write(items)
             except Exception:
                 logger.exception("Audit: writing %d buffered record(s) failed", len(items))
 
@@ -235,7 +237,7 @@ class Pending:
             if not items:
                 continue
             try:
-                with targeting(alias):
+                with targeting(alias), buffered_write():
                     write(items)
             except Exception:
                 logger.exception("Audit: writing %d buffered record(s) failed", len(items))

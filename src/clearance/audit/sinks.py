@@ -371,8 +371,9 @@ def _max_rows(conn: Any, columns: int) -> int:
 
 
 def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
-    """One multi-row ``INSERT`` (split only past the database's limit of parameters), its text
-    built once per number of rows."""
+    """One statement: on PostgreSQL a one-row ``INSERT`` run for every row (``executemany``,
+    pipelined), elsewhere one multi-row ``INSERT`` (split only past the database's limit of
+    parameters); its text built once per number of rows."""
     plan = _plan(conn)
     metas: dict[int, dict[str, str]] = {}
     rows = []
@@ -383,6 +384,12 @@ def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
             meta = metas[key] = request_metadata(request)
         rows.append(plan.values(decision, meta))
     with conn.cursor() as cursor:
+        if conn.vendor == "postgresql":
+            # One prepared one-row INSERT for every row, sent in one pipeline: psycopg parses
+            # the statement once, instead of a multi-row statement's thousands of placeholders
+            # on every write.
+            cursor.executemany(plan.statement(1), rows)
+            return
         step = _max_rows(conn, len(_ORDER))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]

@@ -346,3 +346,79 @@ def test_prune_audit_deletes_only_old_records(demo: None) -> None:
 def test_prune_audit_refuses_an_unreadable_age(age: str, message: str) -> None:
     with pytest.raises(CommandError, match=message):
         clearance("prune-audit", "--older-than", age)
+
+
+# -- bad input of every subcommand: one line, no traceback ---------------------------------------
+
+
+def run_manage(*args: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py clearance ARGS`` of the example project, from the shell."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "manage.py", "clearance", *args],
+        cwd=ROOT / "example",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["prune-audit", "--older-than", "90d", "--database", "nosuchdb"],
+            "No database alias 'nosuchdb' in settings.DATABASES; configured: 'default', 'audit'.",
+        ),
+        (["prune-audit", "--older-than", "90d", "--database", ""], "No database alias ''"),
+        (["prune-audit", "--older-than", "99999999999999d"], "'99999999999999d' is too large"),
+        (["audit-guard", "status", "--database", "nosuchdb"], "No database alias 'nosuchdb'"),
+        (["audit-guard", "install", "--database", "nosuchdb"], "No database alias 'nosuchdb'"),
+        (["replay", "--database", "nosuchdb"], "No database alias 'nosuchdb'"),
+        (["replay", "--since", "99999999w"], "a time before the first year"),
+        (["replay", "--since", "2026-13-45"], "Cannot read the time '2026-13-45'"),
+        (["replay", "--examples", "-1"], "--examples -1: give 0 or more."),
+        (["actions", "--app", "nosuchapp"], "No installed app 'nosuchapp'"),
+        (["actions", "--app", "invoice"], "Did you mean 'invoices'?"),
+        (["matrix", "--app", "nosuchapp"], "No installed app 'nosuchapp'"),
+        (["actions", "--app", ""], "No installed app ''"),
+        (["actions", "--bogus"], "unrecognized arguments: --bogus"),
+        (["nosuchsubcommand"], "invalid choice: 'nosuchsubcommand'"),
+    ],
+)
+def test_bad_input_is_one_clear_error(args: list[str], message: str) -> None:
+    with pytest.raises(CommandError) as info:
+        clearance(*args)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("target", ["missing-dir/clearance.snapshot", "."])
+def test_snapshot_to_a_path_that_cannot_be_written(tmp_path: Path, target: str) -> None:
+    with pytest.raises(CommandError, match="Cannot write the snapshot"):
+        clearance("snapshot", "--path", str(tmp_path / target))
+
+
+def test_an_installed_app_without_actions_still_says_none_are_declared() -> None:
+    assert clearance("actions", "--app", "sessions") == "No actions are declared.\n"
+    assert clearance("matrix", "--app", "sessions") == "No actions are declared.\n"
+
+
+def test_an_unknown_database_alias_exits_non_zero_without_a_traceback() -> None:
+    result = run_manage("prune-audit", "--older-than", "90d", "--database", "nosuchdb")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "CommandError: No database alias 'nosuchdb' in settings.DATABASES; configured: "
+        "'default', 'audit'."
+    ]
+
+
+def test_an_unknown_app_exits_non_zero_from_the_shell() -> None:
+    result = run_manage("actions", "--app", "nosuchapp")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert "CommandError: No installed app 'nosuchapp'" in result.stderr

@@ -76,10 +76,18 @@ def run(command: BaseCommand, subcommand: str, options: dict[str, Any]) -> None:
         from ..snapshot import run_command as run_snapshot
 
         path = Path(options["path"]) if options["path"] else None
-        status, out, err = run_snapshot(path, check=options["check"])
+        try:
+            status, out, err = run_snapshot(path, check=options["check"])
+        except OSError as exc:
+            raise CommandError(
+                f"Cannot write the snapshot {exc.filename or path}: {exc.strerror or exc}."
+            ) from None
     else:
         from ..replay import run_command as run_replay
+        from .commands.clearance import database_alias
 
+        if options["examples"] < 0:
+            raise CommandError(f"--examples {options['examples']}: give 0 or more.")
         try:
             status, out, err = run_replay(
                 since=options["since"],
@@ -88,12 +96,22 @@ def run(command: BaseCommand, subcommand: str, options: dict[str, Any]) -> None:
                 actor=options["actor"],
                 examples=options["examples"],
                 fmt=options["format"],
-                using=options["database"],
+                using=database_alias(options["database"]),
                 save=not options["no_save"],
                 fail_on_flips=options["fail_on_flips"],
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
+        except OverflowError:
+            raise CommandError(
+                f"--since {options['since']!r} / --until {options['until']!r}: a time before "
+                "the first year or after the last."
+            ) from None
+        except OSError as exc:
+            raise CommandError(
+                f"Cannot keep the replay report in {exc.filename}: {exc.strerror or exc} "
+                "(--no-save keeps none)."
+            ) from None
     if out:
         command.stdout.write(out.rstrip("\n"), style_func=lambda s: s)
     if err:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import difflib
 import io
 import json
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import color_style, no_style
-from django.db import models
+from django.db import DEFAULT_DB_ALIAS, connections, models
 
 from ...actions import Action, registry
 from ...decisions import UnknownAction
@@ -123,9 +124,9 @@ class Command(BaseCommand):
         """Run the subcommand."""
         subcommand = options["subcommand"]
         if subcommand == "actions":
-            self.write(render_actions(options["format"], options["app"]))
+            self.write(render_actions(options["format"], app_labels(options["app"])))
         elif subcommand == "matrix":
-            self.write(render_matrix(options["format"], options["app"]))
+            self.write(render_matrix(options["format"], app_labels(options["app"])))
         elif subcommand == "explain":
             self.explain(options)
         elif subcommand in reviewing.SUBCOMMANDS:
@@ -175,11 +176,16 @@ class Command(BaseCommand):
         except ImportError as exc:  # pragma: no cover - the audit app ships with clearance
             raise CommandError(f"Audit retention is not available: {exc}") from None
         age_text = options["older_than"]
+        using = database_alias(options["database"])
         try:
             age = parse_age(age_text)
+            records = prunable(age, using=using)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
-        records = prunable(age, using=options["database"])
+        except OverflowError:
+            raise CommandError(
+                f"The age {age_text!r} is too large: it reaches before the first year."
+            ) from None
         summary = summarize(records)
         period = (
             f" (decided {summary.oldest:%Y-%m-%d %H:%M} to {summary.newest:%Y-%m-%d %H:%M} UTC)"
@@ -197,7 +203,7 @@ class Command(BaseCommand):
                 f"{detail}. Nothing was deleted (--dry-run)."
             )
             return
-        deleted = prune(age, using=options["database"])
+        deleted = prune(age, using=using)
         noun = "record" if deleted == 1 else "records"
         self.write(f"Deleted {deleted} audit {noun} older than {age_text.strip()}: {detail}.")
 
@@ -208,7 +214,7 @@ class Command(BaseCommand):
         from ...audit import guard
         from ...audit.connection import target_alias
 
-        alias = options["database"] or target_alias()
+        alias = database_alias(options["database"]) or target_alias()
         try:
             if options["operation"] == "install":
                 guard.install(alias)
@@ -248,8 +254,36 @@ class Command(BaseCommand):
 
 
 # --------------------------------------------------------------------------------------------
-# Reading the arguments of explain
+# Reading the arguments
 # --------------------------------------------------------------------------------------------
+
+
+def app_labels(labels: list[str]) -> list[str]:
+    """``labels`` (``--app`` options) when each names an installed app (or the app label of a
+    declared action), else a :class:`CommandError`: a typo must not read as "no actions"."""
+    known = {config.label for config in apps.get_app_configs()}
+    known |= {action.app_label for action in registry.actions}
+    for label in labels:
+        if label not in known:
+            close = difflib.get_close_matches(label, sorted(known), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise CommandError(
+                f"No installed app {label!r}: --app takes an app label, such as 'auth'.{hint}"
+            )
+    return labels
+
+
+def database_alias(alias: str | None) -> str | None:
+    """``alias`` (a ``--database`` option) when it names a configured database, else a
+    :class:`CommandError` listing the configured ones; None stays None (the default)."""
+    if alias is None or alias in connections:
+        return alias
+    configured = ", ".join(
+        repr(a) for a in sorted(connections, key=lambda a: a != DEFAULT_DB_ALIAS)
+    )
+    raise CommandError(
+        f"No database alias {alias!r} in settings.DATABASES; configured: {configured}."
+    )
 
 
 def _action(name: str) -> Action:

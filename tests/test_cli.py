@@ -17,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -422,3 +423,49 @@ def test_an_unknown_app_exits_non_zero_from_the_shell() -> None:
     assert result.stdout == ""
     assert "Traceback" not in result.stderr
     assert "CommandError: No installed app 'nosuchapp'" in result.stderr
+
+
+# -- --help of every subcommand -------------------------------------------------------------------
+
+
+def subcommand_parsers() -> dict[str, Any]:
+    import argparse
+
+    from clearance.management.commands.clearance import Command
+
+    parser = Command().create_parser("manage.py", "clearance")
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_every_subcommand_has_a_description_and_examples_in_its_help() -> None:
+    parsers = subcommand_parsers()
+    assert set(parsers) == {
+        "actions",
+        "matrix",
+        "explain",
+        "prune-audit",
+        "audit-guard",
+        "audit-spool",
+        "snapshot",
+        "replay",
+    }
+    for name, parser in parsers.items():
+        text = parser.format_help()
+        _usage, _, rest = text.partition("\n\n")
+        description = rest.split("\n\n")[0]
+        assert not description.startswith(("positional arguments", "options")), (name, text)
+        assert len(description.split()) >= 8, (name, description)
+        examples = text.split("\nexamples:\n", 1)[1].splitlines()
+        assert examples and all(
+            line.startswith(f"  manage.py clearance {name}") for line in examples
+        ), (name, examples)
+
+
+def test_help_from_the_shell_keeps_the_examples_as_written() -> None:
+    result = run_manage("explain", "--help")
+    assert result.returncode == 0, result.stderr
+    assert (
+        "\nexamples:\n  manage.py clearance explain alice invoices.approve invoices.Invoice:3\n"
+        in result.stdout
+    )

@@ -7,12 +7,13 @@ Declared here and plugged into ``manage.py clearance`` with :func:`add_subcomman
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
+
+from . import add_subcommand, database_alias
 
 __all__ = ["SUBCOMMANDS", "add_subcommands", "run"]
 
@@ -22,9 +23,19 @@ SUBCOMMANDS = ("snapshot", "replay")
 
 def add_subcommands(sub: Any) -> None:
     """Add ``snapshot`` and ``replay`` to the sub-parsers ``sub`` of ``manage.py clearance``."""
-    snapshot: argparse.ArgumentParser = sub.add_parser(
+    snapshot = add_subcommand(
+        sub,
         "snapshot",
-        help="write the authorization snapshot; --check compares the running rules with it",
+        summary="write the authorization snapshot; --check compares the running rules with it",
+        description="""
+            Write the authorization snapshot (every action, rule and reason, every model
+            invariant, each action's fingerprint), or with --check compare the running rules
+            with it: exit 1 with a diff when they differ, like makemigrations --check.
+        """,
+        examples="""
+            manage.py clearance snapshot
+            manage.py clearance snapshot --check
+        """,
     )
     snapshot.add_argument(
         "--check",
@@ -39,9 +50,18 @@ def add_subcommands(sub: Any) -> None:
         "BASE_DIR/clearance.snapshot)",
     )
 
-    replay: argparse.ArgumentParser = sub.add_parser(
+    replay = add_subcommand(
+        sub,
         "replay",
-        help="decide recorded decisions again with the rules running now; report the flips",
+        summary="decide recorded decisions again with the rules running now; report the flips",
+        description="""
+            Decide the recorded attempts of the audit trail again with the rules running now
+            and report those that would flip, grouped by rule. Writes nothing to any database.
+        """,
+        examples="""
+            manage.py clearance replay --since 30d
+            manage.py clearance replay --action invoices.approve --format json --fail-on-flips
+        """,
     )
     replay.add_argument(
         "--since",
@@ -84,7 +104,6 @@ def run(command: BaseCommand, subcommand: str, options: dict[str, Any]) -> None:
             ) from None
     else:
         from ..replay import run_command as run_replay
-        from .commands.clearance import database_alias
 
         if options["examples"] < 0:
             raise CommandError(f"--examples {options['examples']}: give 0 or more.")

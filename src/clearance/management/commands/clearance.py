@@ -32,7 +32,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import color_style, no_style
-from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db import models
 
 from ...actions import Action, registry
 from ...decisions import UnknownAction
@@ -41,7 +41,7 @@ from ...formatting import format_decision
 from ...introspection import capability_matrix, describe_actions, describe_model_invariants
 from ...rules import Context
 from ...rules.context import decision_now
-from .. import reviewing
+from .. import add_subcommand, database_alias, reviewing
 
 ACTION_FORMATS = ("text", "markdown", "json")
 MATRIX_FORMATS = ("text", "markdown", "csv", "json")
@@ -56,23 +56,56 @@ class Command(BaseCommand):
         """One sub-parser per subcommand."""
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
 
-        actions = sub.add_parser(
-            "actions", help="every action with its permission, policies, invariants and reasons"
+        actions = add_subcommand(
+            sub,
+            "actions",
+            summary="every action with its permission, policies, invariants and reasons",
+            description="""
+                Every declared action with its label, model, permission, policies and
+                invariants (each with its expression and reason), then the model invariants.
+                Sorted and free of timestamps and paths: commit it and diff it in review.
+            """,
+            examples="""
+                manage.py clearance actions
+                manage.py clearance actions --app invoices --format markdown
+            """,
         )
         actions.add_argument("--format", choices=ACTION_FORMATS, default="text")
         actions.add_argument(
             "--app", action="append", default=[], metavar="LABEL", help="only this app (repeat)"
         )
 
-        matrix = sub.add_parser(
-            "matrix", help="actions by groups: who holds each capability, and what refines it"
+        matrix = add_subcommand(
+            sub,
+            "matrix",
+            summary="actions by groups: who holds each capability, and what refines it",
+            description="""
+                Actions by groups: which groups hold each action's permission (gate 1, read
+                from the database), and the policies and invariants that then refine it.
+            """,
+            examples="""
+                manage.py clearance matrix
+                manage.py clearance matrix --app invoices --format csv > matrix.csv
+            """,
         )
         matrix.add_argument("--format", choices=MATRIX_FORMATS, default="text")
         matrix.add_argument(
             "--app", action="append", default=[], metavar="LABEL", help="only this app (repeat)"
         )
 
-        explain = sub.add_parser("explain", help="the full trace of one decision, gate by gate")
+        explain = add_subcommand(
+            sub,
+            "explain",
+            summary="the full trace of one decision, gate by gate",
+            description="""
+                The full trace of one decision: gate 1, every policy and every invariant, with
+                pass, deny or error, then the verdict authorize() reaches. Nothing is recorded.
+            """,
+            examples="""
+                manage.py clearance explain alice invoices.approve invoices.Invoice:3
+                manage.py clearance explain --pk 7 invoices.create_tenant --extra reason=audit
+            """,
+        )
         explain.add_argument("user", help="the user's username (or primary key with --pk)")
         explain.add_argument("action", help="the action's name, e.g. invoices.approve")
         explain.add_argument(
@@ -92,7 +125,19 @@ class Command(BaseCommand):
             help="a value rules read as CTX.<name> (a string; repeat for more)",
         )
 
-        prune = sub.add_parser("prune-audit", help="delete audit records older than an age")
+        prune = add_subcommand(
+            sub,
+            "prune-audit",
+            summary="delete audit records older than an age",
+            description="""
+                Delete the audit records decided more than AGE ago (the one sanctioned way to
+                remove them) and say how many of each kind, and from when.
+            """,
+            examples="""
+                manage.py clearance prune-audit --older-than 90d --dry-run
+                manage.py clearance prune-audit --older-than 12w --database audit
+            """,
+        )
         prune.add_argument("--older-than", required=True, metavar="AGE", help="e.g. 90d, 12h or 4w")
         prune.add_argument(
             "--database", default=None, metavar="ALIAS", help="the audit database alias"
@@ -101,17 +146,38 @@ class Command(BaseCommand):
             "--dry-run", action="store_true", help="say what would be deleted; delete nothing"
         )
 
-        guard = sub.add_parser(
+        guard = add_subcommand(
+            sub,
             "audit-guard",
-            help="PostgreSQL: a trigger refusing UPDATE and DELETE of audit records (but pruning)",
+            summary="PostgreSQL: a trigger refusing UPDATE and DELETE of audit records (but "
+            "pruning)",
+            description="""
+                PostgreSQL only: install, remove or report the triggers that refuse UPDATE,
+                TRUNCATE and every DELETE of audit records except the one prune-audit makes.
+            """,
+            examples="""
+                manage.py clearance audit-guard install
+                manage.py clearance audit-guard status --database audit
+            """,
         )
         guard.add_argument("operation", choices=("install", "remove", "status"))
         guard.add_argument(
             "--database", default=None, metavar="ALIAS", help="the audit database alias"
         )
 
-        spool = sub.add_parser(
-            "audit-spool", help="audit records waiting in the spool; --replay writes them now"
+        spool = add_subcommand(
+            sub,
+            "audit-spool",
+            summary="audit records waiting in the spool; --replay writes them now",
+            description="""
+                How many audit records wait in the spool (records the database did not take
+                when they were made), and where; --list prints them, --replay writes them into
+                the audit table now.
+            """,
+            examples="""
+                manage.py clearance audit-spool --list
+                manage.py clearance audit-spool --replay
+            """,
         )
         spool.add_argument("--list", action="store_true", help="print each waiting record")
         spool.add_argument(
@@ -271,19 +337,6 @@ def app_labels(labels: list[str]) -> list[str]:
                 f"No installed app {label!r}: --app takes an app label, such as 'auth'.{hint}"
             )
     return labels
-
-
-def database_alias(alias: str | None) -> str | None:
-    """``alias`` (a ``--database`` option) when it names a configured database, else a
-    :class:`CommandError` listing the configured ones; None stays None (the default)."""
-    if alias is None or alias in connections:
-        return alias
-    configured = ", ".join(
-        repr(a) for a in sorted(connections, key=lambda a: a != DEFAULT_DB_ALIAS)
-    )
-    raise CommandError(
-        f"No database alias {alias!r} in settings.DATABASES; configured: {configured}."
-    )
 
 
 def _action(name: str) -> Action:

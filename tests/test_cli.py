@@ -465,7 +465,90 @@ def test_every_subcommand_has_a_description_and_examples_in_its_help() -> None:
 def test_help_from_the_shell_keeps_the_examples_as_written() -> None:
     result = run_manage("explain", "--help")
     assert result.returncode == 0, result.stderr
+    assert "exit status: 0 whatever the verdict, 1 for bad input; with --exit-code," in (
+        result.stdout
+    )
     assert (
         "\nexamples:\n  manage.py clearance explain alice invoices.approve invoices.Invoice:3\n"
         in result.stdout
     )
+
+
+# -- explain --exit-code --------------------------------------------------------------------------
+
+
+def test_explain_exit_code_says_allowed_or_denied(demo: None) -> None:
+    spec = invoice_spec("ACME-003")
+    assert "Verdict: allowed" in clearance(
+        "explain", "carol", "invoices.approve", spec, "--exit-code"
+    )
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as info:
+        call_command(
+            "clearance", "explain", "alice", "invoices.approve", spec, "--exit-code", stdout=out
+        )
+    assert info.value.code == 1
+    assert "Verdict: denied by policy.four_eyes" in out.getvalue()
+    # Without --exit-code the status does not depend on the verdict.
+    assert "Verdict: denied" in clearance("explain", "alice", "invoices.approve", spec)
+
+
+def test_explain_exit_code_makes_bad_input_status_2(demo: None) -> None:
+    with pytest.raises(CommandError) as info:
+        clearance("explain", "zed", "invoices.approve", "1", "--exit-code")
+    assert info.value.returncode == 2
+    assert str(info.value) == "No user with username 'zed'."
+    with pytest.raises(CommandError) as info:
+        clearance("explain", "zed", "invoices.approve", "1")
+    assert info.value.returncode == 1
+
+
+# A shell run of manage.py: settings of the test suite, databases in memory, the demo data.
+SHELL_SCRIPT = """
+import io, os, sys
+sys.path.insert(0, {root!r})
+import tests.settings as settings
+settings.DATABASES["default"]["NAME"] = ":memory:"
+settings.DATABASES["audit"]["NAME"] = ":memory:"
+os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+import django
+django.setup()
+from django.core.management import call_command, ManagementUtility
+quiet = io.StringIO()
+call_command("migrate", verbosity=0, stdout=quiet)
+call_command("migrate", database="audit", verbosity=0, stdout=quiet)
+call_command("seed_demo", stdout=quiet)
+from invoices.models import Invoice
+pk = str(Invoice.objects.get(number="ACME-003").pk)
+args = [a.replace("PK", pk) for a in {args!r}]
+ManagementUtility(["manage.py", "clearance", *args]).execute()
+"""
+
+
+def run_seeded(*args: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py clearance ARGS`` on the demo data (``PK``: ACME-003's primary key)."""
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return subprocess.run(
+        [sys.executable, "-c", SHELL_SCRIPT.format(root=str(ROOT), args=list(args))],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_explain_exit_code_from_the_shell() -> None:
+    allowed = run_seeded(
+        "explain", "carol", "invoices.approve", "invoices.Invoice:PK", "--exit-code"
+    )
+    denied = run_seeded(
+        "explain", "alice", "invoices.approve", "invoices.Invoice:PK", "--exit-code"
+    )
+    unknown = run_seeded("explain", "zed", "invoices.approve", "invoices.Invoice:PK", "--exit-code")
+    assert (allowed.returncode, denied.returncode, unknown.returncode) == (0, 1, 2)
+    assert "Verdict: allowed" in allowed.stdout
+    assert "Verdict: denied by policy.four_eyes" in denied.stdout
+    assert unknown.stdout == ""
+    assert unknown.stderr.strip().splitlines()[-1] == "CommandError: No user with username 'zed'."
+    for result in (allowed, denied, unknown):
+        assert "Traceback" not in result.stderr

@@ -24,6 +24,7 @@ import csv
 import difflib
 import io
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -100,9 +101,13 @@ class Command(BaseCommand):
             description="""
                 The full trace of one decision: gate 1, every policy and every invariant, with
                 pass, deny or error, then the verdict authorize() reaches. Nothing is recorded.
+
+                exit status: 0 whatever the verdict, 1 for bad input; with --exit-code,
+                0 when allowed, 1 when denied and 2 for bad input.
             """,
             examples="""
                 manage.py clearance explain alice invoices.approve invoices.Invoice:3
+                manage.py clearance explain alice invoices.approve invoices.Invoice:3 --exit-code
                 manage.py clearance explain --pk 7 invoices.create_tenant --extra reason=audit
             """,
         )
@@ -113,6 +118,11 @@ class Command(BaseCommand):
         )
         explain.add_argument(
             "--pk", action="store_true", help="USER is a primary key, not a username"
+        )
+        explain.add_argument(
+            "--exit-code",
+            action="store_true",
+            help="exit 1 when the decision is denied, 2 for bad input (0 when allowed)",
         )
         # Also accepted after the subcommand (Django reads them before it, too).
         for flag, text in (("--no-color", "plain output"), ("--force-color", "coloured output")):
@@ -194,7 +204,14 @@ class Command(BaseCommand):
         elif subcommand == "matrix":
             self.write(render_matrix(options["format"], app_labels(options["app"])))
         elif subcommand == "explain":
-            self.explain(options)
+            try:
+                allowed = self.explain(options)
+            except CommandError as exc:
+                if options["exit_code"]:  # 1 means "denied": bad input is 2, like diff(1)
+                    raise CommandError(str(exc), returncode=2) from None
+                raise
+            if options["exit_code"] and not allowed:
+                sys.exit(1)
         elif subcommand in reviewing.SUBCOMMANDS:
             reviewing.run(self, subcommand, options)
         elif subcommand == "audit-guard":
@@ -210,8 +227,8 @@ class Command(BaseCommand):
 
     # -- explain -------------------------------------------------------------------------------
 
-    def explain(self, options: dict[str, Any]) -> None:
-        """Print every gate and rule of one decision, with its outcome."""
+    def explain(self, options: dict[str, Any]) -> bool:
+        """Print every gate and rule of one decision, with its outcome; say whether it allows."""
         action = _action(options["action"])
         user = _user(options["user"], by_pk=options["pk"])
         obj = _object(action, options["object"])
@@ -232,6 +249,7 @@ class Command(BaseCommand):
             ]
         )
         self.write(format_decision(decision, subject=subject, paint=_painter(colour)))
+        return decision.allowed
 
     # -- prune-audit ---------------------------------------------------------------------------
 

@@ -366,6 +366,14 @@ INVALID_SETTINGS: dict[str, list[Any]] = {
         {"testapp.Document": "testapp.nothing"},
         {"testapp.Note": "testapp.approve"},
     ],
+    "NATURAL_KEYS": [
+        ["testapp.Document"],
+        {"testapp.Nothing": "title"},
+        {"testapp.Document": "nosuchfield"},
+        {"testapp.Document": 3},
+        {"testapp.Document": "tenant"},
+        {"testapp.Document": "pk"},
+    ],
 }
 
 
@@ -406,6 +414,7 @@ def test_e102_an_invalid_value_of_each_setting(name: str) -> None:
         ("INVARIANT_STATUS", 422),
         ("GUARD_EXEMPT", (r"^$", r"^static/")),
         ("CONSOLE_VIEW_ACTIONS", {"testapp.Document": "testapp.read"}),
+        ("NATURAL_KEYS", {"testapp.Document": "title", "testapp.Note": "text"}),
     ],
 )
 def test_valid_values_are_accepted(name: str, value: Any) -> None:

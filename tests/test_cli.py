@@ -213,15 +213,26 @@ def test_explain_is_plain_when_piped_and_coloured_when_forced(demo: None) -> Non
     [
         (["zed", "invoices.approve", "X"], "No user with username 'zed'."),
         (["alice", "invoices.aprove", "X"], "No action named 'invoices.aprove' is declared."),
-        (["alice", "invoices.approve", "invoices.Invoice:999999"], "No invoices.Invoice with pk"),
+        (
+            ["alice", "invoices.approve", "invoices.Invoice:999999"],
+            "There is no invoices.Invoice with primary key '999999'.",
+        ),
         (
             ["alice", "invoices.approve", "invoices.Invoic:1"],
             "no installed model 'invoices.Invoic'",
         ),
-        (["alice", "invoices.approve", "invoices.Invoice:abc"], "'abc' is not a valid primary key"),
+        (
+            ["alice", "invoices.approve", "invoices.Invoice:abc"],
+            "'abc' is not a primary key of invoices.Invoice.",
+        ),
+        (["alice", "invoices.approve", "invoices.Invoice:"], "write the primary key after"),
         (["alice", "invoices.approve", "invoices.Tenant:1"], "not invoices.Tenant"),
-        (["alice", "invoices.approve", "ACME-003"], "name the object as app_label.Model:pk"),
+        (
+            ["alice", "invoices.approve", "ACME-003"],
+            "'ACME-003' is not a primary key of invoices.Invoice. (CLEARANCE['NATURAL_KEYS']",
+        ),
         (["alice", "invoices.approve"], "acts on invoices.Invoice objects: name one"),
+        (["alice", "invoices.approve", "invoices.Invoice:1\x00"], "not a primary key"),
         (["--pk", "alice", "invoices.view", "invoices.Invoice:1"], "not a valid pk for a user"),
     ],
 )
@@ -552,3 +563,137 @@ def test_explain_exit_code_from_the_shell() -> None:
     assert unknown.stderr.strip().splitlines()[-1] == "CommandError: No user with username 'zed'."
     for result in (allowed, denied, unknown):
         assert "Traceback" not in result.stderr
+
+
+# -- explain: the object by primary key or natural key --------------------------------------------
+
+NUMBERS = {"NATURAL_KEYS": {"invoices.Invoice": "number"}}
+
+
+def invoice(number: str) -> Any:
+    from invoices.models import Invoice
+
+    return Invoice.objects.get(number=number)
+
+
+def object_line(output: str) -> str:
+    (line,) = [line for line in output.splitlines() if line.startswith("Object:")]
+    return line
+
+
+def test_explain_takes_a_bare_primary_key(demo: None) -> None:
+    acme_003 = invoice("ACME-003")
+    by_pk = clearance("explain", "alice", "invoices.approve", str(acme_003.pk))
+    assert by_pk == clearance("explain", "alice", "invoices.approve", invoice_spec("ACME-003"))
+    assert by_pk == clearance("explain", "alice", "invoices.approve", f"pk={acme_003.pk}")
+    assert object_line(by_pk) == f"Object:  invoices.Invoice:{acme_003.pk} (ACME-003 (Submitted))"
+
+
+def test_explain_takes_a_natural_key(demo: None, settings: Any) -> None:
+    settings.CLEARANCE = NUMBERS
+    acme_003 = invoice("ACME-003")
+    output = clearance("explain", "carol", "invoices.approve", "ACME-003")
+    assert object_line(output) == f"Object:  invoices.Invoice:{acme_003.pk} (ACME-003 (Submitted))"
+    assert output.endswith("Verdict: allowed\n")
+    assert output == clearance("explain", "carol", "invoices.approve", "number=ACME-003")
+    # The primary key still works beside it.
+    assert output == clearance("explain", "carol", "invoices.approve", str(acme_003.pk))
+
+
+def test_explain_by_natural_key_explains_another_tenants_object(demo: None, settings: Any) -> None:
+    """explain is the operator's tool: alice (Acme only) on a Globex invoice is explained, and
+    denied by the tenant rule, not reported missing."""
+    settings.CLEARANCE = NUMBERS
+    glx_002 = invoice("GLX-002")
+    output = clearance("explain", "alice", "invoices.approve", "GLX-002")
+    assert object_line(output) == f"Object:  invoices.Invoice:{glx_002.pk} (GLX-002 (Submitted))"
+    assert "  deny  tenant_member" in output
+    assert output.splitlines()[-1].startswith("Verdict: denied by policy.tenant_member")
+
+
+def test_a_number_two_tenants_share_is_an_error_listing_both(demo: None, settings: Any) -> None:
+    from invoices.models import Invoice, Tenant
+
+    settings.CLEARANCE = NUMBERS
+    acme_003 = invoice("ACME-003")
+    twin = Invoice.objects.create(
+        tenant=Tenant.objects.get(slug="globex"), number="ACME-003", amount=5, state="submitted"
+    )
+    with pytest.raises(CommandError) as info:
+        clearance("explain", "carol", "invoices.approve", "ACME-003")
+    assert str(info.value) == (
+        f"2 invoices.Invoice objects have number 'ACME-003' (invoices.Invoice:{acme_003.pk} "
+        f"(ACME-003 (Submitted)), invoices.Invoice:{twin.pk} (ACME-003 (Submitted))): name one "
+        f"by its primary key, e.g. pk={acme_003.pk}."
+    )
+    with pytest.raises(CommandError, match=r"2 invoices\.Invoice objects have number"):
+        clearance("explain", "carol", "invoices.approve", "number=ACME-003")
+    chosen = clearance("explain", "carol", "invoices.approve", f"pk={twin.pk}")
+    assert object_line(chosen) == f"Object:  invoices.Invoice:{twin.pk} (ACME-003 (Submitted))"
+
+
+def test_a_value_that_is_a_primary_key_and_another_objects_number_is_an_error(
+    demo: None, settings: Any
+) -> None:
+    from invoices.models import Invoice, Tenant
+
+    settings.CLEARANCE = NUMBERS
+    acme_003 = invoice("ACME-003")
+    value = str(acme_003.pk)
+    other = Invoice.objects.create(
+        tenant=Tenant.objects.get(slug="globex"), number=value, amount=5, state="submitted"
+    )
+    with pytest.raises(CommandError) as info:
+        clearance("explain", "carol", "invoices.approve", value)
+    assert str(info.value) == (
+        f"'{value}' is the primary key of invoices.Invoice:{acme_003.pk} (ACME-003 (Submitted)) "
+        f"and the number of invoices.Invoice:{other.pk} ({value} (Submitted)): write "
+        f"pk={value} or number={value}."
+    )
+    by_pk = clearance("explain", "carol", "invoices.approve", f"pk={value}")
+    by_number = clearance("explain", "carol", "invoices.approve", f"number={value}")
+    labelled = clearance("explain", "carol", "invoices.approve", f"invoices.Invoice:{value}")
+    assert object_line(by_pk) == object_line(labelled)
+    assert f"invoices.Invoice:{acme_003.pk} (ACME-003" in object_line(by_pk)
+    assert f"invoices.Invoice:{other.pk} ({value} (Submitted))" in object_line(by_number)
+    # The same object by both: no ambiguity.
+    Invoice.objects.filter(pk=other.pk).delete()
+    acme_003.number = value
+    acme_003.save()
+    assert f"invoices.Invoice:{acme_003.pk}" in object_line(
+        clearance("explain", "carol", "invoices.approve", value)
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("INV-9999", "There is no invoices.Invoice with primary key or number 'INV-9999'."),
+        ("number=INV-9999", "There is no invoices.Invoice with number 'INV-9999'."),
+        ("pk=INV-9999", "'INV-9999' is not a primary key of invoices.Invoice."),
+        ("999999", "There is no invoices.Invoice with primary key or number '999999'."),
+        # Only the primary key and the declared natural key are looked up, never another field.
+        ("tenant__slug=acme", "There is no invoices.Invoice with primary key or number"),
+        ("description=Office chairs", "There is no invoices.Invoice with primary key or number"),
+        ("ACME-003\x00", "There is no invoices.Invoice with primary key or number"),
+        ("' OR 1=1 --", "There is no invoices.Invoice with primary key or number"),
+        ("ACME-%", "There is no invoices.Invoice with primary key or number 'ACME-%'."),
+        ("acme-003" * 100, "There is no invoices.Invoice with primary key or number"),
+        ("", "There is no invoices.Invoice with primary key or number ''."),
+    ],
+)
+def test_explain_by_natural_key_refuses_what_names_no_object(
+    demo: None, settings: Any, spec: str, message: str
+) -> None:
+    settings.CLEARANCE = NUMBERS
+    with pytest.raises(CommandError) as info:
+        clearance("explain", "alice", "invoices.approve", spec)
+    assert message in str(info.value)
+
+
+def test_the_natural_key_is_found_by_the_models_label_in_any_case(
+    demo: None, settings: Any
+) -> None:
+    settings.CLEARANCE = {"NATURAL_KEYS": {"invoices.invoice": "number"}}
+    output = clearance("explain", "carol", "invoices.approve", "ACME-003")
+    assert "(ACME-003 (Submitted))" in object_line(output)

@@ -89,6 +89,8 @@ DATABASE_ROUTERS = ["clearance.audit.routers.AuditRouter"]
 
 CLEARANCE = {
     "AUDIT_DATABASE": "audit",
+    # People name invoices by number (manage.py clearance explain alice invoices.approve ACME-003).
+    "NATURAL_KEYS": {"invoices.Invoice": "number"},
     # Pages that decide nothing on purpose: the home redirect, login, and the admin's own pages
     # other than the invoice admin (which is scoped by clearance).
     "GUARD_EXEMPT": [

@@ -75,6 +75,10 @@ DEFAULTS: dict[str, Any] = {
     # clearance.console: the action deciding which objects of a model (by label, e.g.
     # "invoices.Invoice") a console user may see, when not the model's view action.
     "CONSOLE_VIEW_ACTIONS": {},
+    # The field people name objects of a model by (model label to field name, e.g.
+    # {"invoices.Invoice": "number"}): ``manage.py clearance explain`` and the console's explain
+    # page accept it besides the primary key.
+    "NATURAL_KEYS": {},
     # The committed authorization snapshot (``manage.py clearance snapshot``); None means
     # ``<BASE_DIR>/clearance.snapshot`` when settings.BASE_DIR is set, else no snapshot.
     "SNAPSHOT_PATH": None,
@@ -171,6 +175,31 @@ def _view_actions(value: Any) -> str | None:
     return None
 
 
+def _natural_keys(value: Any) -> str | None:
+    if not isinstance(value, dict):
+        return "must be a dict of model labels to field names"
+    from django.apps import apps
+    from django.core.exceptions import FieldDoesNotExist
+
+    for label, name in value.items():
+        try:
+            model = apps.get_model(label) if isinstance(label, str) else None
+        except (LookupError, ValueError):
+            model = None
+        if model is None:
+            return f"names {label!r}, which is not the label of an installed model"
+        try:
+            field = model._meta.get_field(name) if isinstance(name, str) else None
+        except FieldDoesNotExist:
+            field = None
+        if field is None or not field.concrete or field.is_relation or name == "pk":
+            return (
+                f"maps {label!r} to {name!r}, which is not a field of {label} "
+                "(a concrete field that is no relation)"
+            )
+    return None
+
+
 def _seconds(value: Any) -> str | None:
     if value is None or (
         isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
@@ -217,6 +246,7 @@ _VALIDATORS: dict[str, Callable[[Any], str | None]] = {
     "GUARD_EXEMPT": _patterns,
     "CONSOLE_SEES_ALL": _is_bool,
     "CONSOLE_VIEW_ACTIONS": _view_actions,
+    "NATURAL_KEYS": _natural_keys,
     "SNAPSHOT_PATH": _path,
     "REPLAY_REPORT_PATH": _path,
 }

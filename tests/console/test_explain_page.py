@@ -262,3 +262,30 @@ def test_as_of_evaluates_the_rules_at_that_moment(
     assert "gate-decisive" in classes(gate(at_night, "policy"))
     assert "Allowed." in visible_text(at_ten)
     assert f"at={day}T10%3A00" in at_ten  # the permalink keeps the moment
+
+
+def test_the_object_may_be_named_by_its_natural_key(
+    staff_client: Client, alice: User, own_document: Document, settings: Any
+) -> None:
+    settings.CLEARANCE = {**settings.CLEARANCE, "NATURAL_KEYS": {"testapp.Document": "title"}}
+    by_title = explain(
+        staff_client, user="alice", action="testapp.approve", object="Alice's expenses"
+    )
+
+    assert "Denied by the policy gate, rule four_eyes" in visible_text(by_title)
+    assert f"<code>testapp.Document:{own_document.pk}</code>" in by_title
+
+
+def test_a_natural_key_several_objects_share_is_not_guessed(
+    staff_client: Client, alice: User, make_doc: Callable[..., Document], settings: Any
+) -> None:
+    settings.CLEARANCE = {**settings.CLEARANCE, "NATURAL_KEYS": {"testapp.Document": "title"}}
+    first, second = make_doc(title="Memo"), make_doc(title="Memo")
+    page = explain(staff_client, user="alice", action="testapp.approve", object="Memo")
+
+    assert (
+        f"2 testapp.Document objects have title 'Memo' (testapp.Document:{first.pk} ({first}), "
+        f"testapp.Document:{second.pk} ({second})): name one by its primary key, "
+        f"e.g. pk={first.pk}."
+    ) in visible_text(page)
+    assert "data-layer=" not in page

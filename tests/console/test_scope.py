@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth.models import User
@@ -15,6 +16,7 @@ from clearance.console.scope import visible_objects, visible_records
 from tests.testapp.models import Document, Tenant
 
 from .conftest import console_permission
+from .html import visible_text
 
 pytestmark = pytest.mark.django_db
 
@@ -121,3 +123,34 @@ def test_records_in_an_audit_database_of_their_own_are_scoped_too(
     records = AuditRecord.objects.using("audit").filter(pk__in=saved)
     visible = visible_records(auditor, records)
     assert [r.resource_pk for r in visible] == [str(documents["own"].pk)]
+
+
+def test_explain_by_natural_key_finds_only_visible_objects(
+    view_action: Action,
+    auditor: User,
+    documents: dict[str, Document],
+    make_doc: Callable[..., Document],
+    other_tenant: Tenant,
+    settings: Any,
+) -> None:
+    """Another tenant's object reads as missing, and does not make a shared title ambiguous."""
+    settings.CLEARANCE = {**settings.CLEARANCE, "NATURAL_KEYS": {"testapp.Document": "title"}}
+    client = Client()
+    client.force_login(auditor)
+
+    def explained(name: str) -> str:
+        query = urlencode({"user": "auditor", "action": "testapp.approve", "object": name})
+        return client.get(f"/clearance/explain/?{query}").content.decode()
+
+    hidden = explained("Globex memo")
+    assert "There is no testapp.Document with primary key or title 'Globex memo'." in (
+        visible_text(hidden)
+    )
+    assert "data-layer=" not in hidden
+
+    ours = make_doc(title="Shared title")
+    make_doc(title="Shared title", tenant=other_tenant)
+    page = explained("Shared title")
+    assert "data-layer=" in page
+    assert f"<code>testapp.Document:{ours.pk}</code>" in page
+    assert "objects have title" not in page

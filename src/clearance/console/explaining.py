@@ -20,13 +20,14 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ObjectDoesNotExist, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
 from ..actions import Action, registry
 from ..decisions import Decision
 from ..engine import decide
+from ..lookup import ObjectNotFound, find_object
 from ..rules import Context
 from .scope import visible_objects
 
@@ -83,9 +84,9 @@ class ExplainForm(forms.Form):
     object = forms.CharField(
         label="Object",
         required=False,
-        max_length=64,
-        help_text="The primary key of the object the action acts on (leave empty for an "
-        "action that takes no object).",
+        max_length=255,
+        help_text="The object the action acts on: its primary key, or its natural key such as "
+        "a number when the project names one (leave empty for an action that takes no object).",
         widget=forms.TextInput(attrs={"autocomplete": "off"}),
     )
     at = forms.DateTimeField(
@@ -152,11 +153,10 @@ class ExplainForm(forms.Form):
             )
             return cleaned
         try:
-            self.target = visible_objects(self.viewer, model).get(pk=pk)
-        except ObjectDoesNotExist:
-            self.add_error("object", f"There is no {model._meta.label} with primary key {pk!r}.")
-        except (ValueError, TypeError, ValidationError):
-            self.add_error("object", f"{pk!r} is not a primary key of {model._meta.label}.")
+            # Among the objects the console user may see: a hidden one reads as a missing one.
+            self.target = find_object(model, pk, visible_objects(self.viewer, model))
+        except ObjectNotFound as exc:
+            self.add_error("object", str(exc))
         return cleaned
 
     def explain(self, staff: Any) -> Decision:

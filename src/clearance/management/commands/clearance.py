@@ -40,6 +40,7 @@ from ...decisions import UnknownAction
 from ...engine import decide
 from ...formatting import format_decision
 from ...introspection import capability_matrix, describe_actions, describe_model_invariants
+from ...lookup import ObjectNotFound, find_object
 from ...rules import Context
 from ...rules.context import decision_now
 from .. import add_subcommand, database_alias, reviewing
@@ -107,14 +108,19 @@ class Command(BaseCommand):
             """,
             examples="""
                 manage.py clearance explain alice invoices.approve invoices.Invoice:3
-                manage.py clearance explain alice invoices.approve invoices.Invoice:3 --exit-code
+                manage.py clearance explain alice invoices.approve 3 --exit-code
+                manage.py clearance explain alice invoices.approve number=ACME-003
                 manage.py clearance explain --pk 7 invoices.create_tenant --extra reason=audit
             """,
         )
         explain.add_argument("user", help="the user's username (or primary key with --pk)")
         explain.add_argument("action", help="the action's name, e.g. invoices.approve")
         explain.add_argument(
-            "object", nargs="?", default=None, help="the object, as app_label.Model:pk"
+            "object",
+            nargs="?",
+            default=None,
+            help="the object: its primary key, app_label.Model:pk, or its natural key "
+            "(CLEARANCE['NATURAL_KEYS']), also as pk=VALUE or FIELD=VALUE",
         )
         explain.add_argument(
             "--pk", action="store_true", help="USER is a primary key, not a username"
@@ -382,29 +388,16 @@ def _object(action: Action, spec: str | None) -> models.Model | None:
         if model is not None:
             raise CommandError(
                 f"{action.name} acts on {model._meta.label} objects: name one, e.g. "
-                f"{model._meta.label}:1"
+                f"{model._meta.label}:1 or its primary key alone"
             )
         return None
     if model is None:
         raise CommandError(f"{action.name} acts on no object; leave out {spec!r}.")
-    label, sep, pk = spec.rpartition(":")
-    if not sep or not label or not pk:
-        raise CommandError(f"{spec!r}: name the object as app_label.Model:pk")
+    # Every object: explain is the operator's tool, whichever tenant the object belongs to.
     try:
-        given = apps.get_model(label)
-    except (LookupError, ValueError):
-        raise CommandError(f"{spec!r}: no installed model {label!r}.") from None
-    if given._meta.concrete_model is not model._meta.concrete_model:
-        raise CommandError(
-            f"{action.name} acts on {model._meta.label} objects, not {given._meta.label}."
-        )
-    try:
-        obj: models.Model = given._base_manager.get(pk=pk)
-    except given.DoesNotExist:
-        raise CommandError(f"No {given._meta.label} with pk {pk!r}.") from None
-    except (ValueError, TypeError, ValidationError):
-        raise CommandError(f"{pk!r} is not a valid primary key for {given._meta.label}.") from None
-    return obj
+        return find_object(model, spec)
+    except ObjectNotFound as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _extra(pairs: list[str]) -> dict[str, str]:

@@ -91,3 +91,13 @@ def test_every_setting_is_in_the_settings_reference_with_its_default() -> None:
     table = {m["key"]: ast.literal_eval(m["default"]) for m in SETTING_ROW.finditer(reference)}
     assert table == DEFAULTS  # one row per key, with the default the code has
     assert [key for key in DEFAULTS if f"### `{key}`" not in reference] == []
+
+
+@pytest.mark.parametrize("name", ["can_attempt", "attach"])
+def test_gate_one_alone_and_attaching_rules_are_public_and_documented(name: str) -> None:
+    import clearance
+
+    assert name in clearance.__all__
+    assert getattr(clearance, name).__doc__
+    reference = (ROOT / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    assert f"::: clearance.{name}\n" in reference

@@ -6,7 +6,7 @@ invariants what must never happen, whoever asks. Every public name is importable
 
 from __future__ import annotations
 
-from .actions import ANYONE, Action, model_invariant
+from .actions import ANYONE, Action, attach, model_invariant
 from .actors import SystemActor
 from .constraints import constraints_for, invariant_constraint
 from .decisions import (
@@ -27,6 +27,7 @@ from .engine import (
     authorize,
     authorize_many,
     authorized,
+    can_attempt,
     enforce,
     explain,
 )
@@ -59,9 +60,11 @@ __all__ = [
     "aenforce",
     "aexplain",
     "aperform",
+    "attach",
     "authorize",
     "authorize_many",
     "authorized",
+    "can_attempt",
     "constraints_for",
     "enforce",
     "explain",

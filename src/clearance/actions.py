@@ -564,10 +564,23 @@ class _Attachment:
 def attach(action: str) -> _Attachment:
     """Add rules to an action by its name, from another app's ``authz`` module.
 
-    ``attach("invoices.approve").policy("not_frozen", where(...), reason=...)`` works whichever
-    ``authz`` module is imported first: the rule waits until the action is declared. A rule
-    attached to an action that is never declared is reported by the system checks
-    (``clearance.E005``); it is never silently dropped.
+    The app that declares an action owns it; another app can still refine it, without importing
+    the declaring module (and so whichever ``authz`` module is imported first): the rule waits
+    until the action is declared. ``.policy()`` and ``.invariant()`` take the arguments of
+    :meth:`Action.policy` and :meth:`Action.invariant` and chain.
+
+    ```python
+    # billing/authz.py
+    from clearance import attach, where
+
+    attach("invoices.approve").policy(
+        "not_frozen", ~where(tenant__frozen=True), reason="Frozen tenants approve nothing."
+    )
+    ```
+
+    A rule attached to an action that is never declared is reported by the system checks
+    (``clearance.E005``); it is never silently dropped. ``action`` must look like
+    ``"app_label.verb"`` (``ImproperlyConfigured`` otherwise).
     """
     if not isinstance(action, str) or not _ACTION_NAME.match(action):
         raise ImproperlyConfigured(

@@ -205,7 +205,23 @@ def permission_gate(actor: Any, act: Action) -> Gate1:
 
 
 def can_attempt(actor: Any, action: str | Action) -> bool:
-    """Gate 1 alone: may ``actor`` attempt ``action`` at all (for list pages, menus)?"""
+    """Gate 1 alone: may ``actor`` attempt ``action`` at all, on some object?
+
+    For what is shown before there is an object: a menu entry, a "New invoice" button, whether
+    a list page is offered. It asks only the permission gate (the action's permission, or
+    ``ANYONE``; anonymous and inactive actors hold none), without an object, policies or
+    invariants, and records nothing. It is not a decision to act on: on an object, use
+    :func:`authorize` or :func:`enforce`, which run the three gates.
+
+    ```python
+    from clearance import can_attempt
+
+    if can_attempt(request.user, "invoices.approve"):
+        ...  # show the approval queue in the menu
+    ```
+
+    An undeclared action raises :class:`UnknownAction`; a ``None`` actor is a ``TypeError``.
+    """
     check_actor(actor)
     return permission_gate(actor, registry.get(action))[0]
 

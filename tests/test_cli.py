@@ -391,6 +391,11 @@ def run_manage(*args: str) -> subprocess.CompletedProcess[str]:
         (["replay", "--since", "99999999w"], "a time before the first year"),
         (["replay", "--since", "2026-13-45"], "Cannot read the time '2026-13-45'"),
         (["replay", "--examples", "-1"], "--examples -1: give 0 or more."),
+        (
+            ["replay", "--since", "2026-01-01", "--until", "2025-01-01"],
+            "--since 2026-01-01 is not before --until 2025-01-01: no decision lies between them.",
+        ),
+        (["replay", "--since", "1d", "--until", "7d"], "--since 1d is not before --until 7d"),
         (["actions", "--app", "nosuchapp"], "No installed app 'nosuchapp'"),
         (["actions", "--app", "invoice"], "Did you mean 'invoices'?"),
         (["matrix", "--app", "nosuchapp"], "No installed app 'nosuchapp'"),

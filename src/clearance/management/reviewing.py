@@ -103,11 +103,18 @@ def run(command: BaseCommand, subcommand: str, options: dict[str, Any]) -> None:
                 f"Cannot write the snapshot {exc.filename or path}: {exc.strerror or exc}."
             ) from None
     else:
+        from ..replay import parse_when
         from ..replay import run_command as run_replay
 
         if options["examples"] < 0:
             raise CommandError(f"--examples {options['examples']}: give 0 or more.")
         try:
+            since, until = parse_when(options["since"]), parse_when(options["until"])
+            if since is not None and until is not None and since >= until:
+                raise CommandError(
+                    f"--since {options['since']} is not before --until {options['until']}: "
+                    "no decision lies between them."
+                )
             status, out, err = run_replay(
                 since=options["since"],
                 until=options["until"],

@@ -401,6 +401,9 @@ def run_manage(*args: str) -> subprocess.CompletedProcess[str]:
         (["matrix", "--app", "nosuchapp"], "No installed app 'nosuchapp'"),
         (["actions", "--app", ""], "No installed app ''"),
         (["actions", "--bogus"], "unrecognized arguments: --bogus"),
+        (["explain", "al\x00ice", "invoices.approve", "1"], "No user with username 'al\\x00ice'."),
+        (["replay", "--actor", "a\x00b"], "--actor 'a\\x00b': a name holds no NUL character."),
+        (["replay", "--action", "a\x00b"], "--action 'a\\x00b': a name holds no NUL character."),
         (["nosuchsubcommand"], "invalid choice: 'nosuchsubcommand'"),
     ],
 )

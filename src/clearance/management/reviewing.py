@@ -106,6 +106,10 @@ def run(command: BaseCommand, subcommand: str, options: dict[str, Any]) -> None:
         from ..replay import parse_when
         from ..replay import run_command as run_replay
 
+        named = [("--actor", options["actor"] or "")] + [("--action", a) for a in options["action"]]
+        for flag, text in named:
+            if "\x00" in text:  # in no name; PostgreSQL refuses it in a query
+                raise CommandError(f"{flag} {text!r}: a name holds no NUL character.")
         if options["examples"] < 0:
             raise CommandError(f"--examples {options['examples']}: give 0 or more.")
         try:

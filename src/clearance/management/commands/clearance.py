@@ -374,6 +374,8 @@ def _user(value: str, *, by_pk: bool) -> Any:
     user_model = get_user_model()
     manager = user_model._default_manager
     field = "pk" if by_pk else user_model.USERNAME_FIELD
+    if "\x00" in value:  # in no name; PostgreSQL refuses it in a query
+        raise CommandError(f"No user with {field} {value!r}.")
     try:
         return manager.get(**{field: value})
     except user_model.DoesNotExist:

@@ -12,6 +12,7 @@ it. :func:`find_object` reads, for a model:
 A bare ``VALUE`` never picks an object silently: when it is the primary key of one object and
 the natural key of another, or the natural key of several objects (a number unique per tenant
 only), :class:`ObjectNotFound` says so and lists them, and the explicit forms above choose.
+A natural key that itself looks like ``app_label.Model:...`` is written ``FIELD=VALUE``.
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ def find_object(
             raise ObjectNotFound(f"There is no {label} with {natural} {value!r}.")
         return _one(found, label, natural, value)
 
-    by_pk = _pk_match(queryset, text)
     if natural is None:
         return _by_pk(queryset, label, text)
+    by_pk = _pk_match(queryset, text)
     by_key = _by_natural_key(queryset, natural, text)
     if by_pk is not None and by_key and any(obj.pk != by_pk.pk for obj in by_key):
         other = next(obj for obj in by_key if obj.pk != by_pk.pk)

@@ -5,7 +5,8 @@ Subcommands:
 - ``actions``: every action with its permission, policies, invariants and their reasons;
 - ``matrix``: actions by groups (who holds each action's permission) and the rules that refine
   it, as text, Markdown, CSV or JSON;
-- ``explain USER ACTION [app_label.Model:pk]``: the full trace, gate by gate;
+- ``explain USER ACTION [OBJECT] [--exit-code]``: the full trace, gate by gate (the object
+  by primary key, ``app_label.Model:pk`` or natural key: :mod:`clearance.lookup`);
 - ``prune-audit --older-than 90d [--dry-run]``: delete old audit records, and say which;
 - ``audit-guard install|remove|status``: the PostgreSQL trigger that refuses UPDATE and
   DELETE of audit records outside pruning (:mod:`clearance.audit.guard`);
@@ -110,7 +111,7 @@ class Command(BaseCommand):
                 manage.py clearance explain alice invoices.approve invoices.Invoice:3
                 manage.py clearance explain alice invoices.approve 3 --exit-code
                 manage.py clearance explain alice invoices.approve number=ACME-003
-                manage.py clearance explain --pk 7 invoices.create_tenant --extra reason=audit
+                manage.py clearance explain --pk 7 invoices.approve ACME-003 --extra channel=api
             """,
         )
         explain.add_argument("user", help="the user's username (or primary key with --pk)")

@@ -5,6 +5,7 @@ and its audit record read, on every path (``authorize``, ``explain``, ``authoriz
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -145,3 +146,45 @@ def test_without_time_zones_now_is_naive(
     assert decision.at.tzinfo is None and seen.pop()[0] == decision.at
     naive = dt.datetime(2025, 6, 1, 12, 30)
     assert authorize(alice, action, make_doc(), now=naive).at == naive
+
+
+def test_explain_on_the_command_line_as_of_a_moment(
+    clock_action: Any, alice: User, make_doc: Callable[..., Document]
+) -> None:
+    from django.core.management import CommandError, call_command
+    from django.utils import timezone
+
+    action, seen = clock_action
+    doc = make_doc()
+    out = io.StringIO()
+    call_command(
+        "clearance",
+        "explain",
+        "alice",
+        action.name,
+        str(doc.pk),
+        "--as-of",
+        "2025-06-01T12:30",
+        stdout=out,
+    )
+    expected = timezone.make_aware(dt.datetime(2025, 6, 1, 12, 30))
+    assert seen.pop() == (expected, expected)
+    call_command(
+        "clearance",
+        "explain",
+        "alice",
+        action.name,
+        str(doc.pk),
+        "--as-of",
+        "2025-06-01T12:30+02:00",
+        stdout=out,
+    )
+    assert seen.pop()[0] == dt.datetime(2025, 6, 1, 10, 30, tzinfo=dt.timezone.utc)
+    with pytest.raises(CommandError, match="--as-of 'yesterday'"):
+        call_command(
+            "clearance", "explain", "alice", action.name, str(doc.pk), "--as-of", "yesterday"
+        )
+    with pytest.raises(CommandError, match="--as-of"):
+        call_command(
+            "clearance", "explain", "alice", action.name, str(doc.pk), "--extra", "now=2025-01-01"
+        )

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import difflib
 import io
 import json
@@ -30,11 +31,13 @@ from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.color import color_style, no_style
 from django.db import models
+from django.utils import timezone
 
 from ...actions import Action, registry
 from ...decisions import UnknownAction
@@ -112,6 +115,7 @@ class Command(BaseCommand):
                 manage.py clearance explain alice invoices.approve 3 --exit-code
                 manage.py clearance explain alice invoices.approve number=ACME-003
                 manage.py clearance explain --pk 7 invoices.approve ACME-003 --extra channel=api
+                manage.py clearance explain alice invoices.approve 3 --as-of 2026-01-31T17:00
             """,
         )
         explain.add_argument("user", help="the user's username (or primary key with --pk)")
@@ -140,6 +144,13 @@ class Command(BaseCommand):
             default=[],
             metavar="NAME=VALUE",
             help="a value rules read as CTX.<name> (a string; repeat for more)",
+        )
+        explain.add_argument(
+            "--as-of",
+            metavar="DATETIME",
+            default=None,
+            help="decide as of this moment (ISO 8601, e.g. 2026-01-31T17:00; in the current "
+            "time zone unless it names one): the decision's now, CTX.now and ctx.now",
         )
 
         prune = add_subcommand(
@@ -239,7 +250,9 @@ class Command(BaseCommand):
         action = _action(options["action"])
         user = _user(options["user"], by_pk=options["pk"])
         obj = _object(action, options["object"])
-        extra = _extra(options["extra"])
+        extra: dict[str, Any] = _extra(options["extra"])
+        if options.get("as_of") is not None:
+            extra["now"] = _as_of(options["as_of"])
         # Evaluated by the engine, like explain(), but not recorded as a decision in the audit
         # trail: nobody asked to act.
         ctx = Context(user, action, obj, now=decision_now(extra), extra=extra)
@@ -409,8 +422,25 @@ def _extra(pairs: list[str]) -> dict[str, str]:
         name, sep, value = pair.partition("=")
         if not sep or not name.isidentifier():
             raise CommandError(f"--extra {pair!r}: expected NAME=VALUE")
+        if name == "now":
+            raise CommandError("--extra now=...: the decision's time is set with --as-of")
         extra[name] = value
     return extra
+
+
+def _as_of(text: str) -> dt.datetime:
+    """``--as-of``: an ISO 8601 moment, in the current time zone unless it names one."""
+    try:
+        moment = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(
+            f"--as-of {text!r}: expected an ISO 8601 date and time, e.g. 2026-01-31T17:00"
+        ) from None
+    if settings.USE_TZ and timezone.is_naive(moment):
+        return timezone.make_aware(moment)
+    if not settings.USE_TZ and timezone.is_aware(moment):
+        return timezone.make_naive(moment)
+    return moment
 
 
 def _describe(obj: models.Model | None) -> str:

@@ -98,16 +98,20 @@ bench: $(STAMP)
 		echo "benchmarks/__main__.py does not exist yet: nothing to run"; \
 	fi
 
-# Mutation testing (mutmut, configured in pyproject.toml). Interrupt it at any time: the next run
-# goes on where it stopped, and scripts/mutation_score.py reports what has been decided so far.
-# MUTATE=clearance.perform* restricts the run to mutants whose names match.
+# Mutation testing (mutmut, configured in pyproject.toml; scripts/mutate.py picks the files).
+# MUTATE_SCOPE: core (engine, rules, invariants, perform; the default), audit, contrib, all, or a
+# comma-separated list of module names (engine,perform). MUTATE=clearance.perform* restricts the
+# run to mutants whose names match (and runs them again even if decided). Interrupt it at any
+# time: the next run goes on where it stopped, and scripts/mutation_score.py reports what has been
+# decided so far.
 MUTATE ?=
+MUTATE_SCOPE ?= core
 MUTATE_JOBS ?= 2
 
 mutate: $(STAMP)
 	$(BIN)/pip install -q 'mutmut>=3.8,<4'
-	$(BIN)/mutmut run --max-children $(MUTATE_JOBS) $(MUTATE) || true
-	$(BIN)/python scripts/mutation_score.py
+	$(BIN)/python scripts/mutate.py --scope $(MUTATE_SCOPE) run --max-children $(MUTATE_JOBS) $(MUTATE) || true
+	$(BIN)/python scripts/mutation_score.py --scope $(MUTATE_SCOPE)
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict

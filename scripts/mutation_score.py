@@ -1,8 +1,9 @@
 """Summarise a mutmut run: the score per module and the surviving mutants.
 
 ``make mutate`` runs it after ``mutmut run``; run it again at any time with
-``.venv/bin/python scripts/mutation_score.py``. It reads ``mutmut results --all true``, so it
-sees whatever the last (possibly interrupted) run decided.
+``.venv/bin/python scripts/mutation_score.py --scope core`` (the scope of the run, see
+scripts/mutate.py). It reads ``mutmut results --all true``, so it sees whatever the last
+(possibly interrupted) run decided.
 
 The score of a module is killed / decided, where a mutant is *killed* when a test failed or timed
 out on it, and *decided* when it was run at all (not ``not checked`` or ``skipped``). Mutants no
@@ -11,6 +12,7 @@ test reached (``no tests``) count as decided and not killed: code that no test r
 
 from __future__ import annotations
 
+import argparse
 import re
 import subprocess
 import sys
@@ -23,10 +25,16 @@ UNDECIDED = {"not checked", "skipped"}
 NAME = re.compile(r"^(?P<module>[\w.]+?)\.x[_ǁ]")
 
 
-def results(mutmut: str) -> list[tuple[str, str]]:
-    """(mutant name, status) for every mutant mutmut knows of."""
+MUTATE = Path(__file__).with_name("mutate.py")
+
+
+def results(scope: str) -> list[tuple[str, str]]:
+    """(mutant name, status) for every mutant of the scope that mutmut knows of."""
     out = subprocess.run(
-        [mutmut, "results", "--all", "true"], capture_output=True, text=True, check=True
+        [sys.executable, str(MUTATE), "--scope", scope, "results", "--all", "true"],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     rows = []
     for line in out.splitlines():
@@ -36,12 +44,14 @@ def results(mutmut: str) -> list[tuple[str, str]]:
     return rows
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
     """Print the per-module table and the survivors; exit 0 (the score is reported, not a gate)."""
-    mutmut = str(Path(sys.executable).with_name("mutmut"))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scope", default="core", help="as for scripts/mutate.py")
+    scope = parser.parse_args(argv).scope
     per_module: dict[str, Counter[str]] = defaultdict(Counter)
     survivors: list[str] = []
-    for name, status in results(mutmut):
+    for name, status in results(scope):
         match = NAME.match(name)
         module = match["module"] if match else name.rsplit(".", 1)[0]
         per_module[module][status] += 1
@@ -70,4 +80,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(sys.argv[1:]))

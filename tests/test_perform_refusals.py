@@ -137,3 +137,48 @@ def test_perform_that_loses_a_sqlite_race_is_a_recorded_denial(
     assert "Try again" in refused.reason
     assert any(d.code == BUSY_CODE for d in decisions)
     assert state(doc) == "approved"
+
+
+def test_a_body_that_finds_the_database_locked_is_a_complete_busy_denial(
+    alice: User, bob: User, make_doc: Any, decisions: DecisionLog
+) -> None:
+    # A file database answers "database is locked" (the in-memory test database says "database
+    # table is locked"); either way the caller gets a recorded, retryable denial.
+    from django.db import OperationalError
+    from django.utils import timezone
+
+    from clearance.actions import registry
+
+    doc = make_doc(owner=bob)
+    before = timezone.now()
+    with pytest.raises(Denied) as caught, perform(alice, "testapp.approve", doc) as locked:
+        locked.state = "approved"
+        locked.save()
+        raise OperationalError("database is locked")
+    refused = caught.value.decision
+    assert refused.allowed is False and refused.performed is False
+    assert (refused.code, refused.rule, refused.layer) == (BUSY_CODE, "busy", None)
+    assert refused.action == "testapp.approve"
+    assert (refused.actor.label, refused.actor.pk) == ("alice", alice.pk)
+    assert refused.resource is not None
+    assert (refused.resource.model, refused.resource.pk) == ("testapp.Document", doc.pk)
+    assert before <= refused.at <= timezone.now()
+    assert refused.fingerprint == registry.get("testapp.approve").fingerprint()
+    assert refused.error == "OperationalError: database is locked"
+    assert decisions[-1] == refused
+    assert state(doc) == "submitted"
+
+
+def test_a_body_that_fails_on_the_database_otherwise_raises_its_own_error(
+    alice: User, bob: User, make_doc: Any, decisions: DecisionLog
+) -> None:
+    from django.db import OperationalError
+
+    doc = make_doc(owner=bob)
+    with (
+        pytest.raises(OperationalError, match="no such column"),
+        perform(alice, "testapp.approve", doc),
+    ):
+        raise OperationalError("no such column: nope")
+    assert not any(d.code == BUSY_CODE for d in decisions)
+    assert state(doc) == "submitted"

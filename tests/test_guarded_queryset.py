@@ -190,6 +190,22 @@ def test_bulk_create_ignoring_conflicts_checks_the_objects(positive: Any, tenant
     assert not Document.objects.exists()
 
 
+def test_bulk_create_ignoring_conflicts_names_only_the_invariant_the_objects_break(
+    positive: Any, tenant: Tenant
+) -> None:
+    model_invariant(Document, "titled", where(title__gt=""), reason="Documents have a title.")
+    good = Document(tenant=tenant, amount=5, title="a")
+    bad = Document(tenant=tenant, amount=0, title="b")
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().bulk_create([good, bad], ignore_conflicts=True)
+    # The database did not say which rows it wrote: the objects are listed without a key.
+    assert refused.value.violations == {"positive_amount": [None]}
+    decision = refused.value.decision
+    assert (decision.rule, decision.action) == ("positive_amount", "testapp.Document.save")
+    assert [(t.rule, t.outcome) for t in decision.trace] == [("positive_amount", False)]
+    assert not Document.objects.exists()
+
+
 def test_bulk_create_is_guarded_by_an_invariant_that_binds_saves_only(
     fresh_registry: Any, tenant: Tenant
 ) -> None:

@@ -484,7 +484,8 @@ def test_a_predicate_returning_a_queryset_denies_without_running_it(
     doc = make_doc()
     with CaptureQueriesContext(connection) as queries:
         decision = authorize(alice, action, doc)
-    assert not decision.allowed and "QuerySet" in (decision.error or "")
+    assert not decision.allowed
+    assert "returned <QuerySet of testapp.Document> (a QuerySet)" in (decision.error or "")
     assert not [q for q in queries.captured_queries if "testapp_document" in q["sql"]]
 
 

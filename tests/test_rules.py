@@ -153,6 +153,24 @@ def test_to_many_cache_works_through_a_lazy_request_user(
         assert holds(rule, Document(tenant=acme), lazy)
 
 
+def test_clearing_the_cache_of_an_actor_with_nothing_cached_is_harmless() -> None:
+    from clearance.rules import clear_actor_cache
+
+    user = User.objects.create_user("never-decided")
+    clear_actor_cache(user)  # nothing was cached on it yet
+    clear_actor_cache(AnonymousUser())
+    assert holds(where(owner=ACTOR), Document(owner=user), user)
+
+
+def test_a_predicate_called_directly_answers_for_the_context_it_is_given() -> None:
+    @predicate
+    def is_draft(ctx: Context) -> bool:
+        return bool(ctx.obj.state == "draft")
+
+    assert is_draft(ctx_for(Document(state="draft"))) is True
+    assert is_draft(ctx_for(Document(state="paid"))) is False
+
+
 @pytest.mark.django_db
 def test_to_many_lookups_in_one_where_match_the_same_row() -> None:
     acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")

@@ -388,6 +388,96 @@ async def test_async_twins_agree(alice: User, bob: User, make_doc: Any) -> None:
         await sync_to_async(connections.close_all)()
 
 
+def _request_and_flag_action() -> tuple[Action, Any]:
+    """An action whose policy holds only for one request object and the extra ``flag=True``."""
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    action = Action("testapp.passed_through", model=Document, permission=ANYONE)
+    action.policy(
+        "passed",
+        predicate(lambda ctx: ctx.request is request and ctx.extra.get("flag") is True),
+        reason="Only for that request, with the flag.",
+    )
+    action.policy(
+        "titled",
+        predicate(lambda ctx: ctx.obj is not None and ctx.obj.title != "", name="titled"),
+        reason="Only titled documents.",
+    )
+    return action, request
+
+
+def test_enforce_hands_the_request_and_the_extras_to_the_rules(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    action, request = _request_and_flag_action()
+    doc = make_doc(title="t")
+    assert enforce(alice, action, doc, request=request, flag=True).allowed
+    with pytest.raises(PolicyDenied):
+        enforce(alice, action, doc, request=request)
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_async_twins_hand_every_argument_through(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from clearance import NotFilterable, aauthorized
+    from clearance.engine import aauthorize_many
+
+    action, request = _request_and_flag_action()
+    try:
+        doc = await sync_to_async(make_doc)(title="t")
+        await sync_to_async(make_doc)(title="")
+        asked = {"request": request, "flag": True}
+
+        decision = await aauthorize(alice, action, doc, **asked)
+        assert decision.allowed and decision.probe is False
+        assert (await aauthorize(alice, action, doc, probe=True, **asked)).probe is True
+        assert not (await aauthorize(alice, action, doc, request=request)).allowed
+
+        explained = await aexplain(alice, action, doc, **asked)
+        assert explained.allowed and explained.explained and explained.probe is True
+        assert (await aexplain(alice, action, doc, probe=False, **asked)).probe is False
+        assert not (await aexplain(alice, action, doc, flag=True)).allowed
+
+        assert (await aenforce(alice, action, doc, **asked)).allowed
+        with pytest.raises(PolicyDenied):
+            await aenforce(alice, action, doc, request=request)
+
+        (many,) = await aauthorize_many(alice, action, [doc], **asked)
+        assert many.allowed and many.probe is False
+        (probed,) = await aauthorize_many(alice, action, [doc], probe=True, **asked)
+        assert probed.probe is True
+        (denied,) = await aauthorize_many(alice, action, [doc], flag=True)
+        assert not denied.allowed
+
+        # The object-reading predicate has no SQL form: refused unless checked in Python.
+        with pytest.raises(NotFilterable):
+            await aauthorized(alice, action, Document.objects.all(), **asked)
+        with pytest.raises(ValueError, match="chunk_size"):
+            await aauthorized(
+                alice,
+                action,
+                Document.objects.all(),
+                evaluate_in_python=True,
+                chunk_size=0,
+                **asked,
+            )
+        allowed = await aauthorized(
+            alice, action, Document.objects.all(), evaluate_in_python=True, chunk_size=1, **asked
+        )
+        assert await sync_to_async(list)(allowed.values_list("pk", flat=True)) == [doc.pk]
+        nothing = await aauthorized(
+            alice, action, Document.objects.all(), evaluate_in_python=True, request=request
+        )
+        assert not await sync_to_async(nothing.exists)()
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
 # -- a rule that raises is reported as undecidable, never with the text of a real denial --------
 
 

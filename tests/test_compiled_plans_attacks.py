@@ -202,6 +202,33 @@ def test_a_deferred_field_is_read_as_the_general_path_reads_it(
 # --------------------------------------------------------------------------------------------
 
 
+def test_a_predicate_raising_typeerror_runs_once_and_denies(
+    fresh_registry: Any, alice: User, tenant: Tenant
+) -> None:
+    # A TypeError from an inline comparison means "ask the rule's checker"; a rule with no
+    # inline form is its own checker, and is not asked twice (a second call that returns True
+    # would turn a failing rule into an allowance).
+    action = Action("testapp.typeerror", model=Document, permission=PERM)
+    calls: list[int] = []
+
+    @action.policy(reason="Fails once.")
+    def flaky(ctx: Any) -> bool:
+        calls.append(1)
+        if len(calls) % 2:
+            raise TypeError("an odd call fails")
+        return True
+
+    doc = Document.objects.create(tenant=tenant, owner=alice)
+    decision = authorize(alice, action, doc)
+    assert len(calls) == 1
+    assert not decision and decision.rule == "flaky"
+    assert decision.error is not None and "TypeError" in decision.error
+    calls.clear()
+    fast = authorize(alice, action, doc)
+    calls.clear()
+    assert _verdict(fast) == _verdict(_general(alice, action, doc))
+
+
 def test_rule_errors_follow_the_setting_between_decisions(
     fresh_registry: Any, alice: User, tenant: Tenant
 ) -> None:

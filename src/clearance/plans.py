@@ -337,13 +337,16 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
         ):
             if exact:
                 check = bind(_checker(named, model))
-                inline = _python_lines(named, model, bind) or [f"ok = {check}(obj, ctx) is True"]
-                test = [
-                    "    try:",
-                    *("        " + line for line in inline),
-                    "    except TypeError:",
-                    f"        ok = {check}(obj, ctx) is True",
-                ]
+                inline = _python_lines(named, model, bind)
+                if inline is None:  # the checker alone, asked once (a TypeError denies)
+                    test = [f"    ok = {check}(obj, ctx) is True"]
+                else:
+                    test = [
+                        "    try:",
+                        *("        " + line for line in inline),
+                        "    except TypeError:",
+                        f"        ok = {check}(obj, ctx) is True",
+                    ]
             else:
                 test = [f"    ok = {bind(evaluate)}(ctx) is True"]
             done = ", ".join(stamps)

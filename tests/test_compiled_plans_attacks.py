@@ -33,6 +33,7 @@ from clearance import (
 )
 from clearance.actions import Registry
 from clearance.decisions import Decision
+from clearance.rules import Predicate
 from clearance.signals import decision_made
 from tests.testapp.models import Document, Membership, Tenant
 
@@ -266,6 +267,27 @@ def test_names_reasons_and_values_are_data_not_code(
 # --------------------------------------------------------------------------------------------
 # Staleness
 # --------------------------------------------------------------------------------------------
+
+
+def test_a_rule_added_while_the_plan_compiles_is_enforced_next(
+    fresh_registry: Any, alice: User, tenant: Tenant
+) -> None:
+    # Another thread adds a rule while the plan is being compiled: the plan made from the old
+    # rules must not be taken for the current one afterwards.
+    action = Action("testapp.racing", model=Document, permission=PERM)
+
+    class AddsARule(Predicate):
+        def checker(self, model: Any) -> Any:
+            if not action.invariants:
+                action.invariant("late", where(state="never"), reason="Added late.")
+            return super().checker(model)
+
+    action.policy("first", AddsARule(lambda ctx: True), reason="First.")
+    doc = Document.objects.create(tenant=tenant)
+    authorize(alice, "testapp.racing", doc)  # compiled while the rule is added
+    assert [r.name for r in action.invariants] == ["late"]
+    assert authorize(alice, "testapp.racing", doc).rule == "late"
+    assert authorize(alice, action, doc).rule == "late"
 
 
 def test_restored_and_removed_rules_are_not_used_by_the_compiled_plan(

@@ -151,10 +151,12 @@ def plan_for(action: str | Action) -> GatePlan:
         plan = _entries.get(action)
     except TypeError:  # not hashable: registry.get() says what is wrong with it
         plan = None
-    if plan is not None and plan.changes == rule_changes.count:
+    changes = rule_changes.count
+    if plan is not None and plan.changes == changes:
         return plan
+    # The count from before the build: a rule added meanwhile makes the next call check again.
     plan = gate_plan(registry.get(action))
-    plan.changes = rule_changes.count
+    plan.changes = changes
     if len(_entries) > 1000:
         _entries.clear()
     with contextlib.suppress(TypeError):

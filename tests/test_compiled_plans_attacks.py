@@ -10,6 +10,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import pickle
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from typing import Any
@@ -404,6 +406,36 @@ def test_an_unread_decision_pickles_copies_compares_and_raises_whole(
         enforce(alice, action, theirs)
     assert str(caught.value) == "Owners only." == denial.reason
     assert denial.as_dict()["rule"] == "owner" and len(denial.as_dict()["trace"]) == 2
+
+
+def test_a_decision_read_from_two_threads_gives_both_the_whole_trace(
+    fresh_registry: Any, alice: User, tenant: Tenant, deferred: None
+) -> None:
+    action = Action("testapp.threads", model=Document, permission=PERM)
+    action.policy("owner", where(owner=ACTOR), reason="Owners only.")
+    doc = Document.objects.create(tenant=tenant, owner=alice)
+    interval = sys.getswitchinterval()
+    # Switch threads as often as possible: without the lock, some of these readers see an
+    # empty trace or an AttributeError (in nearly every run of this loop).
+    sys.setswitchinterval(1e-6)
+    seen: list[Any] = []
+    try:
+        for _ in range(2000):
+            decision = authorize(alice, action, doc)
+            out: list[Any] = [None, None]
+
+            def read(i: int, decision: Decision = decision, out: list[Any] = out) -> None:
+                out[i] = (len(decision.trace), decision.code)
+
+            threads = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            seen.append(tuple(out))
+    finally:
+        sys.setswitchinterval(interval)
+    assert set(seen) == {((2, "allowed"), (2, "allowed"))}
 
 
 # --------------------------------------------------------------------------------------------

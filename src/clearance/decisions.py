@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -231,19 +232,22 @@ class Decision:
         return self
 
     def __getattr__(self, name: str) -> Any:
-        # Only reached for a slot not set yet: the fields of a deferred decision.
+        # Only reached for a slot not set yet: the fields of a deferred decision. Filled under
+        # a lock: another thread reading the same decision waits, then reads what was filled.
         if name in _DEFERRED:
-            try:
-                source = object.__getattribute__(self, "_src")
-            except AttributeError:
-                source = None
-            if source is not None:
-                slots = vars(Decision)
-                for field_name, value in source[0](*source[1:]).items():
-                    slots[field_name].__set__(self, value)
-                _set_trace(self, None)
-                _set_src(self, None)
-                return object.__getattribute__(self, name)
+            with _filling:
+                try:
+                    source = object.__getattribute__(self, "_src")
+                except AttributeError:
+                    source = None
+                if source is not None:
+                    slots = vars(Decision)
+                    for field_name, value in source[0](*source[1:]).items():
+                        slots[field_name].__set__(self, value)
+                    _set_trace(self, None)
+                    _set_src(self, None)
+                with contextlib.suppress(AttributeError):
+                    return object.__getattribute__(self, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -257,10 +261,13 @@ class Decision:
         """Each rule evaluated, in order: its gate, name, outcome, reason and time."""
         trace = self._trace
         if trace is None:
-            rows: list[RawTrace] = self._raw or []
-            trace = tuple(TraceEntry(*row) for row in rows)
-            object.__setattr__(self, "_trace", trace)
-            object.__setattr__(self, "_raw", None)
+            with _filling:  # another thread may be turning the raw rows into the trace
+                trace = self._trace
+                if trace is None:
+                    rows: list[RawTrace] = self._raw or []
+                    trace = tuple(TraceEntry(*row) for row in rows)
+                    object.__setattr__(self, "_trace", trace)
+                    object.__setattr__(self, "_raw", None)
         return trace
 
     def __bool__(self) -> bool:
@@ -363,6 +370,8 @@ _new = object.__new__
 
 
 _set_src = vars(Decision)["_src"].__set__
+#: Held while a decision's deferred fields or its trace are filled in (see Decision.trace).
+_filling = threading.RLock()
 #: The slots a deferred decision fills on first read (everything but ``allowed``).
 _DEFERRED = frozenset(_FIELDS) - {"allowed"} | {"_raw", "_trace"}
 

@@ -166,6 +166,46 @@ def test_unusual_actors_decide_alike_on_every_path(
     assert not any(authorize(actors["job"], action, d) for d in docs)  # not a row: no owner
 
 
+class ProxyDocument(Document):
+    """Another class for the same rows: not exactly an action's model."""
+
+    class Meta:
+        proxy = True
+        app_label = "testapp"
+
+
+def test_a_proxy_object_decides_as_the_model_object(
+    fresh_registry: Any, alice: User, tenant: Tenant
+) -> None:
+    # Only an object of exactly the action's model runs the inline plan; a proxy object (and
+    # a model object for an action on the proxy) goes through each rule's evaluate().
+    on_model = Action("testapp.on_model", model=Document, permission=PERM)
+    on_proxy = Action("testapp.on_proxy", model=ProxyDocument, permission=PERM)
+    for action in (on_model, on_proxy):
+        action.policy("owner", where(owner=ACTOR), reason="Owners only.")
+        action.policy("member", where(tenant__memberships__user=ACTOR), reason="Members only.")
+        action.invariant("limit", where(amount__lte=Decimal("500")), reason="Up to 500.")
+    docs = [
+        Document.objects.create(tenant=tenant, owner=alice, amount=1),
+        Document.objects.create(tenant=tenant, owner=alice, amount=501),
+        Document.objects.create(tenant=None, owner=alice, amount=1),
+        Document(tenant=tenant, owner=alice, amount="600"),
+    ]
+    for doc in docs:
+        proxy = (
+            ProxyDocument.objects.get(pk=doc.pk)
+            if doc.pk
+            else ProxyDocument(tenant=tenant, owner=alice, amount="600")
+        )
+        expected = (bool(_general(alice, on_model, doc)), _general(alice, on_model, doc).rule)
+        for action in (on_model, on_proxy):
+            for obj in (doc, proxy):
+                fast, general = authorize(alice, action, obj), _general(alice, action, obj)
+                assert _verdict(fast) == _verdict(general), (action, obj)
+                assert (bool(fast), fast.rule) == expected, (action, obj)
+    assert [bool(authorize(alice, on_proxy, d)) for d in docs] == [True, False, False, False]
+
+
 def test_an_actor_whose_key_changed_is_not_answered_from_the_old_rows(
     fresh_registry: Any, make_user: Callable[..., User], alice: User, tenant: Tenant
 ) -> None:

@@ -25,7 +25,7 @@ from django.db import models
 
 from .actions import ModelInvariant
 from .checks import TAG, concrete_subclasses, selected_invariants
-from .rules import Predicate, Ref, Where
+from .rules import Expr, Predicate, Ref, Where
 
 __all__ = [
     "check_invariant_models",
@@ -163,6 +163,8 @@ def _reads_the_asker(invariant: ModelInvariant) -> str | None:
 
 
 def _mentions_actor(value: Any) -> bool:
+    if isinstance(value, Expr):
+        return any(_mentions_actor(ref) for ref in value.refs())
     if isinstance(value, Ref):
         return value.root == "ACTOR" or bool(set(value.path) & _ASKER_ATTRIBUTES)
     if isinstance(value, (list, tuple, set, frozenset)):

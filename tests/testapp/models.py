@@ -52,6 +52,8 @@ class Document(models.Model):
     parent = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
     )
+    # A nullable date and time for rule expressions (CTX.now - timedelta(days=30)).
+    submitted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         permissions = [

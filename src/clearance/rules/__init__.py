@@ -24,7 +24,7 @@ from .lookups import ACTOR_CACHE_ATTR as ACTOR_CACHE_ATTR
 from .lookups import Where, where
 from .lookups import clear_actor_cache as clear_actor_cache
 from .lookups import freeze as freeze
-from .placeholders import ACTOR, CTX, Ref
+from .placeholders import ACTOR, CTX, Expr, Ref
 from .placeholders import contains_ref as contains_ref
 from .sql import CodePointOrder as CodePointOrder
 from .tree import All as All
@@ -41,6 +41,7 @@ __all__ = [
     "ACTOR",
     "CTX",
     "Context",
+    "Expr",
     "Predicate",
     "PredicateResultError",
     "Ref",

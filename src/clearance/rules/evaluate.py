@@ -9,9 +9,11 @@ so that the per-object check and the SQL filter agree.
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, cast
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -173,6 +175,24 @@ def compare_values(lookup: str, a: Any, b: Any, alias: str) -> bool:
         low, high = b
         return bool(low <= a <= high)
     return _text_match(lookup, a, b, alias)
+
+
+def _integral(lookup: str, value: float | Decimal) -> Any:
+    """A fractional bound (``ACTOR.limit / 2``) for an integer column, as the integer that
+    selects the same rows: ``> 1.5`` is ``> 1``, ``>= 1.5`` is ``>= 2``; no integer equals 1.5.
+
+    Django's own conversion truncates (``= 1.5`` would match 1); computed once here, the
+    per-object check and the filter compare with the same integer.
+    """
+    if not value.is_finite() if isinstance(value, Decimal) else not math.isfinite(value):
+        return NOTHING
+    if value == int(value):
+        return int(value)
+    if lookup in ("gt", "lte"):
+        return math.floor(value)
+    if lookup in ("gte", "lt"):
+        return math.ceil(value)
+    return NOTHING  # exact, in: no integer equals it
 
 
 @dataclass
@@ -356,17 +376,21 @@ class LocalLookup:
         if self.lookup in ("in", "range"):
             if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
                 raise TypeError(f"{self.key}: expected a collection, got {value!r}")
-            items = [self._key(v) for v in value]
             if self.lookup == "range":
-                if len(items) != 2 or any(i is NOTHING for i in items):
+                items = list(value)
+                if len(items) != 2:
+                    return NOTHING
+                items = [self._key(items[0], "gte"), self._key(items[1], "lte")]
+                if any(i is NOTHING for i in items):
                     return NOTHING
                 return tuple(items)
+            items = [self._key(v) for v in value]
             return frozenset(i for i in items if i is not NOTHING)
         if self.lookup == "isnull":
             return bool(value)
         return self._key(value)
 
-    def _key(self, value: Any) -> Any:
+    def _key(self, value: Any, lookup: str | None = None) -> Any:
         if value is None:
             return NOTHING
         if self.related_model is not None:
@@ -384,5 +408,11 @@ class LocalLookup:
                 return NOTHING if key is None else key
         if self.lookup in _TEXT_LOOKUPS:
             return value
+        if (
+            isinstance(value, (float, Decimal))
+            and isinstance(self.field, models.IntegerField)
+            and not self.field.is_relation
+        ):
+            return _integral(lookup or self.lookup, value)
         # Convert as the database would (a "3" from a URL compares equal to the integer 3).
         return self.field.to_python(value)

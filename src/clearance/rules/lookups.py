@@ -21,7 +21,14 @@ from django.db.models.expressions import Combinable
 
 from .context import Bind, Checker, Context, attribute_name
 from .evaluate import NONE_OK, NOTHING, PY_LOOKUPS, LocalLookup, Step
-from .placeholders import Ref, bind_value, contains_ref, reads_object, show_value
+from .placeholders import (
+    Ref,
+    bind_value,
+    contains_ref,
+    is_placeholder,
+    reads_object,
+    show_value,
+)
 from .sql import (
     RANGE_LOOKUP_CLASSES,
     bound_value,
@@ -125,7 +132,7 @@ class _ManyGroup:
         out = {}
         for key, value in self.lookups.items():
             bound = bind_value(value, ctx)
-            if isinstance(value, Ref):
+            if is_placeholder(value):
                 if bound is None:
                     return None  # matches nothing
                 bound = _row_key(bound)
@@ -135,7 +142,7 @@ class _ManyGroup:
                 # watchers__in=[ACTOR, CTX.user]: as for a local "in", a placeholder that is
                 # None or not a row (an anonymous user) is no candidate; none left, no match.
                 items = [
-                    _row_key(bind_value(raw, ctx)) if isinstance(raw, Ref) else raw for raw in value
+                    _row_key(bind_value(raw, ctx)) if is_placeholder(raw) else raw for raw in value
                 ]
                 bound = [item for item in items if item is not None]
                 if not bound:
@@ -338,7 +345,7 @@ class _DbLookup:
 
     def q(self, ctx: Context) -> Q | bool:
         value = bind_value(self.value, ctx)
-        if isinstance(self.value, Ref):
+        if is_placeholder(self.value):
             value = _row_key(value)
             if value is None:
                 return False

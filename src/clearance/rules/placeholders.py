@@ -7,6 +7,10 @@ read the decision's own context.
 
 from __future__ import annotations
 
+import datetime
+import operator
+from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, cast
 
 from django.db import models
@@ -75,6 +79,144 @@ class Ref:
 
     __str__ = __repr__
 
+    # Arithmetic: ``CTX.now - timedelta(days=30)``, ``ACTOR.limit * 2`` (see :class:`Expr`).
+    def __add__(self, other: Any) -> Expr:
+        return Expr("+", self, other)
+
+    def __radd__(self, other: Any) -> Expr:
+        return Expr("+", other, self)
+
+    def __sub__(self, other: Any) -> Expr:
+        return Expr("-", self, other)
+
+    def __rsub__(self, other: Any) -> Expr:
+        return Expr("-", other, self)
+
+    def __mul__(self, other: Any) -> Expr:
+        return Expr("*", self, other)
+
+    def __rmul__(self, other: Any) -> Expr:
+        return Expr("*", other, self)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return Expr("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return Expr("/", other, self)
+
+    def __neg__(self) -> Expr:
+        return Expr("neg", self)
+
+
+_OPERATORS: dict[str, Callable[..., Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "neg": operator.neg,
+}
+
+_PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
+
+
+class Expr:
+    """Arithmetic on placeholders and constants, computed when the rule is decided.
+
+    ``CTX.now - timedelta(days=30)``, ``ACTOR.limit * 2``, ``-CTX.offset``: built with ``+``,
+    ``-``, ``*``, ``/`` and unary ``-`` from a placeholder. It is computed once per decision in
+    Python, before the comparison (the filter compares the column with the computed value), with
+    SQL's NULL semantics: an operand that is None makes the whole expression None, which matches
+    nothing, as a placeholder that is None does. An operation Python refuses (a date plus a
+    number, a division by zero) raises, and the rule denies.
+    """
+
+    __slots__ = ("op", "operands")
+    op: str
+    operands: tuple[Any, ...]
+
+    def __init__(self, op: str, *operands: Any) -> None:
+        if op not in _OPERATORS:
+            raise ValueError(f"unknown operator {op!r}")
+        for operand in operands:
+            if isinstance(operand, (list, tuple, set, frozenset, dict, models.Model)):
+                raise TypeError(
+                    f"a rule expression combines placeholders and constants, not {operand!r}"
+                )
+        object.__setattr__(self, "op", op)
+        object.__setattr__(self, "operands", operands)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("expressions are immutable")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Expr, (self.op, *self.operands))
+
+    def refs(self) -> list[Ref]:
+        """The placeholders this expression reads."""
+        found: list[Ref] = []
+        for operand in self.operands:
+            if isinstance(operand, Ref):
+                found.append(operand)
+            elif isinstance(operand, Expr):
+                found.extend(operand.refs())
+        return found
+
+    def resolve(self, ctx: Context) -> Any:
+        """The value of this expression in ``ctx``; None when an operand is None."""
+        values = []
+        for operand in self.operands:
+            value = operand.resolve(ctx) if isinstance(operand, (Ref, Expr)) else operand
+            if value is None:
+                return None
+            values.append(value)
+        return _OPERATORS[self.op](*values)
+
+    def __add__(self, other: Any) -> Expr:
+        return Expr("+", self, other)
+
+    def __radd__(self, other: Any) -> Expr:
+        return Expr("+", other, self)
+
+    def __sub__(self, other: Any) -> Expr:
+        return Expr("-", self, other)
+
+    def __rsub__(self, other: Any) -> Expr:
+        return Expr("-", other, self)
+
+    def __mul__(self, other: Any) -> Expr:
+        return Expr("*", self, other)
+
+    def __rmul__(self, other: Any) -> Expr:
+        return Expr("*", other, self)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return Expr("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return Expr("/", other, self)
+
+    def __neg__(self) -> Expr:
+        return Expr("neg", self)
+
+    def _operand_text(self, operand: Any, right: bool) -> str:
+        text = show_value(operand)
+        if isinstance(operand, Expr):
+            mine, theirs = _PRECEDENCE[self.op], _PRECEDENCE[operand.op]
+            # a - (b - c), a / (b * c): the right operand of - and / keeps its parentheses.
+            if theirs < mine or (right and theirs == mine and self.op in "-/"):
+                return f"({text})"
+        elif self.op == "neg" and isinstance(operand, (int, float, Decimal)) and operand < 0:
+            return f"({text})"
+        return text
+
+    def __repr__(self) -> str:
+        if self.op == "neg":
+            return "-" + self._operand_text(self.operands[0], False)
+        left, right = self.operands
+        return f"{self._operand_text(left, False)} {self.op} {self._operand_text(right, True)}"
+
+    __str__ = __repr__
+
 
 _CTX_ATTRIBUTES = frozenset({"now", "request", "obj", "actor", "action"})
 
@@ -85,10 +227,18 @@ ACTOR = Ref("ACTOR")
 CTX = Ref("CTX")
 
 
+def is_placeholder(value: Any) -> bool:
+    """Whether ``value`` is bound at decision time: a placeholder or an expression on one."""
+    return isinstance(value, (Ref, Expr))
+
+
 def contains_ref(value: Any, root: str | None = None) -> bool:
-    """Whether ``value`` is, or a list/tuple/set holds, a placeholder (of ``root`` if given)."""
+    """Whether ``value`` is, or a list/tuple/set holds, a placeholder (of ``root`` if given);
+    an expression counts by the placeholders it reads."""
     if isinstance(value, Ref):
         return root is None or value.root == root
+    if isinstance(value, Expr):
+        return any(contains_ref(ref, root) for ref in value.refs())
     if isinstance(value, (list, tuple, set, frozenset)):
         return any(contains_ref(v, root) for v in value)
     return False
@@ -98,6 +248,8 @@ def reads_object(value: Any) -> bool:
     """Whether a rule's value reads the object through the context (``CTX.obj...``)."""
     if isinstance(value, Ref):
         return value.root == "CTX" and value.path[:1] == ("obj",)
+    if isinstance(value, Expr):
+        return any(reads_object(ref) for ref in value.refs())
     if isinstance(value, (list, tuple, set, frozenset)):
         return any(reads_object(v) for v in value)
     return False
@@ -105,7 +257,7 @@ def reads_object(value: Any) -> bool:
 
 def bind_value(value: Any, ctx: Context) -> Any:
     """``value`` with its placeholders resolved for ``ctx`` (inside lists, tuples and sets too)."""
-    if isinstance(value, Ref):
+    if isinstance(value, (Ref, Expr)):
         return value.resolve(ctx)
     if isinstance(value, (list, tuple, set, frozenset)) and contains_ref(value):
         return type(value)(bind_value(v, ctx) for v in value)
@@ -114,8 +266,10 @@ def bind_value(value: Any, ctx: Context) -> Any:
 
 def show_value(value: Any) -> str:
     """A deterministic, readable rendering of a rule's value."""
-    if isinstance(value, Ref):
+    if isinstance(value, (Ref, Expr)):
         return repr(value)
+    if isinstance(value, datetime.timedelta):
+        return _show_timedelta(value)
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(sorted(show_value(v) for v in value)) + "}"
     if isinstance(value, list):
@@ -126,3 +280,17 @@ def show_value(value: Any) -> str:
     if isinstance(value, models.Model):
         return f"<{value._meta.label} pk={value.pk!r}>"
     return repr(value)
+
+
+def _show_timedelta(value: datetime.timedelta) -> str:
+    """``timedelta(days=30)``, as the rule was written (``repr`` adds the module name)."""
+    parts = [
+        f"{name}={amount}"
+        for name, amount in (
+            ("days", value.days),
+            ("seconds", value.seconds),
+            ("microseconds", value.microseconds),
+        )
+        if amount
+    ]
+    return f"timedelta({', '.join(parts)})"

@@ -15,7 +15,7 @@ from django.db.models import lookups as django_lookups
 
 from .context import Context
 from .evaluate import NONE_OK, NOTHING, LocalLookup
-from .placeholders import Ref, bind_value, contains_ref
+from .placeholders import bind_value, contains_ref
 
 
 def matches_missing(lookup: LocalLookup, value: Any) -> bool:
@@ -62,7 +62,7 @@ def first_hop_subquery(
 def bound_value(lookup: LocalLookup, ctx: Context) -> Any:
     """The lookup's value bound for ``ctx``, ready for a ``Q``; NOTHING when it matches nothing."""
     value = lookup.value
-    if isinstance(value, Ref) or contains_ref(value):
+    if contains_ref(value):
         value = lookup.normalize(bind_value(value, ctx))
         if value is NOTHING:
             return NOTHING

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import F
 
 from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, authorized, where
 from clearance.rules import Expr, Rule
@@ -138,3 +139,87 @@ def test_an_impossible_operation_denies(fresh_registry: Any, alice: User, make_d
     action = declare(where(priority__gte=CTX.level / 0))
     decision = authorize(alice, action, doc, level=1)
     assert not decision.allowed
+
+
+# -- comparisons with another field: F() ---------------------------------------------------------
+
+
+def test_compare_with_a_field_of_a_relation(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    budget = make_doc(amount=Decimal("100"))
+    within = make_doc(amount=Decimal("100"), parent=budget)
+    over = make_doc(amount=Decimal("100.01"), parent=budget)
+    orphan = make_doc(amount=Decimal("1"), parent=None)
+    action = declare(where(amount__lte=F("parent__amount")))
+    assert str(action.rules[0].rule) == 'where(amount__lte=F("parent__amount"))'
+    assert agreed(alice, action) == {within.pk}
+    # ~ keeps the rows where the comparison does not hold: NULL parent included.
+    assert agreed(alice, declare(~where(amount__lte=F("parent__amount")))) == {
+        budget.pk,
+        over.pk,
+        orphan.pk,
+    }
+
+
+def test_arithmetic_on_fields(fresh_registry: Any, alice: User, make_doc: Any) -> None:
+    budget = make_doc(amount=Decimal("50"))
+    twice = make_doc(amount=Decimal("100"), parent=budget)
+    more = make_doc(amount=Decimal("100.5"), parent=budget)
+    assert agreed(alice, declare(where(amount__lte=F("parent__amount") * 2))) == {twice.pk}
+    assert agreed(alice, declare(where(amount__gt=F("parent__amount") + 50))) == {more.pk}
+    assert agreed(alice, declare(where(amount=2 * F("parent__amount")))) == {twice.pk}
+
+
+def test_a_null_field_on_either_side_never_matches(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    parent = make_doc(priority=None)
+    low = make_doc(priority=1, parent=make_doc(priority=2))
+    unknown = make_doc(priority=None, parent=make_doc(priority=2))
+    above_null = make_doc(priority=3, parent=parent)
+    rule = where(priority__lt=F("parent__priority"))
+    assert agreed(alice, declare(rule)) == {low.pk}
+    everyone = set(Document.objects.values_list("pk", flat=True))
+    assert agreed(alice, declare(~rule)) == everyone - {low.pk}
+    assert unknown.pk in agreed(alice, declare(~rule))
+    assert above_null.pk in agreed(alice, declare(~rule))
+    # Two nullable columns of the same row.
+    same = make_doc(priority=None, submitted_at=NOW)
+    assert same.pk not in agreed(alice, declare(where(priority__lte=F("priority"))))
+    assert same.pk in agreed(alice, declare(~where(priority__lte=F("priority"))))
+
+
+def test_dates_with_a_timedelta(fresh_registry: Any, alice: User, make_doc: Any) -> None:
+    first = make_doc(submitted_at=NOW)
+    late = make_doc(submitted_at=NOW + dt.timedelta(days=31), parent=first)
+    soon = make_doc(submitted_at=NOW + dt.timedelta(days=30), parent=first)
+    rule = where(submitted_at__gt=F("parent__submitted_at") + dt.timedelta(days=30))
+    assert agreed(alice, declare(rule)) == {late.pk}
+    assert soon.pk in agreed(alice, declare(~rule))
+
+
+def test_compare_relations_by_key(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    parent = make_doc(owner=alice)
+    same = make_doc(owner=alice, parent=parent)
+    make_doc(owner=bob, parent=parent)
+    make_doc(owner=None, parent=make_doc(owner=None))
+    assert agreed(alice, declare(where(owner=F("parent__owner")))) == {same.pk}
+
+
+def test_python_decides_without_a_query_for_own_columns(
+    fresh_registry: Any, alice: User, make_doc: Any, django_assert_num_queries: Any
+) -> None:
+    doc = make_doc(amount=Decimal("5"), priority=5)
+    action = declare(where(amount__lte=F("priority") * 2))
+    fresh = User.objects.get(pk=alice.pk)
+    with django_assert_num_queries(0):
+        assert authorize(fresh, action, doc).allowed
+    # authorize_many fetches the relations an F() path follows once for the whole list.
+    docs = [make_doc(amount=Decimal("1"), parent=doc) for _ in range(5)]
+    many = declare(where(amount__lte=F("parent__amount")))
+    docs = list(Document.objects.filter(pk__in=[d.pk for d in docs]))
+    with django_assert_num_queries(1):
+        assert all(d.allowed for d in authorize_many(fresh, many, docs))

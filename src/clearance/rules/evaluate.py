@@ -416,3 +416,105 @@ class LocalLookup:
             return _integral(lookup or self.lookup, value)
         # Convert as the database would (a "3" from a URL compares equal to the integer 3).
         return self.field.to_python(value)
+
+
+#: The lookups a comparison with another field (``F()``) is decided with in Python.
+FIELD_LOOKUPS = frozenset({"exact", "gt", "gte", "lt", "lte"})
+
+_FIELD_OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+
+
+@dataclass
+class FieldPath:
+    """``F("parent__priority")`` on one object: the steps to its value (None on a missing row)."""
+
+    path: str
+    steps: list[Step]
+    field: models.Field[Any, Any]
+
+    def value(self, obj: Any) -> Any:
+        current = obj
+        for step in self.steps:
+            if current is None:
+                return None
+            if step.fetch:
+                try:
+                    current = getattr(current, step.attr)
+                except ObjectDoesNotExist:
+                    return None
+            else:
+                current = getattr(current, step.attr)
+        # Converted as the database stores it (an attribute set to "50000" for a decimal).
+        return None if current is None else self.field.to_python(current)
+
+    def chains(self) -> list[list[Step]]:
+        return [self.steps]
+
+
+@dataclass
+class FieldConstant:
+    """A constant inside an ``F()`` expression (``Value(2)``, or the 2 of ``F("x") * 2``)."""
+
+    constant: Any
+
+    def value(self, obj: Any) -> Any:
+        return self.constant
+
+    def chains(self) -> list[list[Step]]:
+        return []
+
+
+@dataclass
+class FieldArithmetic:
+    """``F("budget__remaining") * 2``: ``+``, ``-`` or ``*`` with SQL's NULL semantics."""
+
+    op: str
+    left: Any  # FieldPath | FieldConstant | FieldArithmetic
+    right: Any
+
+    def value(self, obj: Any) -> Any:
+        left = self.left.value(obj)
+        if left is None:
+            return None
+        right = self.right.value(obj)
+        if right is None:
+            return None
+        return _FIELD_OPERATORS[self.op](left, right)
+
+    def chains(self) -> list[list[Step]]:
+        return [*self.left.chains(), *self.right.chains()]
+
+
+@dataclass
+class FieldLookup:
+    """A comparison with another field of the object or its forward relations (``F()``).
+
+    Decided in Python by walking both paths (a path that meets a missing row is NULL), where
+    a NULL on either side never matches, as SQL's comparison with NULL is never true. The
+    filter asks the same question through a subquery (see ``Where.to_q``), so that ``~`` keeps
+    exactly the rows for which the comparison does not hold, NULLs included.
+    """
+
+    key: str
+    steps: list[Step]
+    field: models.Field[Any, Any]
+    lookup: str
+    value: Any  # the Django expression, for SQL
+    rhs: Any  # FieldPath | FieldConstant | FieldArithmetic
+
+    def check(self, obj: Any, ctx: Context) -> bool:
+        a = FieldPath(self.key, self.steps, self.field).value(obj)
+        if a is None:
+            return False
+        b = self.rhs.value(obj)
+        if b is None:
+            return False
+        return compare_values(self.lookup, a, b, "")
+
+    def value_chains(self) -> list[list[Step]]:
+        """The steps of every field the value reads (for prefetching relations)."""
+        return cast("list[list[Step]]", self.rhs.chains())

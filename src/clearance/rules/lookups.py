@@ -16,11 +16,22 @@ from typing import Any, cast
 
 from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
 from django.db import models
-from django.db.models import Q
-from django.db.models.expressions import Combinable
+from django.db.models import F, Q, Value
+from django.db.models.expressions import Combinable, CombinedExpression
 
 from .context import Bind, Checker, Context, attribute_name
-from .evaluate import NONE_OK, NOTHING, PY_LOOKUPS, LocalLookup, Step
+from .evaluate import (
+    FIELD_LOOKUPS,
+    NONE_OK,
+    NOTHING,
+    PY_LOOKUPS,
+    FieldArithmetic,
+    FieldConstant,
+    FieldLookup,
+    FieldPath,
+    LocalLookup,
+    Step,
+)
 from .placeholders import (
     Ref,
     bind_value,
@@ -463,6 +474,11 @@ class Where(Rule):
                     # Same join hazard as in first_hop_subquery; the value may be an
                     # expression on this model, so the subquery is over this model itself.
                     q = Q(pk__in=model._base_manager.filter(q).values("pk"))
+            elif isinstance(lookup, FieldLookup):
+                # The rows where the comparison is true, as a subquery: a NULL on either side
+                # (a missing row on a path) is in no subquery, and ~ keeps it, as in Python.
+                inner = model._base_manager.filter(**{lookup.key: lookup.value})
+                q = Q(pk__in=inner.values("pk"))
             else:
                 value = bound_value(lookup, ctx)
                 if value is NOTHING:
@@ -505,6 +521,12 @@ class Where(Rule):
         """The forward relations that deciding this rule on one object follows (``owner``)."""
         plan = self.plan(model)
         steps = [getattr(lookup, "steps", []) for lookup in plan.local]
+        steps += [
+            chain
+            for lookup in plan.local
+            if isinstance(lookup, FieldLookup)
+            for chain in lookup.value_chains()
+        ]
         steps += [group.prefix_steps for group in plan.groups]
         paths = {"__".join(step.attr for step in chain if step.fetch) for chain in steps}
         paths.discard("")
@@ -571,13 +593,13 @@ def plan_lookup(model: type[models.Model], key: str, value: Any) -> Any:
             if not rest or (len(rest) == 1 and rest[0] in PY_LOOKUPS):
                 lookup = rest[0] if rest else "exact"
                 steps.append(Step(fld.attname, fetch=False))  # type: ignore[union-attr]
-                return local_lookup(key, steps, target, lookup, value, fld.related_model)
+                return local_lookup(key, steps, target, lookup, value, fld.related_model, model)
             if rest[0] in (target.name, "pk" if target.primary_key else None) and (
                 len(rest) == 1 or (len(rest) == 2 and rest[1] in PY_LOOKUPS)
             ):
                 lookup = rest[1] if len(rest) == 2 else "exact"
                 steps.append(Step(fld.attname, fetch=False))  # type: ignore[union-attr]
-                return local_lookup(key, steps, target, lookup, value, None)
+                return local_lookup(key, steps, target, lookup, value, None, model)
             steps.append(Step(fld.name, fetch=True))
             path.append(fld.name)
             opts = fld.related_model._meta  # type: ignore[union-attr]
@@ -586,7 +608,7 @@ def plan_lookup(model: type[models.Model], key: str, value: Any) -> Any:
         rest = parts[i + 1 :]
         if not rest or (len(rest) == 1 and rest[0] in PY_LOOKUPS):
             steps.append(Step(fld.attname, fetch=False))  # type: ignore[union-attr]
-            return local_lookup(key, steps, fld, rest[0] if rest else "exact", value, None)
+            return local_lookup(key, steps, fld, rest[0] if rest else "exact", value, None, model)
         break
     # A transform, an unknown lookup, or an expression: the database decides.
     validate_db_lookup(model, key)
@@ -609,9 +631,15 @@ def local_lookup(
     lookup: str,
     value: Any,
     related_model: Any,
-) -> LocalLookup | _DbLookup:
+    model: type[models.Model] | None = None,
+) -> LocalLookup | FieldLookup | _DbLookup:
     """A lookup on the object's own row (or a forward relation): checked in Python, or by the
-    database when the value is an expression or a queryset."""
+    database when the value is an expression Python does not know, or a queryset."""
+    if isinstance(value, Combinable) and model is not None and lookup in FIELD_LOOKUPS:
+        rhs = field_expression(model, value)
+        text = isinstance(fld, (models.CharField, models.TextField))
+        if rhs is not None and not (text and lookup != "exact"):
+            return FieldLookup(key, steps, fld, lookup, value, rhs)
     if isinstance(value, (Combinable, models.QuerySet)):
         return _DbLookup(key, value, joins=any(step.fetch for step in steps))
     compiled = LocalLookup(
@@ -641,6 +669,59 @@ def local_lookup(
         else:
             compiled.value = compiled.normalize(value)
     return compiled
+
+
+_FIELD_CONNECTORS = frozenset({"+", "-", "*"})
+
+
+def field_expression(model: type[models.Model], expr: Any) -> Any:
+    """``F()`` (and ``+``, ``-``, ``*`` on it, with constants) as Python can evaluate it on an
+    object of ``model``, or None when only the database can (a division, a function, a path
+    across a to-many relation)."""
+    if type(expr) is F:
+        return field_path(model, cast(Any, expr).name)
+    if type(expr) is Value:
+        constant = expr.value
+        if contains_ref(constant) or isinstance(constant, models.Model):
+            return None
+        return FieldConstant(constant)
+    if isinstance(expr, CombinedExpression) and expr.connector in _FIELD_CONNECTORS:
+        left = field_expression(model, expr.lhs)
+        right = field_expression(model, expr.rhs)
+        if left is None or right is None:
+            return None
+        return FieldArithmetic(expr.connector, left, right)
+    return None
+
+
+def field_path(model: type[models.Model], path: str) -> FieldPath | None:
+    """``F(path)`` on ``model`` as steps through forward relations, or None when it is not one
+    (a to-many relation, a transform, an unknown name)."""
+    opts = model._meta
+    steps: list[Step] = []
+    parts = path.split("__")
+    for i, name in enumerate(parts):
+        if name == "pk":
+            name = cast(models.Field[Any, Any], opts.pk).name
+        try:
+            fld: Any = opts.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        last = i == len(parts) - 1
+        if not fld.concrete or fld.many_to_many:
+            return None
+        if fld.is_relation:
+            if last:
+                steps.append(Step(fld.attname, fetch=False))
+                return FieldPath(path, steps, fld.target_field)
+            steps.append(Step(fld.name, fetch=True))
+            opts = fld.related_model._meta
+            continue
+        if not last:
+            return None
+        steps.append(Step(fld.attname, fetch=False))
+        return FieldPath(path, steps, fld)
+    return None
 
 
 def where(**lookups: Any) -> Where:

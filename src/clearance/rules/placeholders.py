@@ -14,6 +14,8 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.db import models
+from django.db.models import F, Value
+from django.db.models.expressions import CombinedExpression
 
 from .context import Context
 
@@ -270,6 +272,8 @@ def show_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, datetime.timedelta):
         return _show_timedelta(value)
+    if isinstance(value, (F, Value, CombinedExpression)):
+        return _show_expression(value)
     if isinstance(value, (set, frozenset)):
         return "{" + ", ".join(sorted(show_value(v) for v in value)) + "}"
     if isinstance(value, list):
@@ -294,3 +298,20 @@ def _show_timedelta(value: datetime.timedelta) -> str:
         if amount
     ]
     return f"timedelta({', '.join(parts)})"
+
+
+def _show_expression(value: Any, parent: str = "", right: bool = False) -> str:
+    """``F("parent__amount") * 2``, as the rule was written (Django's repr is for debugging)."""
+    if type(value) is F:
+        return f'F("{cast(Any, value).name}")'
+    if type(value) is Value:
+        return show_value(value.value)
+    if isinstance(value, CombinedExpression) and value.connector in _PRECEDENCE:
+        op = value.connector
+        text = f"{_show_expression(value.lhs, op)} {op} {_show_expression(value.rhs, op, True)}"
+        if parent:
+            mine, theirs = _PRECEDENCE[op], _PRECEDENCE[parent]
+            if mine < theirs or (right and mine == theirs and parent in "-/"):
+                return f"({text})"
+        return text
+    return repr(value)

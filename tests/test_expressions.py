@@ -223,3 +223,78 @@ def test_python_decides_without_a_query_for_own_columns(
     docs = list(Document.objects.filter(pk__in=[d.pk for d in docs]))
     with django_assert_num_queries(1):
         assert all(d.allowed for d in authorize_many(fresh, many, docs))
+
+
+# -- reuse through a relation: Rule.through() ------------------------------------------------------
+
+
+def test_a_rule_used_through_a_relation(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    can_read = where(owner=ACTOR) | where(state="published", priority__gte=CTX.level + 1)
+    on_child = can_read.through("parent")
+    assert str(on_child) == (
+        "where(parent__owner=ACTOR) | where(parent__state='published', "
+        "parent__priority__gte=CTX.level + 1)"
+    )
+    mine = make_doc(owner=alice)
+    public = make_doc(owner=bob, state="published", priority=2)
+    hidden = make_doc(owner=bob, state="published", priority=0)
+    under_mine, under_public = make_doc(parent=mine), make_doc(parent=public)
+    make_doc(parent=hidden)
+    make_doc(parent=None, owner=alice)
+    assert agreed(alice, declare(on_child), level=1) == {under_mine.pk, under_public.pk}
+    # The negation: everything else, documents without a parent included.
+    everyone = set(Document.objects.values_list("pk", flat=True))
+    assert agreed(alice, declare(~on_child), level=1) == everyone - {under_mine.pk, under_public.pk}
+    # F() paths are re-rooted too; through() composes.
+    rule = where(amount__lte=F("parent__amount")).through("parent")
+    assert str(rule) == 'where(parent__amount__lte=F("parent__parent__amount"))'
+    assert str(where(state="x").through("parent").through("parent")) == (
+        "where(parent__parent__state='x')"
+    )
+
+
+def test_predicates_follow_a_relation_only_when_they_declare_how(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    from clearance import predicate
+
+    def owned(ctx: Any) -> bool:
+        return bool(ctx.obj.owner_id == ctx.actor.pk)
+
+    with pytest.raises(TypeError, match="predicate 'owned' reads the object"):
+        predicate(owned).through("parent")
+    follows = predicate(owned, reach=True).through("parent")
+    assert str(follows) == 'owned().through("parent")'
+    mine = make_doc(owner=alice)
+    child, orphan = make_doc(parent=mine, owner=bob), make_doc(parent=None, owner=alice)
+    action = declare(follows)
+    assert authorize(alice, action, child).allowed
+    assert not authorize(alice, action, orphan).allowed  # no parent: it does not hold
+    assert not authorize(alice, action, mine).allowed
+    # A function of (obj, path) says how to reach the object.
+    seen: list[str] = []
+
+    def reach(obj: Any, path: str) -> Any:
+        seen.append(path)
+        return obj.parent
+
+    custom = predicate(owned, reach=reach).through("parent")
+    assert authorize(alice, declare(custom), child).allowed and seen == ["parent"]
+    # One that does not read the object is the same rule anywhere.
+    constant = predicate(lambda ctx: True, uses_object=False, name="always")
+    assert constant.through("parent") is constant
+
+
+def test_rules_that_cannot_be_re_rooted_say_why() -> None:
+    from django.db.models import Exists, OuterRef
+
+    with pytest.raises(TypeError, match=r"reads the decision's object through CTX\.obj"):
+        where(owner=CTX.obj.owner).through("parent")
+    with pytest.raises(TypeError, match="subquery"):
+        where(pk=Exists(Document.objects.filter(parent=OuterRef("pk")))).through("parent")
+    with pytest.raises(TypeError, match="relation path"):
+        where(state="x").through("")
+    with pytest.raises(TypeError, match="relation path"):
+        where(state="x").through("parent____owner")

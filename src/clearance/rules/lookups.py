@@ -17,7 +17,7 @@ from typing import Any, cast
 from django.core.exceptions import FieldDoesNotExist, FieldError, ObjectDoesNotExist
 from django.db import models
 from django.db.models import F, Q, Value
-from django.db.models.expressions import Combinable, CombinedExpression
+from django.db.models.expressions import Combinable, CombinedExpression, Subquery
 
 from .context import Bind, Checker, Context, attribute_name
 from .evaluate import (
@@ -48,7 +48,7 @@ from .sql import (
     matches_missing,
     validate_db_lookup,
 )
-from .tree import Rule, RuleNotFilterable, unfilterable_reason
+from .tree import Rule, RuleNotFilterable, check_path, unfilterable_reason
 
 #: The attribute on an actor object where per-actor results are cached (like ``_perm_cache``).
 ACTOR_CACHE_ATTR = "_clearance_cache"
@@ -532,6 +532,22 @@ class Where(Rule):
         paths.discard("")
         return paths
 
+    def through(self, path: str) -> Rule:
+        """This rule on a model that reaches the one it was written for by ``path``: every
+        lookup key (and every ``F()`` path) re-rooted under it, ``owner=ACTOR`` becoming
+        ``repository__owner=ACTOR`` (see :meth:`Rule.through`)."""
+        check_path(path)
+        if self.object_keys:
+            key = self.object_keys[0]
+            raise TypeError(
+                f"where({key}={show_value(self.lookups[key])}) reads the decision's object "
+                f"through CTX.obj, which through({path!r}) would change: write the lookup "
+                "with an F() instead"
+            )
+        return Where(
+            **{f"{path}__{key}": reroot(value, path, key) for key, value in self.lookups.items()}
+        )
+
     def no_sql_reason(self) -> str | None:
         if not self.object_keys:
             return None
@@ -669,6 +685,28 @@ def local_lookup(
         else:
             compiled.value = compiled.normalize(value)
     return compiled
+
+
+def reroot(value: Any, path: str, key: str = "") -> Any:
+    """``value`` with every ``F()`` path inside it prefixed by ``path`` (``F("budget")`` becomes
+    ``F("repository__budget")``); placeholders, constants and querysets stay as they are."""
+    if type(value) is F:
+        return F(f"{path}__{cast(Any, value).name}")
+    if isinstance(value, Subquery):
+        raise TypeError(
+            f"where({key}=...): a subquery's outer references cannot be re-rooted through "
+            f"{path!r}; write the rule for this model"
+        )
+    if isinstance(value, F):  # OuterRef and other kinds of reference
+        raise TypeError(f"where({key}={value!r}) cannot be re-rooted through {path!r}")
+    sources = getattr(value, "get_source_expressions", None)
+    if isinstance(value, Combinable) and sources is not None and sources():
+        clone = cast(Any, value).copy()
+        clone.set_source_expressions(
+            [None if s is None else reroot(s, path, key) for s in sources()]
+        )
+        return clone
+    return value
 
 
 _FIELD_CONNECTORS = frozenset({"+", "-", "*"})

@@ -13,6 +13,7 @@ import reprlib
 from collections.abc import Callable, Iterator
 from typing import Any, NoReturn, cast
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import models
 from django.db.models import Q
 
@@ -84,6 +85,16 @@ class Rule:
     def __invert__(self) -> Rule:
         return Not(self)
 
+    def through(self, path: str) -> Rule:
+        """This rule, declared for a related model, used on a model that reaches it by ``path``.
+
+        ``can_read.through("repository")`` on ``Issue``: every lookup of a ``where()`` is
+        re-rooted under the path (``owner=ACTOR`` becomes ``repository__owner=ACTOR``),
+        ``&``, ``|`` and ``~`` are kept, and a predicate follows the path when it declares
+        how (``predicate(reach=True)``). A rule that cannot be re-rooted raises ``TypeError``.
+        """
+        raise TypeError(f"{type(self).__name__} rules cannot be used through a relation")
+
     def _wrapped(self, parent_precedence: int) -> str:
         text = str(self)
         return f"({text})" if self._precedence < parent_precedence else text
@@ -138,6 +149,9 @@ class All(Rule):
         for rule in self.rules:
             yield from rule.leaves()
 
+    def through(self, path: str) -> Rule:
+        return All(*(rule.through(path) for rule in self.rules))
+
     def __str__(self) -> str:
         return " & ".join(r._wrapped(2) for r in self.rules)
 
@@ -171,6 +185,9 @@ class Any_(Rule):
     def leaves(self) -> Iterator[Rule]:
         for rule in self.rules:
             yield from rule.leaves()
+
+    def through(self, path: str) -> Rule:
+        return Any_(*(rule.through(path) for rule in self.rules))
 
     def __str__(self) -> str:
         return " | ".join(r._wrapped(1) for r in self.rules)
@@ -212,6 +229,9 @@ class Not(Rule):
     def __invert__(self) -> Rule:
         return self.rule
 
+    def through(self, path: str) -> Rule:
+        return Not(self.rule.through(path))
+
     def __str__(self) -> str:
         return "~" + self.rule._wrapped(3)
 
@@ -224,14 +244,44 @@ class Predicate(Rule):
     """
 
     def __init__(
-        self, fn: Callable[[Context], Any], *, uses_object: bool = True, name: str | None = None
+        self,
+        fn: Callable[[Context], Any],
+        *,
+        uses_object: bool = True,
+        name: str | None = None,
+        reach: bool | Callable[[Any, str], Any] = False,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"predicate() needs a callable, got {fn!r}")
+        if not (reach is True or reach is False or callable(reach)):
+            raise TypeError(f"predicate(reach=...) takes True or a function, got {reach!r}")
         self.fn = fn
         self.uses_object = uses_object
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
+        #: How :meth:`through` reaches the related object: False (it cannot), True (by
+        #: attributes, ``"repository__owner"`` reads ``obj.repository.owner``) or a function
+        #: ``(obj, path) -> related object``.
+        self.reach = reach
         functools.update_wrapper(self, fn)
+
+    def through(self, path: str) -> Rule:
+        """This predicate on the object ``path`` leads to (see :meth:`Rule.through`).
+
+        A predicate that does not read the object is the same rule on every model. One that
+        reads it follows the path only when it declares how (``reach``); where the path meets
+        no object, it does not hold.
+        """
+        check_path(path)
+        if not self.uses_object:
+            return self
+        if self.reach is False:
+            raise TypeError(
+                f"predicate {self.name!r} reads the object and does not declare how to reach "
+                f"it through {path!r}: declare it with predicate(reach=True) (it then reads "
+                "the object at the end of the path) or predicate(reach=fn), fn(obj, path) "
+                "returning the related object"
+            )
+        return ThroughPredicate(self, path)
 
     def __call__(self, ctx: Context) -> bool:
         return self._result(self.fn(ctx))
@@ -277,6 +327,51 @@ class Predicate(Rule):
 
     def __str__(self) -> str:
         return f"{self.name}()"
+
+
+def check_path(path: str) -> None:
+    """Refuse a relation path that is not a non-empty ``a__b`` chain of names."""
+    if not isinstance(path, str) or not path or any(not part for part in path.split("__")):
+        raise TypeError(f"through() needs a relation path such as 'repository', got {path!r}")
+
+
+def follow(obj: Any, path: str) -> Any:
+    """The object at the end of ``path`` from ``obj``, by attributes; None where it meets none."""
+    current = obj
+    for name in path.split("__"):
+        if current is None:
+            return None
+        try:
+            current = getattr(current, name)
+        except ObjectDoesNotExist:
+            return None
+    return current
+
+
+class ThroughPredicate(Predicate):
+    """A predicate decided on the object its ``path`` leads to (``Predicate.through``)."""
+
+    def __init__(self, inner: Predicate, path: str) -> None:
+        self.inner = inner
+        self.path = path
+        reach = inner.reach
+        get = follow if reach is True else cast("Callable[[Any, str], Any]", reach)
+        fn = inner.fn
+
+        def on_related(ctx: Context) -> Any:
+            related = get(ctx.obj, path)
+            if related is None:
+                return False
+            return fn(ctx.with_object(related))
+
+        super().__init__(on_related, uses_object=True, name=inner.name, reach=reach)
+
+    def through(self, path: str) -> Rule:
+        check_path(path)
+        return ThroughPredicate(self.inner, f"{path}__{self.path}")
+
+    def __str__(self) -> str:
+        return f'{self.inner}.through("{self.path}")'
 
 
 class PredicateResultError(TypeError):
@@ -341,12 +436,15 @@ def predicate(
     *,
     uses_object: bool = True,
     name: str | None = None,
+    reach: bool | Callable[[Any, str], Any] = False,
 ) -> Any:
     """Wrap a function of ``ctx`` as a rule; usable bare (``@predicate``) or called.
 
     ``uses_object=False`` declares that the function does not read ``ctx.obj``, which lets
-    ``authorized()`` decide it once and filter the rest in SQL.
+    ``authorized()`` decide it once and filter the rest in SQL. ``reach`` lets
+    ``rule.through(path)`` use the predicate on a model related to the one it was written for:
+    True follows the path by attributes, a function ``(obj, path)`` returns the related object.
     """
     if fn is None:
-        return lambda f: Predicate(f, uses_object=uses_object, name=name)
-    return Predicate(fn, uses_object=uses_object, name=name)
+        return lambda f: Predicate(f, uses_object=uses_object, name=name, reach=reach)
+    return Predicate(fn, uses_object=uses_object, name=name, reach=reach)

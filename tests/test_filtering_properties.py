@@ -4,8 +4,11 @@ Hypothesis draws a rule tree from a grammar (local fields, nullable fields, text
 text ranges over generated Unicode text, foreign keys compared with ``ACTOR``, forward chains,
 nullable chains of foreign keys compared with ``None`` and ``isnull`` both ways, to-many
 relations through memberships and watchers, ``CTX`` values that may be None, ``CTX.obj``,
-predicates that do not read the object, several lookups in one ``where``, and ``&``/``|``/``~``
-nested to depth 4), and a data set (several tenants, users in several tenants with several
+predicates that do not read the object, arithmetic on placeholders (``CTX.when - CTX.window``,
+fractional bounds on an integer column), comparisons with other fields through ``F()`` (nullable
+on either side, through nullable foreign keys, with arithmetic), rules re-rooted with
+``through("parent")``, several lookups in one ``where``, and ``&``/``|``/``~`` nested to depth
+4), and a data set (several tenants, users in several tenants with several
 roles, some never signed in, documents with null owners, null tenants, null priorities,
 watchers, and parents that may be null at every hop of ``parent__parent__owner__last_login``).
 For each actor (members, strangers, anonymous) the set of documents ``authorized()`` returns
@@ -19,6 +22,7 @@ examples (150 by default).
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import os
 from decimal import Decimal
@@ -27,6 +31,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
+from django.db.models import F
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, note, settings
@@ -76,6 +81,9 @@ USERNAMES = ["alice", "bob", "carol", "dave"]
 TENANT_NAMES = ["Acme", "acme", "Globex"]
 
 SMALL_INTS = [-1, 0, 1, 2]
+BASE = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+#: Days after BASE a document is submitted (or a decision's CTX.when falls).
+DAYS = [0, 1, 2, 30, 31, 60]
 AMOUNTS = [Decimal("-1"), Decimal("0"), Decimal("0.5"), Decimal("1"), Decimal("2.5")]
 
 
@@ -84,6 +92,10 @@ AMOUNTS = [Decimal("-1"), Decimal("0"), Decimal("0.5"), Decimal("1"), Decimal("2
 
 def _each(key: str, values: list[Any]) -> st.SearchStrategy[dict[str, Any]]:
     return st.sampled_from([{key: value} for value in values])
+
+
+def _reads_obj(kind: st.SearchStrategy[dict[str, Any]]) -> bool:
+    return "CTX.obj" in repr(kind)
 
 
 def _text(lookup: str) -> st.SearchStrategy[dict[str, Any]]:
@@ -168,10 +180,49 @@ LOOKUP_KINDS: list[st.SearchStrategy[dict[str, Any]]] = [
     _each("owner", [CTX.obj.parent.owner]),
 ]
 
+#: Arithmetic on placeholders (None when an operand is None; fractional bounds on an integer
+#: column), comparisons with other fields (F(), through nullable foreign keys, with arithmetic),
+#: none of which reads CTX.obj: they may be re-rooted through ``parent``.
+EXPRESSION_KINDS: list[st.SearchStrategy[dict[str, Any]]] = [
+    _each("priority__gte", [CTX.level + 1, 1 - CTX.level, -CTX.level]),
+    *(_each(f"priority__{op}", [CTX.level / 2, CTX.level * 2]) for op in ("gt", "lt", "exact")),
+    _each("priority__lte", [CTX.level / 2 - 1]),
+    _each("priority__in", [[CTX.level / 2, CTX.level - 1]]),
+    _each("priority__range", [(CTX.level / 2, CTX.level + 1)]),
+    _each("amount__lte", [CTX.level * Decimal("0.5"), CTX.level / 3, 2 - CTX.level]),
+    _each("owner__pk__lt", [ACTOR.pk + 1]),
+    _each("submitted_at__gte", [CTX.when - dt.timedelta(days=30), CTX.when + CTX.window]),
+    _each("submitted_at__lt", [CTX.when - CTX.window]),
+    _each("parent__submitted_at__lte", [CTX.when - dt.timedelta(days=1)]),
+    *(_each(f"priority__{op}", [F("parent__priority")]) for op in ("exact", "lt", "gte")),
+    _each("priority__gt", [F("parent__priority") + 1, F("parent__parent__priority") - 1]),
+    _each("priority__lte", [F("priority"), F("priority") * 2]),
+    _each("amount__lte", [F("parent__amount") * 2, F("priority")]),
+    _each("amount", [F("parent__amount"), F("parent__amount") + Decimal("0.5")]),
+    _each("amount__gt", [F("priority") - 1]),
+    _each("owner", [F("parent__owner")]),
+    _each("tenant", [F("parent__parent__tenant")]),
+    _each("parent__priority__gt", [F("priority")]),
+    _each("submitted_at__gt", [F("parent__submitted_at") + dt.timedelta(days=1)]),
+    _each("submitted_at__lte", [F("parent__submitted_at")]),
+    _each("title", [F("parent__title")]),
+]
+
+#: The kinds a re-rooted rule is drawn from: everything but CTX.obj (which through() refuses).
+REROOTABLE_KINDS = [
+    *(kind for kind in LOOKUP_KINDS if not _reads_obj(kind)),
+    *EXPRESSION_KINDS,
+]
+LOOKUP_KINDS += EXPRESSION_KINDS
+
 lookups = st.sampled_from(LOOKUP_KINDS).flatmap(lambda kind: kind)
+rerootable_lookups = st.sampled_from(REROOTABLE_KINDS).flatmap(lambda kind: kind)
 
 #: One ``where()`` with one or two lookups (two: both must hold, on the same row for to-many).
 where_leaves = st.lists(lookups, min_size=1, max_size=2).map(
+    lambda parts: {k: v for part in parts for k, v in part.items()}
+)
+rerootable_leaves = st.lists(rerootable_lookups, min_size=1, max_size=2).map(
     lambda parts: {k: v for part in parts for k, v in part.items()}
 )
 
@@ -196,6 +247,8 @@ def build(spec: Any) -> Rule:
         return predicate(Const(spec[1]), uses_object=False, name=f"always_{spec[1]}")  # type: ignore[no-any-return]
     if kind == "not":
         return ~build(spec[1])
+    if kind == "through":
+        return build(spec[1]).through("parent")
     left, right = build(spec[1]), build(spec[2])
     return left & right if kind == "and" else left | right
 
@@ -211,13 +264,13 @@ leaf_specs = st.one_of(
 )
 
 
-def _trees(max_depth: int) -> st.SearchStrategy[Any]:
+def _trees(max_depth: int, leaves: st.SearchStrategy[Any] = leaf_specs) -> st.SearchStrategy[Any]:
     """Rule trees nested at most ``max_depth`` deep, leaning towards composite trees."""
-    trees: st.SearchStrategy[Any] = leaf_specs
+    trees: st.SearchStrategy[Any] = leaves
     for _ in range(max_depth):
         children = trees
         trees = st.one_of(
-            leaf_specs,
+            leaves,
             children.map(lambda c: ("not", c)),
             st.tuples(st.just("and"), children, children),
             st.tuples(st.just("or"), children, children),
@@ -225,7 +278,13 @@ def _trees(max_depth: int) -> st.SearchStrategy[Any]:
     return trees
 
 
-rule_specs = _trees(4)
+#: A rule declared for a document's parent, used on the document: ``rule.through("parent")``.
+_rerootable_specs = rerootable_leaves.map(lambda d: ("where", d))
+through_specs = _trees(
+    2, st.one_of(_rerootable_specs, _rerootable_specs, st.booleans().map(lambda b: ("const", b)))
+).map(lambda tree: ("through", tree))
+
+rule_specs = _trees(4, st.one_of(leaf_specs, leaf_specs, leaf_specs, through_specs))
 
 
 # -- the data ---------------------------------------------------------------------------------
@@ -241,6 +300,7 @@ documents = st.fixed_dictionaries(
         "watchers": st.lists(st.integers(0, 3), max_size=2, unique=True),
         # an earlier document (a later index means none)
         "parent": st.none() | st.integers(0, 13),
+        "submitted": st.none() | st.sampled_from(DAYS),
     }
 )
 
@@ -259,6 +319,8 @@ worlds = st.fixed_dictionaries(
         "ctx_level": st.sampled_from([None, *SMALL_INTS]),
         "ctx_role": st.none() | st.sampled_from(ROLES),
         "ctx_user": st.none() | st.integers(0, 3),
+        "ctx_when": st.none() | st.sampled_from(DAYS),
+        "ctx_window": st.none() | st.sampled_from([0, 1, 30]),
     }
 )
 
@@ -361,6 +423,9 @@ def _make_world(world: dict[str, Any]) -> tuple[list[User], dict[str, Any]]:
             state=spec["state"],
             amount=spec["amount"],
             priority=spec["priority"],
+            submitted_at=None
+            if spec["submitted"] is None
+            else BASE + dt.timedelta(days=spec["submitted"]),
             parent=created[spec["parent"]]
             if spec["parent"] is not None and spec["parent"] < len(created)
             else None,
@@ -372,6 +437,8 @@ def _make_world(world: dict[str, Any]) -> tuple[list[User], dict[str, Any]]:
         "level": world["ctx_level"],
         "role": world["ctx_role"],
         "user": None if world["ctx_user"] is None else users[world["ctx_user"]],
+        "when": None if world["ctx_when"] is None else BASE + dt.timedelta(days=world["ctx_when"]),
+        "window": None if world["ctx_window"] is None else dt.timedelta(days=world["ctx_window"]),
     }
     return users, extra
 

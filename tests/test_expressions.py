@@ -267,6 +267,7 @@ def test_predicates_follow_a_relation_only_when_they_declare_how(
         predicate(owned).through("parent")
     follows = predicate(owned, reach=True).through("parent")
     assert str(follows) == 'owned().through("parent")'
+    assert follows.fn is owned  # the snapshot and the checks read the declared code
     mine = make_doc(owner=alice)
     child, orphan = make_doc(parent=mine, owner=bob), make_doc(parent=None, owner=alice)
     action = declare(follows)

@@ -349,22 +349,27 @@ def follow(obj: Any, path: str) -> Any:
 
 
 class ThroughPredicate(Predicate):
-    """A predicate decided on the object its ``path`` leads to (``Predicate.through``)."""
+    """A predicate decided on the object its ``path`` leads to (``Predicate.through``).
+
+    ``fn`` stays the declared function (the snapshot, the checks and the testing helpers read
+    its code); the object it sees is the related one.
+    """
 
     def __init__(self, inner: Predicate, path: str) -> None:
+        super().__init__(inner.fn, uses_object=True, name=inner.name, reach=inner.reach)
         self.inner = inner
         self.path = path
         reach = inner.reach
-        get = follow if reach is True else cast("Callable[[Any, str], Any]", reach)
-        fn = inner.fn
+        self._reach = follow if reach is True else cast("Callable[[Any, str], Any]", reach)
 
-        def on_related(ctx: Context) -> Any:
-            related = get(ctx.obj, path)
-            if related is None:
-                return False
-            return fn(ctx.with_object(related))
+    def __call__(self, ctx: Context) -> bool:
+        return self.evaluate(ctx)
 
-        super().__init__(on_related, uses_object=True, name=inner.name, reach=reach)
+    def evaluate(self, ctx: Context) -> bool:
+        related = self._reach(ctx.obj, self.path)
+        if related is None:
+            return False
+        return self.inner.evaluate(ctx.with_object(related))
 
     def through(self, path: str) -> Rule:
         check_path(path)

@@ -8,6 +8,7 @@ the layer, rule, reason, code and error, the references, and every trace entry b
 
 from __future__ import annotations
 
+import datetime as dt
 import pickle
 from collections.abc import Callable
 from decimal import Decimal
@@ -15,10 +16,13 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.db.models import F
 from django.test.utils import CaptureQueriesContext, override_settings
+from django.utils import timezone
 
 from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, predicate, where
 from clearance.decisions import Decision, Layer
+from clearance.rules.evaluate import LocalLookup
 from tests.testapp.models import Document, Tenant
 
 PERM = "testapp.approve_document"
@@ -73,6 +77,22 @@ RULES: dict[str, Any] = {
     "either": where(state="draft") | where(owner=ACTOR),
     "predicate": predicate(lambda ctx: ctx.obj.title != "forbidden"),
     "raises": predicate(lambda ctx: 1 / 0),
+    # Expressions, F() and re-rooted rules: never specialised, decided as in full.
+    "arithmetic": where(priority__lte=ACTOR.pk - 1),
+    "not_arithmetic": ~where(amount__gt=ACTOR.pk * 10),
+    "fractional": where(priority__gte=ACTOR.pk / 2),
+    "date_window": where(submitted_at__gte=CTX.now - dt.timedelta(days=30)),
+    "key_arithmetic": where(owner__pk__lt=ACTOR.pk + 1),
+    "field": where(amount__gte=F("priority") * 100),
+    "not_field_through_parent": ~where(priority__lt=F("parent__priority")),
+    "field_key": where(owner=F("parent__owner")),
+    "through": where(owner=ACTOR).through("parent"),
+    "through_tree": (where(state="draft") | ~where(tenant__memberships__user=ACTOR)).through(
+        "parent"
+    ),
+    "through_predicate": predicate(lambda ctx: ctx.obj.title != "forbidden", reach=True).through(
+        "parent"
+    ),
 }
 
 
@@ -103,6 +123,11 @@ def world(
         Document.objects.create(tenant=tenant, owner=admin, state="archived", amount=10),
         Document(tenant=tenant, owner=alice, state="submitted", amount=Decimal("20")),  # unsaved
     ]
+    # A parent for the re-rooted rules and F() paths, a date for the date window.
+    docs[4].parent, docs[5].parent, docs[6].parent = docs[0], docs[3], docs[2]
+    docs[2].submitted_at = timezone.now() - dt.timedelta(days=3)
+    for doc in docs[2:6]:
+        doc.save()
     return {"actors": actors, "docs": docs}
 
 
@@ -121,6 +146,22 @@ def test_the_fast_path_decides_as_the_general_path(
                 fast = authorize(actor, action, doc, state="submitted")
                 general = _general(actor, action, doc, state="submitted")
                 assert _shape(fast) == _shape(general), (actor_name, doc, warm)
+
+
+def test_expressions_and_field_comparisons_are_not_specialised() -> None:
+    # The inline forms compare with a constant or the actor's key; an expression or an F() is
+    # bound per decision or read per object, so its lookup keeps its general check.
+    for rule in (
+        where(priority__lte=ACTOR.pk - 1),
+        where(owner=-ACTOR.pk),
+        where(amount__gte=F("priority") * 100),
+        where(owner=F("parent__owner")),
+    ):
+        (lookup,) = rule.plan(Document).local
+        if isinstance(lookup, LocalLookup):
+            assert lookup.python_lines(repr) is None, rule
+            assert lookup.checker() == lookup.check, rule
+        assert rule.python_lines(Document, repr) == [f"ok = {lookup.check!r}(obj, ctx) is True"]
 
 
 def test_a_value_not_converted_yet_is_compared_as_the_field_would(

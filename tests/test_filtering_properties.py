@@ -191,6 +191,8 @@ EXPRESSION_KINDS: list[st.SearchStrategy[dict[str, Any]]] = [
     _each("priority__range", [(CTX.level / 2, CTX.level + 1)]),
     _each("amount__lte", [CTX.level * Decimal("0.5"), CTX.level / 3, 2 - CTX.level]),
     _each("owner__pk__lt", [ACTOR.pk + 1]),
+    st.just({"tenant__memberships__user__pk": ACTOR.pk * 1}),
+    st.just({"tenant__memberships__user": ACTOR, "tenant__memberships__pk__gt": CTX.level - 1}),
     _each("submitted_at__gte", [CTX.when - dt.timedelta(days=30), CTX.when + CTX.window]),
     _each("submitted_at__lt", [CTX.when - CTX.window]),
     _each("parent__submitted_at__lte", [CTX.when - dt.timedelta(days=1)]),

@@ -769,5 +769,11 @@ def where(**lookups: Any) -> Where:
     placeholder that resolves to None matches nothing (an anonymous actor owns no invoice); a
     literal None means ``IS NULL``. Lookups that cross the same to-many relation in one
     ``where()`` must hold for the same related row, as in one ``filter()`` call.
+
+    Placeholders combine with constants through ``+ - * /`` (``CTX.now - timedelta(days=30)``,
+    ``ACTOR.limit * 2``); an operand that is None matches nothing. ``F("relation__field")``
+    (with ``+ - *``) compares with another field of the object or its forward relations, where
+    a NULL on either side never matches. :meth:`Rule.through <clearance.rules.Rule.through>`
+    uses the rule on a related model.
     """
     return Where(**lookups)

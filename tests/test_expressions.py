@@ -23,7 +23,7 @@ from tests.testapp.models import Document
 
 pytestmark = pytest.mark.django_db
 
-NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+NOW = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 
 
 _names = itertools.count()

@@ -81,7 +81,7 @@ USERNAMES = ["alice", "bob", "carol", "dave"]
 TENANT_NAMES = ["Acme", "acme", "Globex"]
 
 SMALL_INTS = [-1, 0, 1, 2]
-BASE = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.UTC)
+BASE = dt.datetime(2026, 6, 1, 12, 0, tzinfo=dt.timezone.utc)
 #: Days after BASE a document is submitted (or a decision's CTX.when falls).
 DAYS = [0, 1, 2, 30, 31, 60]
 AMOUNTS = [Decimal("-1"), Decimal("0"), Decimal("0.5"), Decimal("1"), Decimal("2.5")]

@@ -20,7 +20,41 @@ from django.db.models.expressions import CombinedExpression
 from .context import Context
 
 
-class Ref:
+class _Arithmetic:
+    """``+ - * /`` and unary ``-`` building an :class:`Expr`: ``CTX.now - timedelta(days=30)``,
+    ``ACTOR.limit * 2`` (shared by placeholders and expressions)."""
+
+    __slots__ = ()
+
+    def __add__(self, other: Any) -> Expr:
+        return Expr("+", self, other)
+
+    def __radd__(self, other: Any) -> Expr:
+        return Expr("+", other, self)
+
+    def __sub__(self, other: Any) -> Expr:
+        return Expr("-", self, other)
+
+    def __rsub__(self, other: Any) -> Expr:
+        return Expr("-", other, self)
+
+    def __mul__(self, other: Any) -> Expr:
+        return Expr("*", self, other)
+
+    def __rmul__(self, other: Any) -> Expr:
+        return Expr("*", other, self)
+
+    def __truediv__(self, other: Any) -> Expr:
+        return Expr("/", self, other)
+
+    def __rtruediv__(self, other: Any) -> Expr:
+        return Expr("/", other, self)
+
+    def __neg__(self) -> Expr:
+        return Expr("neg", self)
+
+
+class Ref(_Arithmetic):
     """A placeholder bound at decision time: ``ACTOR``, ``ACTOR.<attr path>``, ``CTX.<name>``."""
 
     __slots__ = ("_path", "_root")
@@ -81,34 +115,6 @@ class Ref:
 
     __str__ = __repr__
 
-    # Arithmetic: ``CTX.now - timedelta(days=30)``, ``ACTOR.limit * 2`` (see :class:`Expr`).
-    def __add__(self, other: Any) -> Expr:
-        return Expr("+", self, other)
-
-    def __radd__(self, other: Any) -> Expr:
-        return Expr("+", other, self)
-
-    def __sub__(self, other: Any) -> Expr:
-        return Expr("-", self, other)
-
-    def __rsub__(self, other: Any) -> Expr:
-        return Expr("-", other, self)
-
-    def __mul__(self, other: Any) -> Expr:
-        return Expr("*", self, other)
-
-    def __rmul__(self, other: Any) -> Expr:
-        return Expr("*", other, self)
-
-    def __truediv__(self, other: Any) -> Expr:
-        return Expr("/", self, other)
-
-    def __rtruediv__(self, other: Any) -> Expr:
-        return Expr("/", other, self)
-
-    def __neg__(self) -> Expr:
-        return Expr("neg", self)
-
 
 _OPERATORS: dict[str, Callable[..., Any]] = {
     "+": operator.add,
@@ -121,7 +127,7 @@ _OPERATORS: dict[str, Callable[..., Any]] = {
 _PRECEDENCE = {"+": 1, "-": 1, "*": 2, "/": 2, "neg": 3}
 
 
-class Expr:
+class Expr(_Arithmetic):
     """Arithmetic on placeholders and constants, computed when the rule is decided.
 
     ``CTX.now - timedelta(days=30)``, ``ACTOR.limit * 2``, ``-CTX.offset``: built with ``+``,
@@ -172,33 +178,6 @@ class Expr:
                 return None
             values.append(value)
         return _OPERATORS[self.op](*values)
-
-    def __add__(self, other: Any) -> Expr:
-        return Expr("+", self, other)
-
-    def __radd__(self, other: Any) -> Expr:
-        return Expr("+", other, self)
-
-    def __sub__(self, other: Any) -> Expr:
-        return Expr("-", self, other)
-
-    def __rsub__(self, other: Any) -> Expr:
-        return Expr("-", other, self)
-
-    def __mul__(self, other: Any) -> Expr:
-        return Expr("*", self, other)
-
-    def __rmul__(self, other: Any) -> Expr:
-        return Expr("*", other, self)
-
-    def __truediv__(self, other: Any) -> Expr:
-        return Expr("/", self, other)
-
-    def __rtruediv__(self, other: Any) -> Expr:
-        return Expr("/", other, self)
-
-    def __neg__(self) -> Expr:
-        return Expr("neg", self)
 
     def _operand_text(self, operand: Any, right: bool) -> str:
         text = show_value(operand)

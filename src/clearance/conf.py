@@ -153,18 +153,24 @@ def _patterns(value: Any) -> str | None:
     return None
 
 
+def _installed_model(label: Any) -> Any:
+    """The installed model ``label`` (``"app_label.Model"``) names, or None."""
+    from django.apps import apps
+
+    try:
+        return apps.get_model(label) if isinstance(label, str) else None
+    except (LookupError, ValueError):
+        return None
+
+
 def _view_actions(value: Any) -> str | None:
     if not isinstance(value, dict):
         return "must be a dict of model labels to action names"
-    from django.apps import apps
 
     from .actions import registry
 
     for label, name in value.items():
-        try:
-            model = apps.get_model(label) if isinstance(label, str) else None
-        except (LookupError, ValueError):
-            model = None
+        model = _installed_model(label)
         if model is None:
             return f"names {label!r}, which is not the label of an installed model"
         if not isinstance(name, str) or name not in registry:
@@ -178,14 +184,10 @@ def _view_actions(value: Any) -> str | None:
 def _natural_keys(value: Any) -> str | None:
     if not isinstance(value, dict):
         return "must be a dict of model labels to field names"
-    from django.apps import apps
     from django.core.exceptions import FieldDoesNotExist
 
     for label, name in value.items():
-        try:
-            model = apps.get_model(label) if isinstance(label, str) else None
-        except (LookupError, ValueError):
-            model = None
+        model = _installed_model(label)
         if model is None:
             return f"names {label!r}, which is not the label of an installed model"
         try:

@@ -50,16 +50,13 @@ from . import audit
 from .actions import ANYONE, Action, NamedRule, registry
 from .conf import clearance_settings
 from .decisions import (
-    UNAVAILABLE_REASON,
     Decision,
     Layer,
     NotFilterable,
     RawTrace,
     actor_ref,
-    database_unavailable,
     exception_for,
     resource_ref,
-    undecided_reason,
 )
 from .plans import (
     INACTIVE_REASON,
@@ -68,6 +65,7 @@ from .plans import (
     permission_failure,
     plan_for,
     rule_failed,
+    rule_failure,
 )
 from .request_context import current_request, note_decision
 from .rules import (
@@ -271,12 +269,8 @@ def decide(
                     ok = evaluate(ctx) is True
                     err = None
                 except Exception as exc:
-                    ok, err = False, rule_failed(exc, named, ctx)
-                    reason = (
-                        UNAVAILABLE_REASON
-                        if database_unavailable(exc)
-                        else undecided_reason(name, exc)
-                    )
+                    ok = False
+                    reason, err = rule_failure(exc, named, ctx)
                 trace.append((layer, name, ok, reason, expression, perf_counter() - start, err))
                 if not ok and denial is None:
                     denial = (layer, name, reason, code, err)

@@ -58,6 +58,7 @@ __all__ = [
     "permission_failure",
     "plan_for",
     "rule_failed",
+    "rule_failure",
 ]
 
 logger = logging.getLogger("clearance")
@@ -195,7 +196,8 @@ def rule_failed(exc: Exception, named: NamedRule, ctx: Context) -> str:
     return describe_error(exc)
 
 
-def _rule_failure(exc: Exception, named: NamedRule, ctx: Context) -> tuple[str, str]:
+def rule_failure(exc: Exception, named: NamedRule, ctx: Context) -> tuple[str, str]:
+    """A rule's ``(reason, error)`` when it raised ``exc`` (see :func:`rule_failed`)."""
     error = rule_failed(exc, named, ctx)
     reason = UNAVAILABLE_REASON if database_unavailable(exc) else undecided_reason(named.name, exc)
     return reason, error
@@ -300,7 +302,7 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
         "SETTINGS": clearance_settings,
         "SIGNAL": decision_made,
         "permission_failure": permission_failure,
-        "rule_failure": _rule_failure,
+        "rule_failure": rule_failure,
         "SIGN_IN": (SIGN_IN_REASON, None),
         "INACTIVE": (INACTIVE_REASON, None),
         "LACKS": (f"This needs the permission {act.permission}, which you do not hold.", None),

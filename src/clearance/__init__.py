@@ -33,7 +33,8 @@ from .engine import (
 )
 from .invariants import BulkInvariantViolation, GuardedQuerySet, acting
 from .perform import aperform, perform, performs
-from .rules import ACTOR, CTX, Context, predicate, where
+from .rules import ACTOR, CTX, Context, clear_actor_cache, predicate, where
+from .scopes import Scope
 
 __version__ = "0.1.0.dev0"
 
@@ -52,6 +53,7 @@ __all__ = [
     "NotFilterable",
     "PermissionMissing",
     "PolicyDenied",
+    "Scope",
     "SystemActor",
     "UnknownAction",
     "aauthorize",
@@ -65,6 +67,7 @@ __all__ = [
     "authorize_many",
     "authorized",
     "can_attempt",
+    "clear_actor_cache",
     "constraints_for",
     "enforce",
     "explain",

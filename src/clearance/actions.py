@@ -16,6 +16,7 @@ from django.db import models
 
 from .decisions import Layer, UnknownAction
 from .rules import Predicate, Rule, predicate
+from .scopes import scope_registry, validate_scope_paths
 
 __all__ = [
     "ANYONE",
@@ -129,6 +130,13 @@ class Action:
     model the action acts on (None for an action about no object). ``permission_model`` states
     that the permission belongs to another model than ``model`` (the system checks otherwise
     report a permission of another model as a mistake).
+
+    ``scope`` says that the permission may also be held within a scope (see
+    :class:`~clearance.Scope`): the path of foreign keys from ``model`` to the scope object
+    (``"organization"``, ``"repository__organization"``), ``"pk"`` when the object is itself
+    the scope object, or a tuple of such paths (gate 1 holds through any of them). Gate 1 then
+    holds when the actor holds the permission globally, or through a membership of the
+    object's scope object; without an object, through a membership of some scope object.
     """
 
     def __init__(
@@ -141,6 +149,7 @@ class Action:
         description: str = "",
         register: bool = True,
         permission_model: type[models.Model] | str | None = None,
+        scope: str | tuple[str, ...] | None = None,
     ) -> None:
         if not isinstance(name, str) or not _ACTION_NAME.match(name):
             raise ImproperlyConfigured(
@@ -166,7 +175,17 @@ class Action:
             raise ImproperlyConfigured(
                 f"Action {name!r}: model must be a Django model, got {model!r}"
             )
+        scope_paths: tuple[str, ...] = ()
+        if scope is not None:
+            if permission is ANYONE:
+                raise ImproperlyConfigured(
+                    f"Action {name!r}: permission=ANYONE holds for everyone, so scope= would "
+                    "change nothing; name the permission that is held within the scope"
+                )
+            scope_paths = validate_scope_paths(name, scope)
         self.name = name
+        #: The paths from an object to its scope objects (empty: gate 1 is global only).
+        self.scope: tuple[str, ...] = scope_paths
         self.permission = permission
         self._model = model
         self._permission_model = permission_model
@@ -432,6 +451,8 @@ class Registry:
             f"model {model._meta.label if model is not None else '-'}",
             f"permission {action.permission_label}",
         ]
+        if action.scope:  # only then: the fingerprints of unscoped actions stay as they were
+            lines.append(f"scope {' '.join(action.scope)}")
         lines += [f"{r.layer.value} {r.name} {r.rule}" for r in action.rules]
         lines += [
             f"model_invariant {r.name} {','.join(sorted(r.on))} {r.rule}"
@@ -448,12 +469,15 @@ class Registry:
             {a.name: (list(a.policies), list(a.invariants)) for a in self._actions.values()},
             {m: list(r) for m, r in self._invariants.items()},
             list(self._pending),
+            scope_registry.snapshot(),
         )
 
     def restore(self, state: tuple[Any, ...]) -> None:
         """Put back a state captured with :meth:`snapshot`."""
         actions, rules, invariants, *rest = state
         self._pending = list(rest[0]) if rest else []
+        if len(rest) > 1:
+            scope_registry.restore(rest[1])
         self._actions = dict(actions)
         for name, (policies, invs) in rules.items():
             self._actions[name].policies[:] = policies
@@ -478,6 +502,8 @@ class Registry:
 
 #: The process-wide registry that ``authz.py`` modules fill.
 registry = Registry()
+# A scope declared or removed changes what gate 1 means for the actions within it.
+scope_registry.listeners.append(registry.changed)
 
 #: Called after a model invariant is added to :data:`registry` once the models are ready:
 #: :mod:`clearance.invariants` installs its write guards here (it imports this module, never

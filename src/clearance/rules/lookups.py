@@ -315,7 +315,14 @@ def _actor_cache(actor: Any) -> dict[Any, Any]:
 
 
 def clear_actor_cache(actor: Any) -> None:
-    """Forget what was cached on ``actor`` (to-many results); the next decision re-queries."""
+    """Forget what was cached on ``actor``; the next decision asks the database again.
+
+    That is the rows of the to-many lookups tied to the actor
+    (``where(tenant__memberships__user=ACTOR)``) and the actor's memberships of each scope
+    (:class:`~clearance.Scope`), both kept on the actor object as Django keeps
+    ``_perm_cache``. Call it after changing the actor's memberships within one request (or
+    load the user again); Django's own ``_perm_cache`` is left alone.
+    """
     with contextlib.suppress(AttributeError):
         delattr(actor, ACTOR_CACHE_ATTR)
 

@@ -299,3 +299,76 @@ def test_receivers_hear_decisions_with_no_sink(fresh_registry: Any, world: dict[
     finally:
         decision_made.disconnect(receiver)
     assert heard == [decision] and heard[0].rule == "submitted"
+
+
+# -- gate 1 held within a scope (clearance.Scope) --------------------------------------------------
+
+
+@pytest.fixture
+def scoped_world(db: None, fresh_registry: Any) -> dict[str, Any]:
+    from django.contrib.auth.models import Group, Permission
+
+    from clearance import Scope
+    from tests.testapp.models import Org, OrgMembership, Project, Task
+
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    perms = Permission.objects.filter(
+        content_type__app_label="testapp", codename__in=["change_project", "change_task"]
+    )
+    maintainers = Group.objects.create(name="Maintainers")
+    maintainers.permissions.add(*perms)
+    acme, globex = Org.objects.create(name="Acme"), Org.objects.create(name="Globex")
+    member = User.objects.create_user("member")
+    OrgMembership.objects.create(user=member, org=acme).groups.add(maintainers)
+    editor = User.objects.create_user("editor")
+    editor.user_permissions.add(*perms)
+    inactive = User.objects.create_user("inactive_member", is_active=False)
+    OrgMembership.objects.create(user=inactive, org=acme).groups.add(maintainers)
+    actors = {
+        "member": User.objects.get(pk=member.pk),
+        "editor": User.objects.get(pk=editor.pk),
+        "root": User.objects.create_superuser("root"),
+        "stranger": User.objects.create_user("stranger"),
+        "inactive": User.objects.get(pk=inactive.pk),
+        "anonymous": AnonymousUser(),
+    }
+    projects = [
+        Project.objects.create(org=acme, name="acme"),
+        Project.objects.create(org=globex, partner=acme, name="shared"),
+        Project.objects.create(org=globex, name="globex"),
+        Project.objects.create(org=None, name="orphan", archived=True),
+        Project(org=acme, name="unsaved"),
+        Project(org_id=str(acme.pk), name="raw key"),
+    ]
+    tasks = [Task.objects.create(project=p, title=p.name) for p in projects[:4]]
+    tasks += [Task(project=projects[0]), Task(project=None), Task(project_id=10**9)]
+    return {"actors": actors, "projects": projects, "tasks": tasks}
+
+
+@pytest.mark.parametrize(
+    ("model_name", "scope"),
+    [("Project", "org"), ("Project", ("org", "partner")), ("Task", "project__org")],
+)
+def test_the_fast_path_decides_a_scoped_gate_1_as_the_general_path(
+    scoped_world: dict[str, Any], model_name: str, scope: Any
+) -> None:
+    from tests.testapp.models import Project, Task
+
+    model = {"Project": Project, "Task": Task}[model_name]
+    perm = f"testapp.change_{model_name.lower()}"
+    action = Action("testapp.scoped", model=model, permission=perm, scope=scope)
+    live = ~where(archived=True) if model is Project else ~where(project__archived=True)
+    action.policy("live", live, reason="Archived projects are frozen.")
+    objects = scoped_world["projects"] if model is Project else scoped_world["tasks"]
+    for actor_name, actor in scoped_world["actors"].items():
+        for obj in objects:
+            for warm in (False, True):  # the memberships: first loaded, then cached
+                fast = authorize(actor, action, obj)
+                general = _general(actor, action, obj)
+                assert _shape(fast) == _shape(general), (actor_name, obj, warm)
+    # Each way gate 1 can go is among the decisions compared above.
+    member = scoped_world["actors"]["member"]
+    reasons = {authorize(member, action, obj).trace[0].reason.split(" ")[0] for obj in objects}
+    assert {"Holds", "This"} <= reasons
+    if model is Task:  # a project that does not exist: gate 1 fails closed
+        assert "could" in reasons

@@ -77,6 +77,7 @@ from .rules import (
     unfilterable_reason,
 )
 from .rules.context import decision_now
+from .scopes import scope_gate
 
 __all__ = [
     "aauthorize",
@@ -184,8 +185,12 @@ def _permission_code(act: Action) -> str:
 Gate1 = tuple[bool, str, "str | None"]
 
 
-def permission_gate(actor: Any, act: Action) -> Gate1:
-    """Gate 1 alone for ``act``: ``(allowed, reason, error)``; fails closed when it raises."""
+def permission_gate(actor: Any, act: Action, obj: Any = None) -> Gate1:
+    """Gate 1 alone for ``act``: ``(allowed, reason, error)``; fails closed when it raises.
+
+    For an action held within a scope (``Action(scope=...)``), gate 1 also holds through a
+    membership of ``obj``'s scope object, or, without an object, of some scope object.
+    """
     if act.permission is ANYONE:
         return True, "Anyone may attempt this action.", None
     if not getattr(actor, "is_authenticated", False):
@@ -199,6 +204,16 @@ def permission_gate(actor: Any, act: Action) -> Gate1:
         return False, reason, error
     if held is True:
         return True, f"Holds the permission {act.permission}.", None
+    if act.scope:
+        gate = scope_gate(act)
+        try:
+            through = gate.check(actor, obj)
+        except Exception as exc:
+            reason, error = permission_failure(exc, act, scoped=True)
+            return False, reason, error
+        if through is not None:
+            return True, through, None
+        return False, gate.lacks if obj is not None else gate.lacks_any, None
     return False, f"This needs the permission {act.permission}, which you do not hold.", None
 
 
@@ -254,7 +269,7 @@ def decide(
     denial: tuple[Layer, str, str, str, str | None] | None = None  # layer, rule, reason, code
 
     start = perf_counter()
-    ok, reason, err = gate1 if gate1 is not None else permission_gate(ctx.actor, act)
+    ok, reason, err = gate1 if gate1 is not None else permission_gate(ctx.actor, act, ctx.obj)
     perm = plan.perm
     trace: list[RawTrace] = [
         (_PERMISSION, perm, ok, reason, plan.perm_expr, perf_counter() - start, err)
@@ -418,15 +433,32 @@ def authorize_many(
     if not objs:
         return []
     base = _context(actor, act, None, request, extra)
-    gate1 = permission_gate(actor, act)
-    if gate1[0]:
+    if act.scope and act.permission is not ANYONE:
+        # Held within a scope: gate 1 depends on each object's scope object.
+        _prefetch_scope_paths(act, objs)
+        gates = [permission_gate(actor, act, obj) for obj in objs]
+    else:
+        gates = [permission_gate(actor, act)] * len(objs)
+    if any(gate[0] for gate in gates):
         _prefetch(act, base, objs)
     decisions = []
-    for obj in objs:
+    for obj, gate1 in zip(objs, gates, strict=True):
         ctx = base.with_object(obj)
         decision = decide(act, ctx, full=False, gate1=gate1, probe=probe)
         decisions.append(record(decision, ctx.request))
     return decisions
+
+
+def _prefetch_scope_paths(act: Action, objs: Sequence[Any]) -> None:
+    """Fetch the rows the scope paths cross (``repository`` of ``repository__organization``)
+    for the whole batch, one query per relation instead of one per object."""
+    try:
+        related = scope_gate(act).related_paths()
+        if related:
+            prefetch_related_objects([o for o in objs if o.pk is not None], *related)
+    except Exception:
+        # Left to per-object gate 1, which fails closed and records the error.
+        logger.debug("prefetch of the scope paths of %s failed", act.name, exc_info=True)
 
 
 def _prefetch(
@@ -490,6 +522,18 @@ def authorized(
         return _none(queryset)
     model = queryset.model
     condition: Any = True
+    if act.scope and act.permission is not ANYONE and actor.has_perm(act.permission) is not True:
+        # Held through memberships only: the rows within the scope objects they cover.
+        try:
+            within = scope_gate(act).condition(actor)
+        except Exception:
+            if clearance_settings.RAISE_RULE_ERRORS:
+                raise
+            logger.exception("The scopes of action %s raised while filtering", act.name)
+            return _none(queryset)
+        if within is None:
+            return _none(queryset)
+        condition = within
     in_python: list[NamedRule] = []
     for named in act.rules:
         try:

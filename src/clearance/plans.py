@@ -49,6 +49,7 @@ from .decisions import (
 from .request_context import current_request, decisions_in_request, note_decision
 from .rules import Context
 from .rules.context import attribute_name
+from .scopes import scope_gate
 from .signals import decision_made
 
 __all__ = [
@@ -107,6 +108,8 @@ class GatePlan:
         self.changes = -1  # rule_changes.count when plan_for() last found it current
         self.perm = act.permission_label
         self.perm_expr = f"has_perm({self.perm!r})"
+        if act.scope and act.permission is not ANYONE:
+            self.perm_expr += f" or membership via {', '.join(act.scope)}"
         self.perm_code = f"permission.{act.permission_label}"
         self.perm_held = (
             "Anyone may attempt this action."
@@ -170,12 +173,18 @@ def plan_for(action: str | Action) -> GatePlan:
 # --------------------------------------------------------------------------------------------
 
 
-def permission_failure(exc: Exception, act: Action) -> tuple[str, str]:
-    """Gate 1's ``(reason, error)`` when ``has_perm`` raised ``exc`` (re-raised instead when
+def permission_failure(exc: Exception, act: Action, scoped: bool = False) -> tuple[str, str]:
+    """Gate 1's ``(reason, error)`` when ``has_perm`` raised ``exc``, or (``scoped``) finding
+    the object's scope objects or the actor's memberships did (re-raised instead when
     ``RAISE_RULE_ERRORS`` is on)."""
     if clearance_settings.RAISE_RULE_ERRORS:
         raise exc
-    logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
+    if scoped:
+        logger.exception(
+            "The scope of action %s raised while deciding %r", act.name, act.permission
+        )
+    else:
+        logger.exception("has_perm(%r) raised for action %s", act.permission, act.name)
     reason = (
         UNAVAILABLE_REASON
         if database_unavailable(exc)
@@ -215,15 +224,18 @@ def _fields(
     probe: bool,
     stamps: tuple[float, ...],
     failure: tuple[str, str | None] | None,
+    through: str | None = None,
 ) -> dict[str, Any]:
     """A compiled decision's fields, from what it captured: the time stamps around each entry
-    of the trace (``stamps[i + 1] - stamps[i]`` is entry i's time) and, when the last entry
-    denied, its ``(reason, error)``."""
+    of the trace (``stamps[i + 1] - stamps[i]`` is entry i's time), when the last entry
+    denied, its ``(reason, error)``, and when gate 1 held through a scope, its reason."""
     count = len(stamps) - 1  # entries in the trace: gate 1, then the rules evaluated
     rules = (plan.policies + plan.invariants)[: count - 1]
     raw: list[RawTrace] = []
     held = failure is None or count > 1
-    reason, error = (plan.perm_held, None) if held else cast(tuple[str, "str | None"], failure)
+    reason, error = (
+        (through or plan.perm_held, None) if held else cast(tuple[str, "str | None"], failure)
+    )
     raw.append((_PERMISSION, plan.perm, held, reason, plan.perm_expr, stamps[1] - stamps[0], error))
     for i, (name, rule_reason, expression, _code, _evaluate, _named) in enumerate(rules, 1):
         ok, reason, error = True, rule_reason, None
@@ -313,12 +325,25 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
         names[name] = value
         return name
 
+    # Held within a scope: gate 1 also asks the memberships when has_perm() is not True, and
+    # the decision keeps the reason it held through (``g1``). Unscoped code is unchanged.
+    scoped = bool(act.scope) and act.permission is not ANYONE
+    if scoped:
+        gate = scope_gate(act)
+        names.update(
+            SCOPED=gate.fast,
+            SLACKS=(gate.lacks, None),
+            SLACKS_ANY=(gate.lacks_any, None),
+        )
+    held_through = ", g1" if scoped else ""
+
     def decision(allowed: bool, stamps: str, failure: str) -> str:
-        return f"RETURN(mk({allowed}, (B, plan, ctx, pk, probe, ({stamps}), {failure})))"
+        tail = f"{failure}{held_through}"
+        return f"RETURN(mk({allowed}, (B, plan, ctx, pk, probe, ({stamps}), {tail})))"
 
     def body(exact: bool) -> list[str]:
         """Gate 1 and the rules, for an object of exactly the model (inline) or not."""
-        lines = ["t0 = pc()"]
+        lines = ["t0 = pc()", "g1 = None"] if scoped else ["t0 = pc()"]
         stamps = ["t0"]
         if act.permission is not ANYONE:
             lines += [
@@ -331,9 +356,24 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
                 "except Exception as exc:",
                 "    failure = permission_failure(exc, ACT)",
                 "    " + decision(False, "t0, pc()", "failure"),
-                "if held is not True:",
-                "    " + decision(False, "t0, pc()", "LACKS"),
             ]
+            if scoped:
+                lines += [
+                    "if held is not True:",
+                    "    try:",
+                    "        g1 = SCOPED(actor, obj)",
+                    "    except Exception as exc:",
+                    "        failure = permission_failure(exc, ACT, True)",
+                    "        " + decision(False, "t0, pc()", "failure"),
+                    "    if g1 is None:",
+                    "        "
+                    + decision(False, "t0, pc()", "SLACKS if obj is not None else SLACKS_ANY"),
+                ]
+            else:
+                lines += [
+                    "if held is not True:",
+                    "    " + decision(False, "t0, pc()", "LACKS"),
+                ]
         lines.append("t1 = pc()")
         stamps.append("t1")
         for i, (_name, reason, _expr, _code, evaluate, named) in enumerate(

@@ -72,3 +72,79 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text
+
+
+# -- scopes: roles held within an organisation (tests/test_scopes.py) ---------------------------
+
+
+class Org(models.Model):
+    """A scope: users hold roles within an organisation through memberships."""
+
+    name = models.CharField(max_length=50)
+
+    class Meta:
+        verbose_name = "organization"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class OrgMembership(models.Model):
+    """A user's membership of an organisation; its groups say what it grants."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="org_memberships"
+    )
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="memberships")
+    groups = models.ManyToManyField("auth.Group", blank=True, related_name="org_memberships")
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.org_id}"
+
+
+class OrgRole(models.Model):
+    """A user's role within an organisation (the role form of a scope)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="org_roles"
+    )
+    org = models.ForeignKey(Org, on_delete=models.CASCADE, related_name="roles")
+    role = models.CharField(max_length=20)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.org_id}:{self.role}"
+
+
+class Project(models.Model):
+    """Belongs to an organisation (nullable), and may be shared with a partner organisation."""
+
+    org = models.ForeignKey(
+        Org, null=True, blank=True, on_delete=models.CASCADE, related_name="projects"
+    )
+    partner = models.ForeignKey(
+        Org, null=True, blank=True, on_delete=models.SET_NULL, related_name="partner_projects"
+    )
+    name = models.CharField(max_length=50, default="")
+    archived = models.BooleanField(default=False)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="member_projects"
+    )
+
+    class Meta:
+        permissions = [("publish_project", "Can publish projects")]
+
+    def __str__(self) -> str:
+        return self.name or f"Project {self.pk}"
+
+
+class Task(models.Model):
+    """Reaches its organisation through its project."""
+
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.CASCADE, related_name="tasks"
+    )
+    title = models.CharField(max_length=50, default="")
+    done = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.title or f"Task {self.pk}"

@@ -36,6 +36,8 @@ ALL_IDS = [
     "clearance.E004",
     "clearance.E005",
     "clearance.E006",
+    "clearance.E020",
+    "clearance.E021",
     "clearance.E101",
     "clearance.E102",
     "clearance.W001",
@@ -91,7 +93,7 @@ def test_manage_py_check_on_the_example_is_clean() -> None:
 def test_the_checks_carry_the_clearance_tag() -> None:
     registered = checks.registry.registry.get_checks()
     ours = [c for c in registered if c.__module__ == "clearance.checks"]
-    assert len(ours) == 7
+    assert len(ours) == 8
     assert all("clearance" in c.tags for c in ours)
 
 
@@ -245,6 +247,117 @@ def test_attach_waits_for_the_action_and_then_enforces(
 def test_attach_to_a_declared_action_applies_at_once(fresh_registry: Any) -> None:
     attach("testapp.approve").policy("weekday", predicate(lambda ctx: True, uses_object=False))
     assert registry.get("testapp.approve").policies[-1].name == "weekday"
+
+
+# -- E020, E021: scopes ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"user_field": "member", "groups": "groups"}, "has no field 'member' (user_field)"),
+        ({"user_field": "org", "groups": "groups"}, "not to the user model"),
+        ({"scope_field": "user", "groups": "groups"}, "not to the scope model"),
+        ({"scope_field": "nothing", "groups": "groups"}, "has no field 'nothing'"),
+        ({"groups": "user"}, "is not a many-to-many to auth.Group"),
+        ({"role": "ranking", "roles": {"a": ["A"]}}, "has no field 'ranking' (role)"),
+        ({"role": "org", "roles": {"a": ["A"]}}, "is not a plain field"),
+    ],
+)
+def test_e020_a_scope_that_does_not_fit_its_models(
+    fresh_registry: Any, arguments: dict[str, Any], message: str
+) -> None:
+    from clearance import Scope
+    from tests.testapp.models import Org, OrgMembership
+
+    Scope("organization", model=Org, membership=OrgMembership, **arguments)
+    (error,) = by_id(run(), "clearance.E020")
+    assert error.msg.startswith("Scope 'organization': ") and message in error.msg
+    assert error.hint is not None and __file__ in error.hint
+    assert by_id(run(["testapp"]), "clearance.E020") == [error]
+    assert by_id(run(["auth"]), "clearance.E020") == []
+
+
+def test_e020_a_membership_with_several_keys_to_the_scope_model(fresh_registry: Any) -> None:
+    from clearance import Scope
+    from tests.testapp.models import Org, Project
+
+    # Project has two foreign keys to Org: which one links it to its scope object?
+    Scope("organization", model=Org, membership=Project, user_field="org", groups="members")
+    messages = [e.msg for e in by_id(run(), "clearance.E020")]
+    assert any("2 foreign keys to testapp.Org (org, partner); name one" in m for m in messages)
+
+
+def test_e020_two_scopes_on_one_model_named_by_strings(fresh_registry: Any) -> None:
+    from clearance import Scope
+
+    Scope("organization", model="testapp.Org", membership="testapp.OrgMembership", groups="groups")
+    Scope(
+        "org_roles",
+        model="testapp.Org",
+        membership="testapp.OrgRole",
+        role="role",
+        roles={"a": ["A"]},
+    )
+    (error,) = by_id(run(), "clearance.E020")
+    assert "'org_roles', 'organization' are all declared on testapp.Org" in error.msg
+
+
+def test_e020_a_scope_model_that_is_not_installed(fresh_registry: Any) -> None:
+    from clearance import Scope
+
+    Scope("organization", model="testapp.Nowhere", membership="testapp.OrgMembership", groups="g")
+    (error,) = by_id(run(), "clearance.E020")
+    assert "Nowhere" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("model_name", "path", "message"),
+    [
+        ("Project", "owner", "testapp.Project has no field 'owner'"),
+        ("Project", "name", "testapp.Project.name is not a foreign key"),
+        ("Project", "members", "to-many relation"),
+        ("Project", "org__projects", "testapp.Org.projects is a to-many relation"),
+        ("Task", "project", "ends at testapp.Project, which is not the model of a declared Scope"),
+        ("Task", "pk", "testapp.Task is not the model of a declared Scope"),
+        ("Org", "memberships", "to-many relation"),
+    ],
+)
+def test_e021_a_scope_path_that_does_not_lead_to_a_scope(
+    fresh_registry: Any, model_name: str, path: str, message: str
+) -> None:
+    from clearance import Scope
+    from tests.testapp import models
+
+    Scope("organization", model=models.Org, membership=models.OrgMembership, groups="groups")
+    model = getattr(models, model_name)
+    perm = f"testapp.change_{model_name.lower()}"
+    Action("testapp.scoped", model=model, permission=perm, scope=path)
+    Action(
+        "testapp.fine", model=models.Task, permission="testapp.change_task", scope="project__org"
+    )
+    (error,) = by_id(run(), "clearance.E021")
+    assert error.obj.name == "testapp.scoped" and message in error.msg, error.msg
+    assert error.hint is not None and "organization on testapp.Org" in error.hint
+    assert __file__ in error.hint
+
+
+def test_e021_a_scoped_action_without_a_model(fresh_registry: Any) -> None:
+    Action("testapp.report", permission="testapp.change_project", scope="org")
+    (error,) = by_id(run(), "clearance.E021")
+    assert "has scope=('org',) but no model" in error.msg
+
+
+def test_e021_is_silent_on_good_paths(fresh_registry: Any) -> None:
+    from clearance import Scope
+    from tests.testapp.models import Org, OrgMembership, Project
+
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action(
+        "testapp.a", model=Project, permission="testapp.change_project", scope=("org", "partner")
+    )
+    Action("testapp.b", model=Org, permission="testapp.change_org", scope="pk")
+    assert by_id(run(), "clearance.E021") == [] and by_id(run(), "clearance.E020") == []
 
 
 # -- W001: an action with no policy ---------------------------------------------------------------

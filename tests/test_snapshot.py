@@ -311,6 +311,60 @@ def test_a_predicate_shows_its_code_not_its_docstring_or_layout(fresh_registry: 
     ]
 
 
+def test_a_scope_and_an_actions_scope_path_show(fresh_registry: Any) -> None:
+    from clearance import Scope
+    from tests.testapp.models import Org, OrgMembership, OrgRole, Project
+
+    without = render_snapshot()
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action("testapp.edit", model=Project, permission="testapp.change_project", scope="org")
+    text = render_snapshot()
+    assert (
+        "scope organization\n"
+        "    model       testapp.Org\n"
+        "    membership  testapp.OrgMembership\n"
+        "    user        user\n"
+        "    grants      the groups of groups\n"
+    ) in text
+    assert (
+        "action testapp.edit\n"
+        "    label       testapp.edit\n"
+        "    model       testapp.Project\n"
+        "    permission  testapp.change_project\n"
+        "    scope       org\n"
+    ) in text
+    assert "scope organization" not in render_snapshot(["auth"])
+    # Another path is its line and the action's fingerprint.
+    registry.unregister("testapp.edit")
+    Action("testapp.edit", model=Project, permission="testapp.change_project", scope="partner")
+    diff = changed_lines(snapshot_diff(text, render_snapshot()))
+    assert diff[:2] == ["-    scope       org", "+    scope       partner"]
+    assert diff[2:] == fingerprint_lines("testapp.edit", diff) and len(diff) == 4
+    # A role given other groups is a change of who may do what: it shows.
+    from clearance.scopes import scope_registry
+
+    scope_registry.unregister("organization")
+    roles = {"maintainer": ["Maintainers"], "reader": ["Readers"]}
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles=roles)
+    before = render_snapshot()
+    assert (
+        "    grants      the groups of the role in role\n"
+        "        role        maintainer: Maintainers\n"
+        "        role        reader: Readers\n"
+    ) in before
+    scope_registry.unregister("organization")
+    roles["reader"] = ["Readers", "Maintainers"]
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles=roles)
+    assert changed_lines(snapshot_diff(before, render_snapshot())) == [
+        "-        role        reader: Readers",
+        "+        role        reader: Readers, Maintainers",
+    ]
+    # Without scopes, the snapshot is what it was.
+    scope_registry.unregister("organization")
+    registry.unregister("testapp.edit")
+    assert render_snapshot() == without
+
+
 def test_snapshot_is_stable_and_sorted() -> None:
     text = render_snapshot()
     assert render_snapshot() == text

@@ -15,12 +15,13 @@ from typing import Any
 from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core import checks
-from django.core.exceptions import FieldError
+from django.core.exceptions import FieldError, ImproperlyConfigured
 from django.db import models
 from django.utils.module_loading import import_string, module_has_submodule
 
 from .actions import ANYONE, Action, ModelInvariant, NamedRule, registry
 from .rules import Where, contains_ref
+from .scopes import resolve_path, scope_registry
 
 __all__ = [
     "TAG",
@@ -30,6 +31,7 @@ __all__ = [
     "check_pending_rules",
     "check_permissions",
     "check_rules",
+    "check_scopes",
     "check_settings",
     "concrete_subclasses",
     "selected_invariants",
@@ -368,6 +370,107 @@ def check_pending_rules(
         )
         for pending in sorted(registry.pending, key=lambda p: (p.action, p.name))
     ]
+
+
+# --------------------------------------------------------------------------------------------
+# Scopes: clearance.E020, clearance.E021
+# --------------------------------------------------------------------------------------------
+
+
+def _scope_models_text() -> str:
+    found = []
+    for scope in scope_registry:
+        try:
+            found.append(f"{scope.name} on {scope.model._meta.label}")
+        except (LookupError, ValueError):
+            found.append(f"{scope.name} on an unknown model")
+    return ", ".join(found) or "none"
+
+
+def _scope_apps(scope: Any) -> set[str]:
+    """The app labels of a scope's models (those that resolve)."""
+    found = set()
+    for attribute in ("model", "membership"):
+        try:
+            found.add(getattr(scope, attribute)._meta.app_label)
+        except (LookupError, ValueError):
+            continue
+    return found
+
+
+@checks.register(TAG)
+def check_scopes(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """E020: a scope does not fit its models. E021: an action's scope path does not lead from
+    its model to a declared scope."""
+    errors: list[checks.CheckMessage] = []
+    labels = None if app_configs is None else {config.label for config in app_configs}
+    by_model: dict[Any, list[str]] = {}
+    for scope in scope_registry:
+        problems = scope.problems()
+        if not problems:
+            by_model.setdefault(scope.model._meta.concrete_model, []).append(scope.name)
+        if labels is not None and not _scope_apps(scope) & labels:
+            continue
+        errors += [
+            checks.Error(
+                f"Scope {scope.name!r}: {problem}. No membership of it grants anything: gate 1 "
+                "denies every actor without the permission globally, with an error.",
+                hint=f"Declared at {scope.declared_at}. Fix the Scope(...) arguments: "
+                "membership's user_field and scope_field are foreign keys to the user model "
+                "and to the scope model; groups= names its many-to-many to auth.Group, or "
+                "role= its field holding the role.",
+                obj=scope.name,
+                id="clearance.E020",
+            )
+            for problem in problems
+        ]
+    for model, names in sorted(by_model.items(), key=lambda item: item[0]._meta.label):
+        if len(names) > 1:
+            errors.append(
+                checks.Error(
+                    f"Scopes {', '.join(repr(n) for n in names)} are all declared on "
+                    f"{model._meta.label}: a path to a {model._meta.label} must reach one scope.",
+                    hint="Declare one scope per scope model.",
+                    obj=names[0],
+                    id="clearance.E020",
+                )
+            )
+    for action in _selected(app_configs):
+        if not action.scope:
+            continue
+        model = action.model
+        if model is None:
+            errors.append(
+                checks.Error(
+                    f"{action.name} has scope={action.scope!r} but no model: without an object "
+                    "there is no scope object to find.",
+                    hint=f"Declared at {action.declared_at}. Give the action a model=, or drop "
+                    "scope=.",
+                    obj=action,
+                    id="clearance.E021",
+                )
+            )
+            continue
+        for path in action.scope:
+            try:
+                resolve_path(model, path)
+            except (ImproperlyConfigured, LookupError, ValueError) as exc:
+                errors.append(
+                    checks.Error(
+                        f"{action.name}: {exc}. Gate 1 denies every actor without the "
+                        "permission globally, with an error.",
+                        hint=f"Declared at {action.declared_at}. A scope path follows forward "
+                        f"foreign keys and one-to-one fields from {model._meta.label} to the "
+                        "model of a declared Scope ('organization', "
+                        "'repository__organization'), or is 'pk' when the action's model is "
+                        f"a scope model. Declared scopes: {_scope_models_text()}.",
+                        obj=action,
+                        id="clearance.E021",
+                    )
+                )
+    return errors
 
 
 # --------------------------------------------------------------------------------------------

@@ -6,12 +6,14 @@ it with the rules running now and prints a unified diff when they differ, like
 running rules differ from the committed file.
 
 The file describes the authorization surface: every action with its label, model and
-permission; each policy and invariant with its code, rule text and reason (and the source of a
-Python predicate); every model invariant with the events it is checked on and its database
-constraint; and the fingerprint each decision records. Lines are sorted (actions by name, rules
-in evaluation order, which matters), one fact per line, with no timestamps, line numbers or
-absolute paths, so that a change to a rule shows up as the smallest diff and a change
-elsewhere (a docstring, a model field the rules do not use, a comment) does not show up at all.
+permission (and the paths to its scope objects, for a permission held within a scope); every
+scope with its models and what a membership grants; each policy and invariant with its code,
+rule text and reason (and the source of a Python predicate); every model invariant with the
+events it is checked on and its database constraint; and the fingerprint each decision
+records. Lines are sorted (actions by name, rules in evaluation order, which matters), one fact
+per line, with no timestamps, line numbers or absolute paths, so that a change to a rule shows
+up as the smallest diff and a change elsewhere (a docstring, a model field the rules do not
+use, a comment) does not show up at all.
 
 Where the file lives: ``CLEARANCE["SNAPSHOT_PATH"]``, or by default ``clearance.snapshot``
 in the project's ``BASE_DIR``. With neither, there is no snapshot (the system check is silent,
@@ -38,6 +40,7 @@ from .checks import TAG
 from .conf import clearance_settings, setting_problems
 from .constraints import constraint_condition, constraints_for
 from .rules import Predicate, Rule
+from .scopes import Scope, scope_registry
 
 __all__ = [
     "DEFAULT_FILENAME",
@@ -173,6 +176,28 @@ def _constraint_text(model: type[models.Model], invariant: ModelInvariant) -> st
     return f"{expected.name} (missing from Meta.constraints, see clearance.W003)"
 
 
+def _scope_lines(scope: Scope, app_labels: Sequence[str]) -> list[str]:
+    """A scope's declaration: its models and what a membership grants (empty when the scope's
+    models belong to none of ``app_labels``)."""
+    try:
+        model, membership = scope.model._meta.label, scope.membership._meta.label
+    except (LookupError, ValueError):
+        model = membership = "(not installed)"
+    if app_labels and not {model.split(".")[0], membership.split(".")[0]} & set(app_labels):
+        return []
+    lines = [f"scope {scope.name}"]
+    lines.append(_field("model", model, 1))
+    lines.append(_field("membership", membership, 1))
+    lines.append(_field("user", scope.user_field, 1))
+    if scope.groups is not None:
+        lines.append(_field("grants", f"the groups of {scope.groups}", 1))
+    else:
+        lines.append(_field("grants", f"the groups of the role in {scope.role}", 1))
+        for value, groups in sorted(scope.roles.items(), key=lambda item: repr(item[0])):
+            lines.append(_field("role", f"{value}: {', '.join(groups)}", 2))
+    return lines
+
+
 def _sections(app_labels: Sequence[str]) -> Iterable[list[str]]:
     actions = [
         a
@@ -190,9 +215,15 @@ def _sections(app_labels: Sequence[str]) -> Iterable[list[str]]:
         lines.append(_field("label", action.label, 1))
         lines.append(_field("model", model._meta.label if model is not None else "(none)", 1))
         lines.append(_field("permission", permission, 1))
+        if action.scope:  # only then: the snapshots of projects without scopes are unchanged
+            lines.append(_field("scope", ", ".join(action.scope), 1))
         for named in action.rules:
             lines += _rule_lines(named, 1)
         yield lines
+    for scope in scope_registry:
+        lines = _scope_lines(scope, app_labels)
+        if lines:
+            yield lines
     invariants = sorted(registry.model_invariants.items(), key=lambda item: item[0]._meta.label)
     for model, rules in invariants:
         if app_labels and model._meta.app_label not in app_labels:

@@ -16,8 +16,9 @@ through a name with a leading underscore); the public functions above are compos
 ``resolve(actor, action, obj) -> Action``
     The declared :class:`~clearance.actions.Action` for a name (or an Action), with the actor
     and the object checked against it.
-``permission_gate(actor, act) -> (allowed, reason, error)``
-    Gate 1 alone (``can_attempt`` and list pages).
+``permission_gate(actor, act, obj=None) -> (allowed, reason, error)``
+    Gate 1 alone (``can_attempt`` and list pages); for an action held within a scope, through
+    a membership of ``obj``'s scope object, or of some scope object when ``obj`` is None.
 ``decide(act, ctx, *, full=False, probe=False, gate1=None) -> Decision``
     Pure: evaluate the gates for the :class:`~clearance.rules.Context` ``ctx`` and build the
     :class:`~clearance.Decision`. Records nothing and sends no signal. ``full=True`` evaluates

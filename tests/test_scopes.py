@@ -202,6 +202,17 @@ def test_the_scope_paths_are_kept_and_fingerprinted(fresh_registry: Any) -> None
     assert again.fingerprint() != fingerprints[1]
 
 
+def test_the_fingerprint_moves_with_the_scope_the_path_reaches(fresh_registry: Any) -> None:
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles={"a": ["A"]})
+    action = Action("testapp.b", model=Project, permission=CHANGE, scope="org")
+    plain = Action("testapp.a", model=Project, permission=CHANGE)
+    before = (action.fingerprint(), plain.fingerprint())
+    scope_registry.unregister("organization")
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles={"a": ["A", "B"]})
+    assert action.fingerprint() != before[0]
+    assert plain.fingerprint() == before[1]
+
+
 def test_the_registry_snapshot_restores_the_scopes(fresh_registry: Any) -> None:
     state = registry.snapshot()
     Scope("organization", model=Org, membership=OrgMembership, groups="groups")
@@ -380,6 +391,47 @@ def test_another_users_membership_grants_nothing(
     maint, outsider = world["users"]["maint"], world["users"]["outsider"]
     assert authorize(maint, "testapp.change_project", world["projects"]["acme"])
     assert not authorize(outsider, "testapp.change_project", world["projects"]["acme"])
+
+
+def test_a_permission_of_the_same_codename_in_another_app_grants_nothing(
+    scoped: dict[str, Any], world: dict[str, Any]
+) -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    impostor = Permission.objects.create(
+        codename="change_project",
+        name="Can change projects elsewhere",
+        content_type=ContentType.objects.get_for_model(Group),
+    )
+    lookalikes = Group.objects.create(name="Lookalikes")
+    lookalikes.permissions.add(impostor)
+    user = User.objects.create_user("lookalike")
+    OrgMembership.objects.create(user=user, org=world["acme"]).groups.add(lookalikes)
+    actor = _fresh(user)
+    assert not authorize(actor, "testapp.change_project", world["projects"]["acme"])
+    assert not can_attempt(actor, "testapp.change_project")
+    assert list(authorized(actor, "testapp.change_project", Project.objects.all())) == []
+    # The queryset's subquery tells the two apart too, for an actor who holds both somewhere.
+    OrgMembership.objects.create(user=user, org=world["globex"]).groups.add(world["maintainers"])
+    actor = _fresh(user)
+    got = set(authorized(actor, "testapp.change_project", Project.objects.all()))
+    assert got == {world["projects"]["globex"], world["projects"]["shared"]}
+
+
+def test_request_user_behind_a_lazy_object_keeps_and_forgets_its_memberships(
+    scoped: dict[str, Any], world: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    from django.utils.functional import SimpleLazyObject
+
+    maint = world["users"]["maint"]
+    lazy = SimpleLazyObject(lambda: maint)
+    project = world["projects"]["acme"]
+    assert authorize(lazy, "testapp.change_project", project)
+    with django_assert_num_queries(0):
+        assert authorize(lazy, "testapp.change_project", project)
+    _membership(maint, world["acme"]).delete()
+    clear_actor_cache(lazy)
+    assert not authorize(lazy, "testapp.change_project", project)
 
 
 # -- the object's state --------------------------------------------------------------------------

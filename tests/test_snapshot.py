@@ -355,10 +355,13 @@ def test_a_scope_and_an_actions_scope_path_show(fresh_registry: Any) -> None:
     scope_registry.unregister("organization")
     roles["reader"] = ["Readers", "Maintainers"]
     Scope("organization", model=Org, membership=OrgRole, role="role", roles=roles)
-    assert changed_lines(snapshot_diff(before, render_snapshot())) == [
+    diff = changed_lines(snapshot_diff(before, render_snapshot()))
+    assert diff[:2] == [
         "-        role        reader: Readers",
         "+        role        reader: Readers, Maintainers",
     ]
+    # It decides who may do what within the scope: the scoped action's fingerprint moves.
+    assert diff[2:] == fingerprint_lines("testapp.edit", diff) and len(diff) == 4
     # Without scopes, the snapshot is what it was.
     scope_registry.unregister("organization")
     registry.unregister("testapp.edit")

@@ -16,6 +16,7 @@ from django.db import models
 
 from .decisions import Layer, UnknownAction
 from .rules import Predicate, Rule, predicate
+from .scopes import fingerprint_lines as scope_fingerprint_lines
 from .scopes import scope_registry, validate_scope_paths
 
 __all__ = [
@@ -452,7 +453,7 @@ class Registry:
             f"permission {action.permission_label}",
         ]
         if action.scope:  # only then: the fingerprints of unscoped actions stay as they were
-            lines.append(f"scope {' '.join(action.scope)}")
+            lines += scope_fingerprint_lines(action)
         lines += [f"{r.layer.value} {r.name} {r.rule}" for r in action.rules]
         lines += [
             f"model_invariant {r.name} {','.join(sorted(r.on))} {r.rule}"

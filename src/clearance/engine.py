@@ -523,18 +523,21 @@ def authorized(
         return _none(queryset)
     model = queryset.model
     condition: Any = True
-    if act.scope and act.permission is not ANYONE and actor.has_perm(act.permission) is not True:
-        # Held through memberships only: the rows within the scope objects they cover.
+    if act.scope and act.permission is not ANYONE:
+        # Held globally: every row. Through memberships only: the rows within the scope
+        # objects they cover (a subquery in the same query); through none: no row.
         try:
-            within = scope_gate(act).condition(actor)
+            globally = actor.has_perm(act.permission) is True
+            within = None if globally else scope_gate(act).condition(actor)
         except Exception:
             if clearance_settings.RAISE_RULE_ERRORS:
                 raise
             logger.exception("The scopes of action %s raised while filtering", act.name)
             return _none(queryset)
-        if within is None:
+        if within is not None:
+            condition = within
+        elif not globally:
             return _none(queryset)
-        condition = within
     in_python: list[NamedRule] = []
     for named in act.rules:
         try:

@@ -42,6 +42,7 @@ __all__ = [
     "ScopeGate",
     "ScopePath",
     "ScopeRegistry",
+    "fingerprint_lines",
     "memberships",
     "resolve_path",
     "scope_gate",
@@ -368,6 +369,15 @@ class Scope:
             mine = mine.filter(**{f"{self.role}__in": held.roles.get(perm, [])})
         keys: models.QuerySet[Any] = mine.order_by().values(f"{scope_field}__pk")
         return keys
+
+    def describe(self) -> str:
+        """The declaration in one line (an action's fingerprint includes it)."""
+        roles = sorted((repr(value), list(names)) for value, names in self.roles.items())
+        return (
+            f"{self.name} model={_label_of(self._model)} membership={_label_of(self._membership)}"
+            f" user={self.user_field} scope_field={self._scope_field or '-'}"
+            f" groups={self.groups or '-'} role={self.role or '-'} roles={roles!r}"
+        )
 
     def __repr__(self) -> str:
         return f"<Scope {self.name}>"
@@ -841,6 +851,14 @@ def _fast_check(gate: ScopeGate) -> Callable[[Any, Any], str | None]:
         return general(actor, obj)  # cold, denied, or a value to convert: in full
 
     return check
+
+
+def fingerprint_lines(act: Action) -> list[str]:
+    """What a scoped action's fingerprint includes: its paths and the declarations of the
+    scopes they reach (a change of either changes who may do what)."""
+    lines = [f"scope {' '.join(act.scope)}"]
+    lines += [f"scope_declaration {scope.describe()}" for scope in scope_gate(act).scopes]
+    return lines
 
 
 def scope_gate(act: Action) -> ScopeGate:

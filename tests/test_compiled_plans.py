@@ -339,9 +339,11 @@ def scoped_world(db: None, fresh_registry: Any) -> dict[str, Any]:
         Project.objects.create(org=None, name="orphan", archived=True),
         Project(org=acme, name="unsaved"),
         Project(org_id=str(acme.pk), name="raw key"),
+        Project(org=None, partner=acme, name="partner only"),
     ]
     tasks = [Task.objects.create(project=p, title=p.name) for p in projects[:4]]
     tasks += [Task(project=projects[0]), Task(project=None), Task(project_id=10**9)]
+    tasks += [Task(project=projects[4]), Task(project=projects[5])]  # unsaved projects
     return {"actors": actors, "projects": projects, "tasks": tasks}
 
 

@@ -32,6 +32,7 @@ from django.db import models
 from django.db.models import Q
 
 from .rules import ACTOR_CACHE_ATTR
+from .rules.context import attribute_name
 
 if TYPE_CHECKING:
     from .actions import Action
@@ -723,8 +724,8 @@ class ScopeGate:
     cannot be followed or the memberships cannot be loaded (the engine denies, failing
     closed). ``lacks`` and ``lacks_any`` are the denial reasons with and without an object;
     ``condition(actor)`` the ``Q`` that keeps a queryset's rows within those scope objects.
-    ``fast`` is ``check`` for the compiled plans: for one path without a hop, a warm grant is
-    a few attribute reads and dictionary lookups; anything else goes through ``check``.
+    ``fast`` is ``check`` for the compiled plans: for a warm actor, a few attribute reads and
+    dictionary lookups; anything else goes through ``check``.
     """
 
     __slots__ = (
@@ -830,26 +831,55 @@ class ScopeGate:
 
 
 def _fast_check(gate: ScopeGate) -> Callable[[Any, Any], str | None]:
-    """``gate.check``, with the warm grant of a single path without a hop answered inline."""
-    general = gate.check
-    if gate.problem is not None or len(gate.paths) != 1 or gate.paths[0].hops:
-        return general
-    path = gate.paths[0]
-    scope, last, perm, attr = path.scope, path.last, gate.perm, ACTOR_CACHE_ATTR
+    """``gate.check``, with a warm answer found by attribute reads and dictionary lookups.
 
-    def check(actor: Any, obj: Any) -> str | None:
-        if obj is not None:
-            cache = getattr(actor, attr, None)
-            if cache is not None:
-                held = cache.get(scope)
-                if held is not None:
-                    grants = held.grants.get(perm)
-                    if grants is not None:
-                        reason: str | None = grants.get(getattr(obj, last))
-                        if reason is not None:
-                            return reason
-        return general(actor, obj)  # cold, denied, or a value to convert: in full
+    Generated once per gate, one block per path. It gives exactly ``check``'s answer: whatever
+    it cannot settle that way (a cold actor, a NULL key with an unsaved object behind it, a key
+    not found as it is) goes to ``check``.
+    """
+    if gate.problem is not None:
+        return gate.check
+    names: dict[str, Any] = {"general": gate.check, "PERM": gate.perm}
 
+    def read(target: str, attribute: str) -> str:
+        if attribute_name(attribute):
+            return f"{target}.{attribute}"
+        return f"getattr({target}, {attribute!r})"
+
+    lines = [
+        "def check(actor, obj):",
+        "    if obj is None:",
+        "        return general(actor, obj)",
+        f"    cache = getattr(actor, {ACTOR_CACHE_ATTR!r}, None)",
+        "    if cache is None:",
+        "        return general(actor, obj)",
+    ]
+    for i, path in enumerate(gate.paths):
+        names[f"S{i}"] = path.scope
+        lines += [
+            f"    held = cache.get(S{i})",
+            "    if held is None:",
+            "        return general(actor, obj)",
+            "    t = obj",
+        ]
+        for attname, field in path.hops:
+            # The related object Django cached (its descriptor reads the same), else fetched.
+            lines += [
+                f"    if {read('t', attname)} is None:",
+                "        return general(actor, obj)",
+                f"    f = t._state.fields_cache.get({field.name!r})",
+                f"    t = {read('t', field.name)} if f is None else f",
+            ]
+        lines += [
+            f"    pk = {read('t', path.last)}",
+            "    grants = None if pk is None else held.grants.get(PERM)",
+            "    if grants is not None:",
+            "        reason = grants.get(pk)",
+            "        return general(actor, obj) if reason is None else reason",
+        ]
+    lines.append("    return None")
+    exec("\n".join(lines), names)
+    check: Callable[[Any, Any], str | None] = names["check"]
     return check
 
 

@@ -778,3 +778,12 @@ def test_the_backend_answers_has_perm_with_an_object_through_the_scope(
 
 def test_scopes_declared_in_a_test_do_not_leak(fresh_registry: Any) -> None:
     assert "organization" not in scope_registry
+
+
+def test_the_testing_helpers_restore_the_scopes(fresh_registry: Any) -> None:
+    from clearance.testing import override_rules
+
+    with override_rules("testapp.approve", policies={"extra": where(state="x")}):
+        Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+        assert "organization" in scope_registry
+    assert "organization" not in scope_registry

@@ -502,6 +502,8 @@ def _actions_text(actions: list[dict[str, Any]], invariants: list[dict[str, Any]
         if a["permission_model"]:
             permission += f" (of {a['permission_model']})"
         lines.append(f"  {'permission':<11} {permission}")
+        if a["scope"]:
+            lines.append(f"  {'scope':<11} {', '.join(a['scope'])} (or held globally)")
         lines += _rules_text("policies", a["policies"], width)
         lines += _rules_text("invariants", a["invariants"], width)
         blocks.append("\n".join(lines))
@@ -529,7 +531,11 @@ def _actions_markdown(actions: list[dict[str, Any]], invariants: list[dict[str, 
         permission = f"`{a['permission']}`"
         if a["permission_model"]:
             permission += f" (of `{a['permission_model']}`)"
-        out += [f"- Permission: {permission}", ""]
+        out.append(f"- Permission: {permission}")
+        if a["scope"]:
+            paths = ", ".join(f"`{path}`" for path in a["scope"])
+            out.append(f"- Held within scope: {paths} (or globally)")
+        out.append("")
         rows = [("policy", r) for r in a["policies"]] + [("invariant", r) for r in a["invariants"]]
         if rows:
             out += ["| gate | rule | expression | reason |", "|---|---|---|---|"]
@@ -562,19 +568,33 @@ def render_matrix(fmt: str, app_labels: list[str]) -> str:
     matrix = capability_matrix(app_labels)
     if fmt == "json":
         return _json(matrix)
-    header = ["action", "permission", "superusers", *matrix["groups"], "policies", "invariants"]
+    # The column of grants within scopes only when a selected action is scoped, so that the
+    # matrix of a project without scopes reads as it always did.
+    scoped = any(a["within"] for a in matrix["actions"])
+    within = ["within scope"] if scoped else []
+    header = [
+        "action",
+        "permission",
+        "superusers",
+        *matrix["groups"],
+        *within,
+        "policies",
+        "invariants",
+    ]
     rows = [
         [
             a["name"],
             a["permission"],
             _held(a, True),
             *(_held(a, a["groups"][g]) for g in matrix["groups"]),
+            *([within_text(a["within"])] if scoped else []),
             ", ".join(a["policies"]) or "-",
             ", ".join(a["invariants"]) or "-",
         ]
         for a in matrix["actions"]
     ]
     invariants = [f"{i['model']}: {i['name']}" for i in matrix["model_invariants"]]
+    scopes = [scope_text(s) for s in matrix["scopes"]]
     if fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
@@ -582,8 +602,38 @@ def render_matrix(fmt: str, app_labels: list[str]) -> str:
         writer.writerows(rows)
         return buffer.getvalue()
     if fmt == "markdown":
-        return _matrix_markdown(header, rows, invariants)
-    return _matrix_text(header, rows, invariants)
+        return _matrix_markdown(header, rows, invariants, scopes)
+    return _matrix_text(header, rows, invariants, scopes)
+
+
+def within_text(within: list[dict[str, Any]]) -> str:
+    """A scoped action's grants within its scopes, in a few words:
+    ``tenant: role approver``, ``organization: groups Admins, Maintainers`` ("-" for none)."""
+    parts = []
+    for entry in within:
+        if entry["scope"] is None:
+            parts.append(f"{entry['paths'][0]}: no scope (see manage.py check)")
+            continue
+        names = entry["roles"] if entry["grants"] == "role" else entry["groups"]
+        kind = "role" if entry["grants"] == "role" else "group"
+        if not names:
+            parts.append(f"{entry['scope']}: no {kind}")
+        else:
+            plural = "s" if len(names) > 1 else ""
+            parts.append(f"{entry['scope']}: {kind}{plural} {', '.join(names)}")
+    return "; ".join(parts) or "-"
+
+
+def scope_text(scope: dict[str, Any]) -> str:
+    """One declared scope in a line: its model, memberships and what they grant."""
+    fields = f"{scope['user_field']}, {scope['scope_field'] or '?'}"
+    text = f"{scope['name']}: {scope['model']}, memberships {scope['membership']} ({fields})"
+    if scope["groups"] is not None:
+        return f"{text} carrying groups ({scope['groups']})"
+    roles = "; ".join(
+        f"{role} -> {', '.join(groups) or 'no group'}" for role, groups in scope["roles"].items()
+    )
+    return f"{text} with a role ({scope['role']}): {roles}"
 
 
 def _held(action: dict[str, Any], held: bool) -> str:
@@ -598,22 +648,39 @@ _MATRIX_INTRO = (
 )
 
 
-def _matrix_text(header: list[str], rows: list[list[str]], invariants: list[str]) -> str:
+_SCOPES_INTRO = (
+    "Within scope: the roles (or the groups a membership carries) granting it in the object's "
+    "scope only;\na group column grants it everywhere, to the group's own members."
+)
+_SCOPES_TITLE = "Scopes (gate 1 also holds through a membership of the object's scope)"
+
+
+def _matrix_intro(scopes: list[str]) -> str:
+    return f"{_MATRIX_INTRO}\n{_SCOPES_INTRO}" if scopes else _MATRIX_INTRO
+
+
+def _matrix_text(
+    header: list[str], rows: list[list[str]], invariants: list[str], scopes: list[str]
+) -> str:
     if not rows:
         return "No actions are declared."
     table = [header, *rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    lines = [_MATRIX_INTRO, ""]
+    lines = [_matrix_intro(scopes), ""]
     lines += [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table
     ]
+    if scopes:
+        lines += ["", f"{_SCOPES_TITLE}:", *(f"  {scope}" for scope in scopes)]
     if invariants:
         lines += ["", "Model invariants (every write, whoever acts): " + "; ".join(invariants)]
     return "\n".join(lines)
 
 
-def _matrix_markdown(header: list[str], rows: list[list[str]], invariants: list[str]) -> str:
-    lines = ["# Authorization matrix", "", _MATRIX_INTRO.replace("\n", " "), ""]
+def _matrix_markdown(
+    header: list[str], rows: list[list[str]], invariants: list[str], scopes: list[str]
+) -> str:
+    lines = ["# Authorization matrix", "", _matrix_intro(scopes).replace("\n", " "), ""]
     if not rows:
         return "\n".join([*lines, "No actions are declared.", ""])
     lines.append("| " + " | ".join(header) + " |")
@@ -621,6 +688,8 @@ def _matrix_markdown(header: list[str], rows: list[list[str]], invariants: list[
     for row in rows:
         cells = [f"`{row[0]}`", f"`{row[1]}`", *(_cell(c) for c in row[2:])]
         lines.append("| " + " | ".join(cells) + " |")
+    if scopes:
+        lines += ["", f"{_SCOPES_TITLE}:", "", *(f"- {_cell(scope)}" for scope in scopes)]
     if invariants:
         lines += ["", "Model invariants (every write, whoever acts): " + "; ".join(invariants)]
     lines.append("")

@@ -21,7 +21,7 @@ from django.utils.http import urlencode
 
 from ..actions import ANYONE, registry
 from ..audit.models import AuditRecord
-from ..introspection import capability_matrix, describe_model_invariants
+from ..introspection import capability_matrix, describe_model_invariants, scope_paths
 from .access import console_view
 from .auditing import AuditFilterForm, audit_records, daily_counts
 from .chart import daily_chart
@@ -74,6 +74,8 @@ def actions(request: HttpRequest) -> HttpResponse:
                 "action": action,
                 "model": model._meta.label if model is not None else None,
                 "anyone": action.permission is ANYONE,
+                # (path, the scope it reaches or None, what is wrong with it)
+                "scope_paths": scope_paths(action),
                 "model_invariants": action.model_invariants(),
                 "explain_url": _explain_url(action=action.name),
             }
@@ -103,6 +105,9 @@ def matrix(request: HttpRequest) -> HttpResponse:
             "section": "matrix",
             "groups": data["groups"],
             "rows": rows,
+            # The column of grants within scopes only when an action is scoped.
+            "scoped": any(row["within"] for row in rows),
+            "scopes": data["scopes"],
             "model_invariants": data["model_invariants"],
         },
     )

@@ -137,8 +137,17 @@ def test_matrix_reads_grants_from_the_database(demo: None) -> None:
 
 
 def test_explain_an_allowed_decision(demo: None) -> None:
+    from invoices.models import Membership
+
     spec = invoice_spec("ACME-003")
     output = clearance("explain", "carol", "invoices.approve", spec)
+    # carol is an approver in Acme: gate 1 holds through that membership.
+    membership = Membership.objects.get(user__username="carol", tenant__slug="acme")
+    held = (
+        f"Holds the permission invoices.approve_invoice through membership {membership.pk} of "
+        f"tenant {membership.tenant_id} (role approver, group approver)."
+    )
+    rule = "has_perm('invoices.approve_invoice') or membership via tenant"
     assert output == textwrap.dedent(
         f"""\
         Actor:   carol
@@ -146,8 +155,8 @@ def test_explain_an_allowed_decision(demo: None) -> None:
         Object:  {spec} (ACME-003 (Submitted))
 
         Gate 1, permission
-          pass  invoices.approve_invoice  has_perm('invoices.approve_invoice')
-                                          Holds the permission invoices.approve_invoice.
+          pass  invoices.approve_invoice  {rule}
+                                          {held}
         Gate 2, policies
           pass  tenant_member             where(tenant__memberships__user=ACTOR)
           pass  four_eyes                 ~where(owner=ACTOR)
@@ -160,12 +169,18 @@ def test_explain_an_allowed_decision(demo: None) -> None:
 
 
 def test_explain_a_denied_decision_shows_every_rule(demo: None) -> None:
+    from invoices.models import Membership
+
     spec = invoice_spec("ACME-003")  # alice's own invoice
     output = clearance("explain", "alice", "invoices.approve", spec)
+    membership = Membership.objects.get(user__username="alice")
     assert output.splitlines()[4:] == [
         "Gate 1, permission",
-        "  pass  invoices.approve_invoice  has_perm('invoices.approve_invoice')",
-        "                                  Holds the permission invoices.approve_invoice.",
+        "  pass  invoices.approve_invoice  has_perm('invoices.approve_invoice') or membership via "
+        "tenant",
+        "                                  Holds the permission invoices.approve_invoice through "
+        f"membership {membership.pk} of tenant {membership.tenant_id} (role approver, group "
+        "approver).",
         "Gate 2, policies",
         "  pass  tenant_member             where(tenant__memberships__user=ACTOR)",
         "  deny  four_eyes                 ~where(owner=ACTOR)",
@@ -610,13 +625,15 @@ def test_explain_takes_a_natural_key(demo: None, settings: Any) -> None:
 
 def test_explain_by_natural_key_explains_another_tenants_object(demo: None, settings: Any) -> None:
     """explain is the operator's tool: alice (Acme only) on a Globex invoice is explained, and
-    denied by the tenant rule, not reported missing."""
+    denied by gate 1 (she holds no role in Globex) and the tenant rule, not reported missing."""
     settings.CLEARANCE = NUMBERS
     glx_002 = invoice("GLX-002")
     output = clearance("explain", "alice", "invoices.approve", "GLX-002")
     assert object_line(output) == f"Object:  invoices.Invoice:{glx_002.pk} (GLX-002 (Submitted))"
     assert "  deny  tenant_member" in output
-    assert output.splitlines()[-1].startswith("Verdict: denied by policy.tenant_member")
+    assert output.splitlines()[-1].startswith(
+        "Verdict: denied by permission.invoices.approve_invoice"
+    )
 
 
 def test_a_number_two_tenants_share_is_an_error_listing_both(demo: None, settings: Any) -> None:

@@ -115,12 +115,12 @@ def test_tightening_a_policy_lists_exactly_the_attempts_that_flip(demo: None) ->
 
     assert report["replayed"] == recorded and report["not_replayed"] == 0
     # Approved by a tenant member who did not write it, above 500: now refused by the new rule.
+    # (carol only reads in Globex: GLX-002 was refused at gate 1 already.)
     assert attempts(report, "allowed_to_denied") == {
         ("invoices.approve", "allowed", "policy.small"): {
             "alice ACME-002",
             "carol ACME-002",
             "admin ACME-002",
-            "carol GLX-002",
         }
     }
     # Refused by the invariant before; the new policy comes first now.
@@ -132,7 +132,7 @@ def test_tightening_a_policy_lists_exactly_the_attempts_that_flip(demo: None) ->
         }
     }
     assert attempts(report, "denied_to_allowed") == {}
-    assert report["flipped"] == 7 and report["unchanged"] == recorded - 7
+    assert report["flipped"] == 6 and report["unchanged"] == recorded - 6
     (tightened, _) = report["flips"]
     assert tightened["rule"] == "policy.small"
     assert tightened["title"] == "invoices.approve: now denied by policy.small"
@@ -154,7 +154,6 @@ def test_loosening_shows_the_reverse(demo: None) -> None:
             "alice ACME-002",
             "carol ACME-002",
             "admin ACME-002",
-            "carol GLX-002",
         }
     }
     assert attempts(report, "other_rule") == {
@@ -227,9 +226,9 @@ def test_text_report_groups_by_rule_with_counts_and_examples(demo: None) -> None
         status, out, err = run_replay("--since", start.isoformat(), "--examples", "2")
     assert status == 0
     assert "Only attempts are replayed: probes (decisions that only decided what to show)" in out
-    assert "would flip" in out and "7 would flip" in out
-    assert "allowed → denied: 4\n  invoices.approve: now denied by policy.small: 4\n" in out
-    assert "    ... and 2 more\n" in out
+    assert "would flip" in out and "6 would flip" in out
+    assert "allowed → denied: 3\n  invoices.approve: now denied by policy.small: 3\n" in out
+    assert "    ... and 1 more\n" in out
     assert "denied by another rule: 3\n" in out
     assert "invoices.approve: denied by policy.small instead of invariant.within_limit: 3" in out
     assert "may explain a flip as well as a change to the rules" in out
@@ -255,8 +254,8 @@ def test_filters_by_window_action_and_actor(demo: None) -> None:
         carol = replay(since=start, until=end, actor="carol")
         views = replay(since=start, until=end, actions=["invoices.view"])
     assert everything.replayed == 2 * first_day.replayed and after > end
-    assert first_day.flipped == 7
-    assert carol.flipped == 3 and carol.replayed == 12 * len(DAY_ACTIONS)
+    assert first_day.flipped == 6
+    assert carol.flipped == 2 and carol.replayed == 12 * len(DAY_ACTIONS)
     assert views.flipped == 0 and views.replayed == User.objects.count() * 12
 
 

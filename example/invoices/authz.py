@@ -1,13 +1,26 @@
 """Who may do what with an invoice: the actions and rules clearance enforces.
 
 Gate 1 (permission) comes from Django's permissions, granted through the groups that
-``manage.py seed_demo`` creates. Gate 2 (policy) and gate 3 (invariant) are declared here.
+``manage.py seed_demo`` creates, and held per tenant: a membership's role names the groups
+whose permissions it grants in its tenant (the scope ``tenant``), so carol approves in Acme and
+only reads in Globex. Gate 2 (policy) and gate 3 (invariant) are declared here.
 """
 
-from clearance import ACTOR, Action, model_invariant, where
+from clearance import ACTOR, Action, Scope, model_invariant, where
 
-from .models import PAID_IS_FINAL, PAID_IS_FINAL_REASON, Invoice
+from .models import PAID_IS_FINAL, PAID_IS_FINAL_REASON, Invoice, Membership, Tenant
 
+# A role is held within a tenant: Membership.role -> the auth groups whose permissions it grants.
+Scope(
+    "tenant",
+    model=Tenant,
+    membership=Membership,
+    role="role",
+    roles={"approver": ["approver"], "clerk": ["clerk"], "auditor": ["auditor"]},
+)
+
+# Gate 1 through the scope already needs a membership of the invoice's tenant; this policy
+# keeps those who hold a permission globally (the superuser) to their own tenants too.
 tenant_member = where(tenant__memberships__user=ACTOR)
 
 view = Action(
@@ -15,6 +28,7 @@ view = Action(
     model=Invoice,
     permission="invoices.view_invoice",
     label="See an invoice",
+    scope="tenant",
 )
 view.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may see it."
@@ -25,6 +39,7 @@ submit = Action(
     model=Invoice,
     permission="invoices.submit_invoice",
     label="Submit a draft invoice for approval",
+    scope="tenant",
 )
 submit.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may submit it."
@@ -37,6 +52,7 @@ approve = Action(
     model=Invoice,
     permission="invoices.approve_invoice",
     label="Approve a submitted invoice",
+    scope="tenant",
 )
 approve.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may approve it."
@@ -56,6 +72,7 @@ pay = Action(
     model=Invoice,
     permission="invoices.pay_invoice",
     label="Pay an approved invoice",
+    scope="tenant",
 )
 pay.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may pay it."
@@ -71,6 +88,7 @@ change = Action(
     model=Invoice,
     permission="invoices.change_invoice",
     label="Edit a draft invoice",
+    scope="tenant",
 )
 change.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may edit it."
@@ -82,6 +100,7 @@ create = Action(
     model=Invoice,
     permission="invoices.add_invoice",
     label="Create an invoice",
+    scope="tenant",
 )
 create.policy(
     "tenant_member", tenant_member, reason="Invoices can be created only in your own tenants."
@@ -92,6 +111,7 @@ delete = Action(
     model=Invoice,
     permission="invoices.delete_invoice",
     label="Delete a draft invoice",
+    scope="tenant",
 )
 delete.policy(
     "tenant_member", tenant_member, reason="Only members of the invoice's tenant may delete it."

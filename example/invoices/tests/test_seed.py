@@ -26,7 +26,8 @@ def test_groups_grant_the_roles_permissions(demo: str) -> None:
         "submit_invoice",
     }
     assert permissions_of("approver") == {"view_invoice", "approve_invoice", "pay_invoice"}
-    assert permissions_of("auditor") == {"view_invoice", "view_console"}
+    assert permissions_of("auditor") == {"view_invoice"}
+    assert permissions_of("console") == {"view_console"}
 
 
 def test_users_roles_and_tenants(demo: str) -> None:
@@ -38,13 +39,20 @@ def test_users_roles_and_tenants(demo: str) -> None:
         ("alice", "Acme", "approver"),
         ("bob", "Acme", "clerk"),
         ("carol", "Acme", "approver"),
-        ("carol", "Globex", "approver"),
+        ("carol", "Globex", "auditor"),
         ("dave", "Globex", "clerk"),
         ("erin", "Acme", "auditor"),
         ("admin", "Acme", "superuser"),
     }
     admin = get_user_model().objects.get(username="admin")
     assert admin.is_superuser and admin.is_staff
+    # Roles are held per tenant: the only global group is the console's, for staff.
+    in_groups = {
+        (user.username, group)
+        for user in get_user_model().objects.all()
+        for group in user.groups.values_list("name", flat=True)
+    }
+    assert in_groups == {("erin", "console")}
     for user in get_user_model().objects.all():
         assert user.check_password("demo"), user.username
 
@@ -71,7 +79,7 @@ def test_running_it_twice_gives_the_same_demo(demo: str) -> None:
 def test_it_prints_the_logins_and_the_url(demo: str) -> None:
     lines = demo.splitlines()
     assert any(line.split()[:3] == ["carol", "demo", "approver"] for line in lines if line)
-    assert "Acme, Globex" in demo
+    assert "approver in Acme, auditor in Globex" in demo
     assert "http://127.0.0.1:8000/" in demo
     # Run by hand, it says how to serve the demo.
     assert lines[-1] == "Run `python manage.py runserver` and open http://127.0.0.1:8000/"

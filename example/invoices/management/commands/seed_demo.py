@@ -33,27 +33,31 @@ PASSWORD = "demo"
 #: Where ``runserver`` serves by default; ``make demo`` passes its ``DEMO_ADDR`` as ``--addr``.
 DEFAULT_ADDR = "127.0.0.1:8000"
 
-# Gate 1: what each role may attempt, as codenames of the Invoice model's permissions.
+# Gate 1: what each role may attempt, as codenames of the Invoice model's permissions. A role
+# is held within a tenant: a membership's role names its group (the scope "tenant" in
+# invoices/authz.py), and nobody is put in these groups globally.
 GROUPS = {
     "clerk": ["view_invoice", "add_invoice", "change_invoice", "submit_invoice"],
     "approver": ["view_invoice", "approve_invoice", "pay_invoice"],
     "auditor": ["view_invoice"],
 }
 
-# Groups whose members may open the clearance console (with the staff flag): the console's
-# own permission, clearance_console.view_console. Superusers hold it anyway.
-CONSOLE_GROUPS = {"auditor"}
+# The one global group: its members may open the clearance console (with the staff flag),
+# through the console's own permission, clearance_console.view_console. Superusers hold it
+# anyway.
+CONSOLE_GROUP = "console"
 
 TENANTS = {"acme": "Acme", "globex": "Globex"}
 
-# username -> (role, tenant slugs); the role is a group name, or "superuser".
+# username -> {tenant slug: role}; the role is a group name, or "superuser" (a superuser holds
+# every permission globally; the membership only makes them a member of the tenant).
 USERS = {
-    "alice": ("approver", ["acme"]),
-    "bob": ("clerk", ["acme"]),
-    "carol": ("approver", ["acme", "globex"]),
-    "dave": ("clerk", ["globex"]),
-    "erin": ("auditor", ["acme"]),
-    "admin": ("superuser", ["acme"]),
+    "alice": {"acme": "approver"},
+    "bob": {"acme": "clerk"},
+    "carol": {"acme": "approver", "globex": "auditor"},
+    "dave": {"globex": "clerk"},
+    "erin": {"acme": "auditor"},
+    "admin": {"acme": "superuser"},
 }
 
 # Staff members open the admin; with the console's permission (the auditor group, superusers),
@@ -83,7 +87,7 @@ HISTORY = [
     ("erin", "invoices.pay", "ACME-005"),  # permission: auditors only look
     ("alice", "invoices.approve", "ACME-003"),  # policy four_eyes: her own invoice
     ("carol", "invoices.pay", "ACME-002"),  # policy approved: not approved yet
-    ("dave", "invoices.view", "ACME-001"),  # policy tenant_member: another tenant's
+    ("dave", "invoices.view", "ACME-001"),  # permission: no role of his in Acme
     ("bob", "invoices.submit", "ACME-003"),  # policy owner: alice's invoice
     ("alice", "invoices.approve", "ACME-004"),  # invariant within_limit
     ("admin", "invoices.approve", "ACME-004"),  # invariant within_limit: superusers too
@@ -124,7 +128,7 @@ class Command(BaseCommand):
         )
 
     def seed_groups(self) -> dict[str, Group]:
-        """Create the role groups with exactly their Invoice permissions (and the console's)."""
+        """Create the role groups with exactly their Invoice permissions, and the console's."""
         create_permissions(apps.get_app_config("invoices"), verbosity=0)
         create_permissions(apps.get_app_config("clearance_console"), verbosity=0)
         content_type = ContentType.objects.get_for_model(Invoice)
@@ -137,10 +141,11 @@ class Command(BaseCommand):
             permissions = list(
                 Permission.objects.filter(content_type=content_type, codename__in=codenames)
             )
-            if name in CONSOLE_GROUPS:
-                permissions.append(console)
             group.permissions.set(permissions)
             groups[name] = group
+        group, _ = Group.objects.get_or_create(name=CONSOLE_GROUP)
+        group.permissions.set([console])
+        groups[CONSOLE_GROUP] = group
         return groups
 
     def seed_tenants(self) -> dict[str, Tenant]:
@@ -154,12 +159,16 @@ class Command(BaseCommand):
         return tenants
 
     def seed_users(self, groups: dict[str, Group], tenants: dict[str, Tenant]) -> dict[str, Any]:
-        """Create the demo users, their groups and their tenant memberships."""
+        """Create the demo users and their tenant memberships (a role in each tenant).
+
+        Staff who are not superusers are in the console group; nobody else is in any group: a
+        user's roles are those of their memberships, each held in its tenant only.
+        """
         user_model = get_user_model()
         password = make_password(PASSWORD)
         users = {}
-        for username, (role, slugs) in USERS.items():
-            superuser = role == "superuser"
+        for username, roles in USERS.items():
+            superuser = "superuser" in roles.values()
             user, _ = user_model.objects.update_or_create(
                 username=username,
                 defaults={
@@ -170,10 +179,11 @@ class Command(BaseCommand):
                     "is_superuser": superuser,
                 },
             )
-            user.groups.set([] if superuser else [groups[role]])
+            console = username in STAFF and not superuser
+            user.groups.set([groups[CONSOLE_GROUP]] if console else [])
             user.user_permissions.clear()
             Membership.objects.filter(user=user).delete()
-            for slug in slugs:
+            for slug, role in roles.items():
                 Membership.objects.create(user=user, tenant=tenants[slug], role=role)
             users[username] = user
         return users
@@ -225,11 +235,8 @@ class Command(BaseCommand):
         already (``make demo``), so there is no ``runserver`` to tell about.
         """
         url = demo_url(addr)
-        header = ("username", "password", "role", "tenants")
-        rows = [
-            (username, PASSWORD, role, ", ".join(TENANTS[slug] for slug in slugs))
-            for username, (role, slugs) in USERS.items()
-        ]
+        header = ("username", "password", "role per tenant")
+        rows = [(username, PASSWORD, describe_roles(roles)) for username, roles in USERS.items()]
         widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
         def line(cells: tuple[str, ...]) -> str:
@@ -253,6 +260,11 @@ class Command(BaseCommand):
         else:
             runserver = "runserver" if addr == DEFAULT_ADDR else f"runserver {addr}"
             self.stdout.write(f"Run `python manage.py {runserver}` and open {url}")
+
+
+def describe_roles(roles: dict[str, str]) -> str:
+    """A user's roles for people: ``approver in Acme, auditor in Globex``."""
+    return ", ".join(f"{role} in {TENANTS[slug]}" for slug, role in roles.items())
 
 
 def demo_url(addr: str) -> str:

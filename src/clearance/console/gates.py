@@ -105,7 +105,10 @@ def _row(entry: TraceEntry, decisive: bool) -> RuleRow:
 def _declared(action: Action, layer: Layer) -> list[tuple[str, str, str]]:
     if layer is Layer.PERMISSION:
         perm = action.permission_label
-        return [(perm, f"has_perm({perm!r})", "")]
+        expression = f"has_perm({perm!r})"
+        if action.scope:  # as the decision's trace writes it
+            expression += f" or membership via {', '.join(action.scope)}"
+        return [(perm, expression, "")]
     rules = action.policies if layer is Layer.POLICY else action.invariants
     return [(r.name, r.expression, r.reason) for r in rules]
 

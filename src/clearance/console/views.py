@@ -22,6 +22,7 @@ from django.utils.http import urlencode
 from ..actions import ANYONE, registry
 from ..audit.models import AuditRecord
 from ..introspection import capability_matrix, describe_model_invariants, scope_paths
+from ..scopes import scope_gate
 from .access import console_view
 from .auditing import AuditFilterForm, audit_records, daily_counts
 from .chart import daily_chart
@@ -76,6 +77,8 @@ def actions(request: HttpRequest) -> HttpResponse:
                 "anyone": action.permission is ANYONE,
                 # (path, the scope it reaches or None, what is wrong with it)
                 "scope_paths": scope_paths(action),
+                # The reason gate 1 gives when it denies a scoped action (None: unscoped).
+                "scope_denial": scope_gate(action).lacks if action.scope else None,
                 "model_invariants": action.model_invariants(),
                 "explain_url": _explain_url(action=action.name),
             }

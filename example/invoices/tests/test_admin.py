@@ -71,3 +71,24 @@ def test_bulk_payment(client_for: ClientFor, invoice: InvoiceGetter) -> None:
     page = bulk(client_for("admin"), "pay_selected", invoice("ACME-005"), invoice("ACME-006"))
     assert "Marked 2 invoice(s) as paid." in page
     assert invoice("ACME-005").state == invoice("ACME-006").state == "paid"
+
+
+def test_a_role_held_in_a_tenant_opens_the_invoices_entry_of_the_index(
+    client_for: ClientFor,
+) -> None:
+    # erin is staff and an auditor in Acme: view_invoice through her membership only.
+    erin = client_for("erin")
+    index = erin.get("/admin/").content.decode()
+    assert 'href="/admin/invoices/invoice/"' in index
+    assert erin.get("/admin/invoices/").status_code == 200
+    assert "ACME-002" in erin.get(CHANGELIST).content.decode()
+
+
+def test_staff_without_any_role_get_no_invoices_entry(client_for: ClientFor) -> None:
+    from invoices.models import Membership
+
+    Membership.objects.filter(user__username="erin").update(role="superuser")  # maps to nothing
+    erin = client_for("erin")
+    assert 'href="/admin/invoices/invoice/"' not in erin.get("/admin/").content.decode()
+    assert erin.get("/admin/invoices/").status_code == 404
+    assert erin.get(CHANGELIST).status_code == 403

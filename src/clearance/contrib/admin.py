@@ -14,10 +14,13 @@
   history, search, autocomplete) is scoped with :func:`~clearance.authorized` by the view
   action, so an object the user may not see "does not exist", as for a missing one.
 - ``has_view/change/delete_permission(request, obj)`` decide the mapped action on the object;
-  without an object (menus, buttons) they ask the permission gate alone. ``has_add_permission``
-  asks the permission gate; the add action is decided on the new object before it is saved, and
-  the change action on the object as the form would save it. Kinds not in
-  ``clearance_actions`` keep Django's own answer (``view`` defaults to the model's view action).
+  without an object (menus, buttons) they ask the permission gate alone.
+  ``has_module_permission`` (the model's entry on the index) holds with Django's answer or
+  with the permission gate of a mapped action, so a permission held within a scope counts.
+  ``has_add_permission`` asks the permission gate; the add action is decided on the new object
+  before it is saved, and the change action on the object as the form would save it. Kinds not
+  in ``clearance_actions`` keep Django's own answer (``view`` defaults to the model's view
+  action).
 - Admin actions marked with :func:`guarded_action` are offered only to users who may attempt
   the clearance action, and run only when it is allowed on *every* selected object (otherwise
   nothing runs and each refusal is shown with its reason). Every admin action runs in a
@@ -178,6 +181,18 @@ class ClearanceAdminMixin:
         queryset: models.QuerySet[Any] = super().get_queryset(request)  # type: ignore[misc]
         return engine.authorized(
             request.user, self._view_action(), queryset, request=request, **self._extra(request)
+        )
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        """Django's answer (a permission of the app, held globally), or else the permission
+        gate of a mapped action: a permission held only within a scope (through a membership,
+        see :class:`~clearance.Scope`) opens the model's entry on the admin's index too."""
+        parent = super().has_module_permission  # type: ignore[misc]
+        if parent(request):
+            return True
+        return any(
+            self._decide(request, kind, None, lambda: False)
+            for kind in ("view", "change", "add", "delete")
         )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:

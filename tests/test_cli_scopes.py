@@ -1,11 +1,20 @@
 """``manage.py clearance matrix`` and ``actions`` for scoped actions: which groups or roles
-grant a permission within which scope, besides the groups that hold it everywhere."""
+grant a permission within which scope, besides the groups that hold it everywhere.
+
+The golden files ``tests/golden/scopes_*`` are the test app's output with an organisation scope
+(memberships carrying groups) and actions held within it; regenerate them after a deliberate
+change with::
+
+    CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scopes.py -k golden
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,6 +72,33 @@ def by_roles(fresh_registry: Any, groups: dict[str, Group]) -> None:
     )
     Action("testapp.view_project", model=Project, permission=VIEW, scope="org")
     Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+UPDATE = os.environ.get("CLEARANCE_UPDATE_GOLDEN") == "1"
+GOLDEN_CASES = [
+    ("scopes_matrix.txt", ["matrix"]),
+    ("scopes_matrix.md", ["matrix", "--format", "markdown"]),
+    ("scopes_matrix.csv", ["matrix", "--format", "csv"]),
+    ("scopes_matrix.json", ["matrix", "--format", "json"]),
+    ("scopes_actions.txt", ["actions"]),
+]
+
+
+@pytest.mark.parametrize(("filename", "args"), GOLDEN_CASES, ids=[c[0] for c in GOLDEN_CASES])
+def test_golden_output_of_the_scoped_test_app(
+    by_groups: None, filename: str, args: list[str]
+) -> None:
+    output = clearance(*args, "--app", "testapp")
+    path = GOLDEN / filename
+    if UPDATE:
+        path.write_text(output, encoding="utf-8")
+    assert path.exists(), f"missing {path}: run with CLEARANCE_UPDATE_GOLDEN=1"
+    assert output == path.read_text(encoding="utf-8"), (
+        f"`manage.py clearance {' '.join(args)} --app testapp` differs from {path}; if the "
+        "change is meant: CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scopes.py "
+        "-k golden"
+    )
 
 
 def row(output: str, action: str) -> str:

@@ -1,7 +1,7 @@
 """The how-to "Roles per organisation" (docs/how-to/roles-per-organisation.md) says what the
 example project does, from its own code blocks:
 
-* the ``python`` block titled ``example/invoices/authz.py`` is in that file, line for line;
+* a ``python`` block titled with a file of the example is in that file, line for line;
 * the ``pycon`` blocks are one shell session on the seeded example, run as a doctest
   (``...`` stands for the primary keys, which differ from one database to the next);
 * the ``console`` block is ``manage.py clearance explain``'s output, numbers aside;
@@ -42,13 +42,15 @@ def numbers_aside(text: str) -> str:
     return re.sub(r"\d+", "N", text)
 
 
-def test_the_scope_declaration_is_the_examples() -> None:
-    (block,) = blocks("python", 'title="example/invoices/authz.py"')
-    source = (ROOT / "example" / "invoices" / "authz.py").read_text(encoding="utf-8")
-    lines = source.splitlines()
+@pytest.mark.parametrize(
+    "path", ["example/invoices/authz.py", "example/invoices/tests/test_scopes.py"]
+)
+def test_the_code_shown_is_the_examples(path: str) -> None:
+    (block,) = blocks("python", f'title="{path}"')
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
     for line in block.splitlines():
         if line.strip():
-            assert line in lines, f"not in example/invoices/authz.py: {line!r}"
+            assert line in lines, f"not in {path}: {line!r}"
 
 
 @pytest.mark.django_db(databases="__all__")

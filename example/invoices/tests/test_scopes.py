@@ -47,6 +47,13 @@ def test_every_invoice_action_holds_its_permission_within_the_tenant() -> None:
         assert registry.get(name).scope == ("tenant",), name
 
 
+def test_carol_approves_in_acme_and_only_reads_in_globex(user, invoice):
+    carol = user("carol")
+    assert_allowed(carol, "invoices.approve", invoice("ACME-002"))
+    assert_allowed(carol, "invoices.view", invoice("GLX-002"))
+    assert_denied(carol, "invoices.approve", invoice("GLX-002"), layer="permission")
+
+
 def test_carol_approves_in_acme_through_her_membership(
     user: UserGetter, invoice: InvoiceGetter
 ) -> None:

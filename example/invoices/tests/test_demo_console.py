@@ -93,6 +93,18 @@ def test_seeding_again_adds_no_second_history(demo: str) -> None:
     assert "Audit history" not in out.getvalue()
 
 
+def test_the_seeded_history_has_a_role_held_in_another_tenant_only(demo: str) -> None:
+    glx_002 = Invoice.objects.get(number="GLX-002")
+    refused = AuditRecord.objects.filter(
+        actor_label="carol", action="invoices.approve", resource_pk=str(glx_002.pk)
+    )
+    assert refused.exists()
+    assert {(r.allowed, r.code) for r in refused} == {
+        (False, "permission.invoices.approve_invoice")
+    }
+    assert all("through a membership of the object's tenant" in r.reason for r in refused)
+
+
 def test_the_seeded_history_is_on_the_console(client_for: ClientFor) -> None:
     page = client_for("erin").get("/clearance/audit/?actor=alice&layer=policy").content.decode()
 

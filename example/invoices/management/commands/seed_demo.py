@@ -91,6 +91,8 @@ HISTORY = [
     ("bob", "invoices.submit", "ACME-003"),  # policy owner: alice's invoice
     ("alice", "invoices.approve", "ACME-004"),  # invariant within_limit
     ("admin", "invoices.approve", "ACME-004"),  # invariant within_limit: superusers too
+    ("carol", "invoices.approve", "GLX-002"),  # permission: in Globex she only reads
+    ("admin", "invoices.view", "GLX-001"),  # policy tenant_member: the superuser is in Acme
 ]
 HISTORY_DAYS = 14
 

@@ -202,6 +202,8 @@ def test_a_warm_decision_makes_no_query(user: UserGetter, invoice: InvoiceGetter
 def test_the_scope_is_visible_on_the_pages(client_for: ClientFor, invoice: InvoiceGetter) -> None:
     carol = client_for("carol")
     page = carol.get("/invoices/").content.decode()
+    # Her role in each tenant, beside her name.
+    assert "Acme: approver" in page and "Globex: auditor" in page
     numbers = listed_numbers(page)
     assert "GLX-002" in numbers and "ACME-002" in numbers
     assert "denied permission invoices.approve_invoice" in invoice_row(page, "GLX-002")

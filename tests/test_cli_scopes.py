@@ -2,8 +2,10 @@
 grant a permission within which scope, besides the groups that hold it everywhere.
 
 The golden files ``tests/golden/scopes_*`` are the test app's output with an organisation scope
-(memberships carrying groups) and actions held within it; regenerate them after a deliberate
-change with::
+(memberships carrying groups) and actions held within it, and ``tests/golden/github_*`` the
+GitHub-like app's (``tests.githubapp``: an organisation scope whose memberships carry the groups
+of teams, and a repository scope whose outside collaborators have a role); regenerate them after
+a deliberate change with::
 
     CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scopes.py -k golden
 """
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
 from django.core.management import call_command
 
@@ -96,6 +99,44 @@ def test_golden_output_of_the_scoped_test_app(
     assert path.exists(), f"missing {path}: run with CLEARANCE_UPDATE_GOLDEN=1"
     assert output == path.read_text(encoding="utf-8"), (
         f"`manage.py clearance {' '.join(args)} --app testapp` differs from {path}; if the "
+        "change is meant: CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scopes.py "
+        "-k golden"
+    )
+
+
+GITHUB_CASES = [
+    ("github_matrix.txt", ["matrix"]),
+    ("github_matrix.md", ["matrix", "--format", "markdown"]),
+    ("github_matrix.csv", ["matrix", "--format", "csv"]),
+    ("github_matrix.json", ["matrix", "--format", "json"]),
+    ("github_actions.txt", ["actions"]),
+]
+
+
+@pytest.fixture
+def github_groups(db: None) -> None:
+    """The GitHub-like app's groups: the collaborator roles', the global support group and the
+    teams of one organisation."""
+    if not apps.is_installed("tests.githubapp"):
+        pytest.skip("the GitHub-like test app is not installed")
+    from tests.githubapp import data
+
+    data.role_groups()
+    data.group(*data.SUPPORT_GROUP)
+    data.organization("acme")
+
+
+@pytest.mark.parametrize(("filename", "args"), GITHUB_CASES, ids=[c[0] for c in GITHUB_CASES])
+def test_golden_output_of_the_github_app(
+    github_groups: None, filename: str, args: list[str]
+) -> None:
+    output = clearance(*args, "--app", "github")
+    path = GOLDEN / filename
+    if UPDATE:
+        path.write_text(output, encoding="utf-8")
+    assert path.exists(), f"missing {path}: run with CLEARANCE_UPDATE_GOLDEN=1"
+    assert output == path.read_text(encoding="utf-8"), (
+        f"`manage.py clearance {' '.join(args)} --app github` differs from {path}; if the "
         "change is meant: CLEARANCE_UPDATE_GOLDEN=1 .venv/bin/pytest tests/test_cli_scopes.py "
         "-k golden"
     )

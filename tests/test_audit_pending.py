@@ -210,7 +210,9 @@ def test_buffered_records_commit_without_waiting_for_the_disk_and_refusals_writt
     with override_settings(CLEARANCE=settings_), CaptureQueriesContext(connection) as queries:
         authorize(alice, "testapp.approve", denied_doc)
         flush_pending()
-    setup = [q["sql"] for q in queries.captured_queries if "set_config" in q["sql"]]
-    assert len(setup) == 1  # one SELECT before the INSERT, whatever it sets
-    assert ("synchronous_commit" in setup[0]) is relaxed
+    [write] = [q["sql"] for q in queries.captured_queries if "clearance_auditrecord" in q["sql"]]
+    # One statement text: the write's settings for its own transaction, then the INSERT.
+    assert write.startswith("SET LOCAL lock_timeout = '250ms'; SET LOCAL statement_timeout")
+    assert "INSERT INTO" in write and "set_config" not in write
+    assert ("SET LOCAL synchronous_commit = 'off'" in write) is relaxed
     assert in_table(before) == 1

@@ -42,7 +42,11 @@ Faults (see :func:`write_retrying` and :func:`bounded`):
   ``lock_timeout`` and ``statement_timeout`` set for that transaction only
   (``CLEARANCE["AUDIT_LOCK_TIMEOUT"]`` and ``["AUDIT_STATEMENT_TIMEOUT"]``, in seconds), so a
   locked or overloaded audit table fails the write quickly instead of stalling the request;
-  the record then goes to the spool (:mod:`clearance.audit.spool`).
+  the record then goes to the spool (:mod:`clearance.audit.spool`). The database sink sends
+  the settings as ``SET LOCAL`` statements in the same query string as its ``INSERT``: one
+  statement and one round trip per write (:func:`one_trip_settings`), and nothing set on a
+  connection outlives the write, whichever connection it is and however often it was reused
+  or reopened.
 * **Sharing.** With ``CLEARANCE["AUDIT_CONNECTION"] = "process"`` the writes that would use
   the dedicated connection go through one connection per process instead, shared by its
   threads one write at a time behind a lock (``clearance_audit_shared__<target>``, visible in
@@ -91,6 +95,7 @@ __all__ = [
     "held_connection",
     "hold",
     "in_transaction",
+    "one_trip_settings",
     "shares_caller_transaction",
     "target_alias",
     "targeting",
@@ -347,6 +352,44 @@ def buffered_write() -> Iterator[None]:
         _buffered.reset(token)
 
 
+def _write_settings() -> list[tuple[str, str]]:
+    """``(name, value)`` of what a PostgreSQL audit write sets for its transaction (see
+    :func:`bounded`): both timeouts when either is configured, and ``synchronous_commit = off``
+    while buffered records are written."""
+    settings: list[tuple[str, str]] = []
+    timeouts = (_milliseconds("AUDIT_LOCK_TIMEOUT"), _milliseconds("AUDIT_STATEMENT_TIMEOUT"))
+    if timeouts != (None, None):
+        lock, statement = (f"{ms}ms" if ms is not None else "0" for ms in timeouts)
+        settings += [("lock_timeout", lock), ("statement_timeout", statement)]
+    if _buffered.get():
+        settings.append(("synchronous_commit", "off"))
+    return settings
+
+
+def one_trip_settings(conn: BaseDatabaseWrapper) -> str | None:
+    """What to send ahead of an audit ``INSERT`` on ``conn``, in the same statement text, so
+    that the write takes one round trip and one statement: ``SET LOCAL`` of every setting
+    :func:`bounded` would make, each followed by ``"; "`` (``""`` when there are none).
+
+    Only on PostgreSQL, and only when ``conn`` is in autocommit outside any atomic block (the
+    ordinary connection of a caller holding no transaction, the dedicated and the shared audit
+    connections). Several statements sent as one query string run in one implicit
+    transaction: the ``SET LOCAL`` values hold for the ``INSERT`` that follows (the server
+    reads ``lock_timeout`` when the insert waits for its table lock, and starts each
+    statement's ``statement_timeout`` afresh) and end with it, committed or rolled back
+    together; nothing outlives the write on the connection, which matters on the caller's own
+    connection and behind a pooler that hands connections to other clients between
+    transactions. The text must then be sent without parameters (values inlined and quoted
+    client-side), as a query string with parameters allows one statement only when the driver
+    binds them on the server.
+
+    None elsewhere: write inside :func:`bounded` instead.
+    """
+    if conn.vendor != "postgresql" or conn.in_atomic_block or not conn.get_autocommit():
+        return None
+    return "".join(f"SET LOCAL {name} = '{value}'; " for name, value in _write_settings())
+
+
 @contextmanager
 def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
     """The block an audit write on ``conn`` runs in.
@@ -362,21 +405,17 @@ def bounded(conn: BaseDatabaseWrapper) -> Iterator[None]:
     mode, ``AUDIT_BATCH_SIZE = 1``) keep a synchronous commit. All of it is set in the one
     ``SELECT`` that precedes the insert. Elsewhere: a savepoint when the caller holds a
     transaction on ``conn`` (so a failed audit write never breaks it), else nothing.
+
+    The database sink's rows avoid that ``SELECT`` where they can: see
+    :func:`one_trip_settings`.
     """
     postgres = conn.vendor == "postgresql"
     if not postgres and not in_transaction(conn):
         yield
         return
-    names: list[str] = []
-    values: list[str] = []
-    if postgres:
-        timeouts = (_milliseconds("AUDIT_LOCK_TIMEOUT"), _milliseconds("AUDIT_STATEMENT_TIMEOUT"))
-        if timeouts != (None, None):
-            names += ["lock_timeout", "statement_timeout"]
-            values += [f"{ms}ms" if ms is not None else "0" for ms in timeouts]
-        if _buffered.get():
-            names.append("synchronous_commit")
-            values.append("off")
+    settings = _write_settings() if postgres else []
+    names = [name for name, _ in settings]
+    values = [value for _, value in settings]
     with transaction.atomic(using=conn.alias):
         if not names:
             yield

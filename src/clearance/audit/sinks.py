@@ -14,7 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from ..conf import clearance_settings
 from ..decisions import Decision
-from .connection import after_write, bounded, writer
+from .connection import after_write, bounded, one_trip_settings, writer
 from .recording import current_recording, pending
 from .requests import request_metadata
 from .spool import kept_on_failure
@@ -208,8 +208,12 @@ def _write_decisions(items: list[tuple[Decision, Any]]) -> None:
     conn = writer()
     failed = True
     try:
-        with bounded(conn):
-            _insert_rows(conn, items)
+        ahead = one_trip_settings(conn)
+        if ahead is not None:
+            _insert_in_one_trip(conn, items, ahead)
+        else:
+            with bounded(conn):
+                _insert_rows(conn, items)
         failed = False
     finally:
         after_write(conn, failed=failed)
@@ -297,6 +301,7 @@ class _Plan:
         self.table = quote(AuditRecord._meta.db_table)
         self.columns = ", ".join(quote(fields[name].column) for name in _ORDER)
         self.one = "(" + ", ".join(["%s"] * len(_ORDER)) + ")"
+        self.insert = f"INSERT INTO {self.table} ({self.columns})"
         self.bounded = [(_ORDER.index(name), length) for name, length in BOUNDED]
         self.adapt_at = conn.ops.adapt_datetimefield_value
         self.statements: dict[int, str] = {}
@@ -305,9 +310,7 @@ class _Plan:
         """``INSERT ... VALUES`` with ``rows`` rows of placeholders (cached)."""
         sql = self.statements.get(rows)
         if sql is None:
-            sql = self.statements[rows] = (
-                f"INSERT INTO {self.table} ({self.columns}) VALUES " + ", ".join([self.one] * rows)
-            )
+            sql = self.statements[rows] = f"{self.insert} VALUES " + ", ".join([self.one] * rows)
         return sql
 
     def values(self, decision: Decision, meta: dict[str, str]) -> list[Any]:
@@ -370,11 +373,7 @@ def _max_rows(conn: Any, columns: int) -> int:
     return max(1, int(limit) // columns)
 
 
-def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
-    """One statement: on PostgreSQL a one-row ``INSERT`` run for every row (``executemany``,
-    pipelined), elsewhere one multi-row ``INSERT`` (split only past the database's limit of
-    parameters); its text built once per number of rows."""
-    plan = _plan(conn)
+def _rows(plan: _Plan, items: list[tuple[Decision, Any]]) -> list[list[Any]]:
     metas: dict[int, dict[str, str]] = {}
     rows = []
     for decision, request in items:
@@ -383,6 +382,36 @@ def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
         if meta is None:
             meta = metas[key] = request_metadata(request)
         rows.append(plan.values(decision, meta))
+    return rows
+
+
+def _insert_in_one_trip(conn: Any, items: list[tuple[Decision, Any]], ahead: str) -> None:
+    """PostgreSQL in autocommit: ``ahead`` (the write's ``SET LOCAL`` statements, see
+    :func:`~clearance.audit.connection.one_trip_settings`) and one multi-row ``INSERT``, sent
+    as one query string without parameters: each row's values quoted by the driver on the
+    client (psycopg's own literal quoting, the one-row template parsed once)."""
+    plan = _plan(conn)
+    rows = _rows(plan, items)
+    with conn.cursor() as cursor:
+        raw = cursor.cursor
+        mogrify = getattr(raw, "mogrify", None)
+        if mogrify is None:  # psycopg 3 binding parameters on the server: quote on the client
+            from psycopg import ClientCursor
+
+            mogrify = ClientCursor(raw.connection).mogrify
+        literals = []
+        for row in rows:
+            literal = mogrify(plan.one, row)
+            literals.append(literal if isinstance(literal, str) else literal.decode())
+        cursor.execute(f"{ahead}{plan.insert} VALUES {', '.join(literals)}")
+
+
+def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
+    """One statement: on PostgreSQL a one-row ``INSERT`` run for every row (``executemany``,
+    pipelined), elsewhere one multi-row ``INSERT`` (split only past the database's limit of
+    parameters); its text built once per number of rows."""
+    plan = _plan(conn)
+    rows = _rows(plan, items)
     with conn.cursor() as cursor:
         if conn.vendor == "postgresql":
             # One prepared one-row INSERT for every row, sent in one pipeline: psycopg parses

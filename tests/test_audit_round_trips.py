@@ -34,6 +34,7 @@ from clearance import Denied, authorize, enforce
 from clearance.audit import recording
 from clearance.audit.connection import PRIVATE_PREFIX, SHARED_PREFIX
 from clearance.audit.models import AuditRecord
+from clearance.audit.requests import request_metadata
 from clearance.middleware import ClearanceMiddleware
 from tests.testapp.models import Document
 
@@ -138,7 +139,9 @@ def counting() -> Iterator[Statements]:
             conn.execute_wrappers.remove(counter)
 
 
-def _refused_view(user: User, doc: Document, atomic: bool) -> Callable[[Any], HttpResponse]:
+def _refused_view(
+    user: User, doc: Document, atomic: bool, refused: list[Any]
+) -> Callable[[Any], HttpResponse]:
     def view(request: Any) -> HttpResponse:
         # As under ATOMIC_REQUESTS when ``atomic``: the audit row then needs the dedicated
         # connection, since the caller's transaction is open when the scope's buffer is written.
@@ -146,6 +149,7 @@ def _refused_view(user: User, doc: Document, atomic: bool) -> Callable[[Any], Ht
             try:
                 enforce(user, "testapp.approve", doc)
             except Denied as exc:
+                refused.append(exc.decision)
                 return HttpResponse(exc.reason, status=403)
             return HttpResponse("approved")
 
@@ -165,7 +169,8 @@ def test_a_refused_request_costs_exactly_one_audit_statement(
     write_through: bool,
 ) -> None:
     hostile = "/approve/it's/\\x00/%s/$1/$$;DROP TABLE clearance_auditrecord;--/\u00e9\n"
-    served = ClearanceMiddleware(_refused_view(alice, denied_doc, atomic))
+    refused: list[Any] = []
+    served = ClearanceMiddleware(_refused_view(alice, denied_doc, atomic, refused))
 
     def serve() -> tuple[Any, Any]:
         request = RequestFactory().post("/approve/")
@@ -194,6 +199,10 @@ def test_a_refused_request_costs_exactly_one_audit_statement(
     [record] = AuditRecord.objects.filter(pk__gt=before)
     assert (record.code, record.method, record.path) == ("policy.four_eyes", "POST", hostile)
     assert record.request_id == request.clearance_request_id
+    # Quoted on the client, the row is field for field the decision's.
+    expected = AuditRecord.from_decision(refused[-1], request_metadata(request))
+    names = [f.attname for f in AuditRecord._meta.concrete_fields if not f.primary_key]
+    assert {n: getattr(record, n) for n in names} == {n: getattr(expected, n) for n in names}
     assert AuditRecord.objects.count() >= 1  # the table is still there
 
 

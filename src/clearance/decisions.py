@@ -27,6 +27,7 @@ __all__ = [
     "actor_ref",
     "database_unavailable",
     "is_unavailable",
+    "pin_actor",
     "resource_ref",
 ]
 
@@ -242,7 +243,11 @@ class Decision:
                     source = None
                 if source is not None:
                     slots = vars(Decision)
-                    for field_name, value in source[0](*source[1:]).items():
+                    fields = source[0](*source[1:])
+                    with contextlib.suppress(AttributeError):
+                        object.__getattribute__(self, "actor")
+                        del fields["actor"]  # pinned when it was decided (see pin_actor)
+                    for field_name, value in fields.items():
                         slots[field_name].__set__(self, value)
                     _set_trace(self, None)
                     _set_src(self, None)
@@ -381,19 +386,38 @@ _DEFERRED = frozenset(_FIELDS) - {"allowed"} | {"_raw", "_trace"}
 Deferred = tuple[Any, ...]
 
 
-def deferred_decision(allowed: bool, source: Deferred) -> Decision:
+def deferred_decision(allowed: bool, source: Deferred, probe: bool = False) -> Decision:
     """A Decision whose other fields are built from ``source`` when one is first read.
 
     The engine's fast path uses it: most decisions are only tested for truth, so the
-    references, the timestamp and the trace are built only for those that are looked at (the
-    audit sinks, ``explain``, a denial's message). ``source`` is a tuple whose first item is a
-    function of the others returning every field but ``allowed`` (``_raw`` for the trace);
-    reading any field fills them all.
+    references, the timestamp and the trace are built only for those that are looked at (a
+    denial's message, ``explain``, the audit sinks when they write their records). ``source``
+    is a tuple whose first item is a function of the others returning every field but
+    ``allowed`` (``_raw`` for the trace); reading any field fills them all, except ``allowed``
+    and ``probe`` (set at once: what the audit asks on the call) and an actor
+    :func:`pin_actor` fixed.
     """
     self = _new(Decision)
     _set_allowed(self, allowed)
+    _set_probe(self, probe)
     _set_src(self, source)
     return self
+
+
+def pin_actor(decision: Decision, actor: Any) -> None:
+    """Fix ``decision.actor`` now, as :func:`actor_ref` describes ``actor`` at this moment.
+
+    For a decision whose fields are built later (:func:`deferred_decision`): the audit keeps
+    such a decision in its buffer and builds its record when the buffer is written, by which
+    time the actor object may have changed (a renamed user, a deleted one whose ``pk`` is now
+    None). Everything else a deferred decision is built from was captured when it was made.
+    Does nothing when the actor is already set. Call it before the decision leaves the thread
+    that made it.
+    """
+    try:
+        object.__getattribute__(decision, "actor")
+    except AttributeError:
+        _set_actor(decision, actor_ref(actor))
 
 
 def _rebuild(fields: dict[str, Any]) -> Decision:

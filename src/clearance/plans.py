@@ -339,7 +339,7 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
 
     def decision(allowed: bool, stamps: str, failure: str) -> str:
         tail = f"{failure}{held_through}"
-        return f"RETURN(mk({allowed}, (B, plan, ctx, pk, probe, ({stamps}), {tail})))"
+        return f"RETURN(mk({allowed}, (B, plan, ctx, pk, probe, ({stamps}), {tail}), probe))"
 
     def body(exact: bool) -> list[str]:
         """Gate 1 and the rules, for an object of exactly the model (inline) or not."""
@@ -433,12 +433,13 @@ def _compile(plan: GatePlan) -> tuple[Any, Any]:
         "        note(True)",
         *indent(exact_body, emitting),
     ]
-    # EMIT_IF(mk(...)) -> d = mk(...); return emit(d, request) if anyone listens, else d
+    # EMIT_IF(mk(...)) -> d = mk(...); return emit(d, request, actor) if anyone listens, else d
+    # (the actor: the audit pins the decision's actor before its record is built, later)
     run = [
         line.replace(emitting, "d = (")
         + "\n"
         + line[: len(line) - len(line.lstrip())]
-        + "return emit(d, request) if SETTINGS.AUDIT_SINKS or SIGNAL.receivers else d"
+        + "return emit(d, request, actor) if SETTINGS.AUDIT_SINKS or SIGNAL.receivers else d"
         if emitting in line
         else line
         for line in run

@@ -26,7 +26,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
 from ..conf import clearance_settings
-from ..decisions import Decision
+from ..decisions import Decision, pin_actor
 from ..signals import decision_made
 
 # The submodule, bound under its own name: ``clearance.audit.logging.JsonFormatter`` (the path
@@ -111,11 +111,20 @@ def unrecorded(decision: Decision, error: str) -> Decision:
     )
 
 
-def emit(decision: Decision, request: Any = None) -> Decision:
-    """Offer ``decision`` to the sinks, then to the signal; returns the decision that stands."""
+def emit(decision: Decision, request: Any = None, actor: Any = None) -> Decision:
+    """Offer ``decision`` to the sinks, then to the signal; returns the decision that stands.
+
+    ``actor``: the actor object of a decision whose fields are still to be built (the
+    compiled plans pass it): when the decision is recorded or a receiver listens, its actor is
+    fixed now (:func:`clearance.decisions.pin_actor`), so that a record built later, when a
+    buffer is written, names the actor as it was.
+    """
     stands = decision
     sinks = configured_sinks()
-    if sinks and should_record(decision):
+    recorded = bool(sinks) and should_record(decision)
+    if actor is not None and (recorded or decision_made.receivers):
+        pin_actor(decision, actor)
+    if recorded:
         failure: str | None = None
         for sink in sinks:
             try:

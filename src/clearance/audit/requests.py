@@ -10,9 +10,12 @@ from ..conf import clearance_settings
 __all__ = [
     "CALLER_ATTRIBUTE",
     "REQUEST_ID_ATTRIBUTE",
+    "RequestSnapshot",
     "new_request_id",
     "request_id_from_header",
     "request_metadata",
+    "request_snapshot",
+    "snapshot_metadata",
 ]
 
 #: Attribute the middleware sets on the request it serves.
@@ -55,20 +58,49 @@ def request_id_from_header(request: Any) -> str:
     return "".join(ch for ch in raw if 32 < ord(ch) < 127)[:_MAX_ID]
 
 
+#: What :func:`request_snapshot` keeps of a request: the raw request id, method, path, remote
+#: address and caller, in that order.
+RequestSnapshot = tuple[Any, Any, Any, Any, Any]
+
+
+def request_snapshot(request: Any) -> RequestSnapshot | None:
+    """What :func:`request_metadata` reads from ``request``, read now and converted later.
+
+    The audit keeps this with a buffered decision instead of the request: the record written
+    when the buffer is written holds the request as it was when the decision was made, whatever
+    the view or a middleware changes on the request afterwards. :func:`snapshot_metadata`
+    turns it into the metadata.
+    """
+    if request is None:
+        return None
+    meta = getattr(request, "META", None) or {}
+    return (
+        getattr(request, REQUEST_ID_ATTRIBUTE, None) or request_id_from_header(request),
+        getattr(request, "method", ""),
+        getattr(request, "path", ""),
+        meta.get("REMOTE_ADDR", ""),
+        getattr(request, CALLER_ATTRIBUTE, ""),
+    )
+
+
+def snapshot_metadata(snapshot: RequestSnapshot | None) -> dict[str, str]:
+    """The metadata of a :func:`request_snapshot` (as :func:`request_metadata` gives it)."""
+    if snapshot is None:
+        return {}
+    request_id, method, path, remote_addr, caller = snapshot
+    return {
+        "request_id": str(request_id or "")[:_MAX_ID],
+        "method": str(method or "")[:16],
+        "path": str(path or ""),
+        "remote_addr": str(remote_addr or "")[:64],
+        "caller": str(caller or "")[:150],
+    }
+
+
 def request_metadata(request: Any) -> dict[str, str]:
     """``request_id``, ``method``, ``path``, ``remote_addr`` and ``caller`` of ``request``.
 
     An empty dict when ``request`` is None; ``caller`` is ``""`` unless an integration set
     :data:`CALLER_ATTRIBUTE` on the request.
     """
-    if request is None:
-        return {}
-    meta = getattr(request, "META", None) or {}
-    request_id = getattr(request, REQUEST_ID_ATTRIBUTE, None) or request_id_from_header(request)
-    return {
-        "request_id": str(request_id or "")[:_MAX_ID],
-        "method": str(getattr(request, "method", "") or "")[:16],
-        "path": str(getattr(request, "path", "") or ""),
-        "remote_addr": str(meta.get("REMOTE_ADDR", "") or "")[:64],
-        "caller": str(getattr(request, CALLER_ATTRIBUTE, "") or "")[:150],
-    }
+    return snapshot_metadata(request_snapshot(request))

@@ -16,7 +16,7 @@ from ..conf import clearance_settings
 from ..decisions import Decision
 from .connection import after_write, bounded, one_trip_settings, writer
 from .recording import current_recording, pending
-from .requests import request_metadata
+from .requests import RequestSnapshot, request_metadata, request_snapshot, snapshot_metadata
 from .spool import kept_on_failure
 
 if TYPE_CHECKING:
@@ -44,8 +44,11 @@ def log_fields(decision: Decision, request: Any = None) -> dict[str, Any]:
     ``request_id``, ``method``, ``path``, ``remote_addr``, ``caller`` (empty strings when no
     request was given).
     """
+    return _fields_with(decision, request_metadata(request))
+
+
+def _fields_with(decision: Decision, meta: dict[str, str]) -> dict[str, Any]:
     fields = decision.as_dict()
-    meta = request_metadata(request)
     for key in ("request_id", "method", "path", "remote_addr", "caller"):
         fields[key] = meta.get(key, "")
     return fields
@@ -58,8 +61,12 @@ class LoggingSink:
     line; every field is an attribute of the log record (see :func:`log_fields`), ready for
     :class:`clearance.audit.logging.JsonFormatter`. Like the database sink, inside a recording
     scope the records are buffered and logged, in order, when the scope ends (or a batch is
-    full), so formatting and writing the lines is not paid on each decision; ``at`` in each
-    record is the moment of the decision.
+    full), so building, formatting and writing the lines is not paid on each decision: a
+    scope's audit lines come after the application's own lines of the same request, not
+    interleaved with them; ``at`` in each record is the moment of the decision (the log
+    record's own ``created`` is when it was logged). Outside a scope, and for what is written
+    at once (``AUDIT_WRITE_THROUGH``, fail-closed mode, ``AUDIT_BATCH_SIZE = 1``), each line is
+    logged on the call, in order with the application's lines.
     """
 
     def record(self, decision: Decision, request: Any) -> None:
@@ -75,7 +82,7 @@ class LoggingSink:
         if scope is not None and not _write_through(decision):
             limit = _batch_size()
             if limit > 1:
-                scope.buffer((decision, request), log_decisions, limit)
+                scope.buffer((decision, request_snapshot(request)), _log_buffered, limit)
                 return
         audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
 
@@ -105,21 +112,28 @@ def _will_emit(level: int) -> bool:
 
 
 def log_decisions(items: list[tuple[Decision, Any]]) -> None:
-    """Log buffered ``(decision, request)`` pairs on ``clearance.audit``, in order."""
-    for decision, request in items:
+    """Log ``(decision, request)`` pairs on ``clearance.audit``, in order."""
+    _log_buffered([(decision, request_snapshot(request)) for decision, request in items])
+
+
+def _log_buffered(items: list[tuple[Decision, RequestSnapshot | None]]) -> None:
+    """Log buffered ``(decision, request snapshot)`` pairs on ``clearance.audit``, in order."""
+    for decision, snapshot in items:
         level = logging.INFO if decision.allowed else logging.WARNING
-        audit_logger.log(level, "%s", decision, extra=log_fields(decision, request))
+        fields = _fields_with(decision, snapshot_metadata(snapshot))
+        audit_logger.log(level, "%s", decision, extra=fields)
 
 
 def _same_records(records: list[AuditRecord]) -> list[AuditRecord]:
     return records
 
 
-def _records_of(items: list[tuple[Decision, Any]]) -> list[AuditRecord]:
-    """The records of ``(decision, request)`` pairs, as model instances (for the spool)."""
+def _records_of(items: list[tuple[Decision, RequestSnapshot | None]]) -> list[AuditRecord]:
+    """The records of ``(decision, request snapshot)`` pairs, as model instances (for the
+    spool)."""
     from .models import AuditRecord
 
-    return [AuditRecord.from_decision(d, request_metadata(r)) for d, r in items]
+    return [AuditRecord.from_decision(d, snapshot_metadata(s)) for d, s in items]
 
 
 @kept_on_failure(_same_records)
@@ -166,6 +180,11 @@ class DatabaseSink:
     With a batch size of 1, in fail-closed mode, and for denied attempts when
     ``CLEARANCE["AUDIT_WRITE_THROUGH"]`` is on, each record is written at once. See
     :mod:`clearance.audit.recording` for the crash window.
+
+    A buffered record keeps the decision (whose fields are built when first read: see
+    :func:`clearance.decisions.deferred_decision`, with its actor pinned when it was made) and
+    a snapshot of the request (:func:`~clearance.audit.requests.request_snapshot`); its row is
+    built when the buffer is written, from what was captured when it was decided.
     """
 
     def record(self, decision: Decision, request: Any) -> None:
@@ -173,18 +192,16 @@ class DatabaseSink:
         if not _write_through(decision):
             limit = _batch_size()
             if limit > 1:
+                item = (decision, request_snapshot(request))
                 scope = current_recording()
                 if scope is not None:
-                    scope.buffer((decision, request), write_decisions, limit)
+                    scope.buffer(item, _write_decisions, limit)
                 else:
                     pending.buffer(
-                        (decision, request),
-                        write_decisions,
-                        limit,
-                        clearance_settings.AUDIT_FLUSH_INTERVAL,
+                        item, _write_decisions, limit, clearance_settings.AUDIT_FLUSH_INTERVAL
                     )
                 return
-        write_decisions([(decision, request)])
+        _write_decisions([(decision, request_snapshot(request))])
 
 
 def write_decisions(items: list[tuple[Decision, Any]]) -> None:
@@ -200,11 +217,12 @@ def write_decisions(items: list[tuple[Decision, Any]]) -> None:
     error is raised (see :mod:`.spool`).
     """
     if items:
-        _write_decisions(items)
+        _write_decisions([(decision, request_snapshot(request)) for decision, request in items])
 
 
 @kept_on_failure(_records_of)
-def _write_decisions(items: list[tuple[Decision, Any]]) -> None:
+def _write_decisions(items: list[tuple[Decision, RequestSnapshot | None]]) -> None:
+    """Write the records of ``(decision, request snapshot)`` pairs (see write_decisions)."""
     conn = writer()
     failed = True
     try:
@@ -373,19 +391,23 @@ def _max_rows(conn: Any, columns: int) -> int:
     return max(1, int(limit) // columns)
 
 
-def _rows(plan: _Plan, items: list[tuple[Decision, Any]]) -> list[list[Any]]:
-    metas: dict[int, dict[str, str]] = {}
+def _rows(plan: _Plan, items: list[tuple[Decision, RequestSnapshot | None]]) -> list[list[Any]]:
+    metas: dict[Any, dict[str, str]] = {}
     rows = []
-    for decision, request in items:
-        key = id(request)
-        meta = metas.get(key)
+    for decision, snapshot in items:
+        try:
+            meta = metas.get(snapshot)
+        except TypeError:  # an unhashable value on the request: converted for this row alone
+            meta = snapshot_metadata(snapshot)
         if meta is None:
-            meta = metas[key] = request_metadata(request)
+            meta = metas[snapshot] = snapshot_metadata(snapshot)
         rows.append(plan.values(decision, meta))
     return rows
 
 
-def _insert_in_one_trip(conn: Any, items: list[tuple[Decision, Any]], ahead: str) -> None:
+def _insert_in_one_trip(
+    conn: Any, items: list[tuple[Decision, RequestSnapshot | None]], ahead: str
+) -> None:
     """PostgreSQL in autocommit: ``ahead`` (the write's ``SET LOCAL`` statements, see
     :func:`~clearance.audit.connection.one_trip_settings`) and one multi-row ``INSERT``, sent
     as one query string without parameters: each row's values quoted by the driver on the
@@ -406,7 +428,7 @@ def _insert_in_one_trip(conn: Any, items: list[tuple[Decision, Any]], ahead: str
         cursor.execute(f"{ahead}{plan.insert} VALUES {', '.join(literals)}")
 
 
-def _insert_rows(conn: Any, items: list[tuple[Decision, Any]]) -> None:
+def _insert_rows(conn: Any, items: list[tuple[Decision, RequestSnapshot | None]]) -> None:
     """One statement: on PostgreSQL a one-row ``INSERT`` run for every row (``executemany``,
     pipelined), elsewhere one multi-row ``INSERT`` (split only past the database's limit of
     parameters); its text built once per number of rows."""

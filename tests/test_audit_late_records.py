@@ -193,3 +193,39 @@ def test_rows_and_log_lines_are_field_for_field_those_of_the_decision(
         fields = log_fields(decision, req)
         assert {key: getattr(line, key) for key in fields} == fields
         assert line.levelno == (logging.INFO if decision.allowed else logging.WARNING)
+
+
+class Unnameable:
+    """An actor that passes gate 1 but raises when asked its name (a broken custom user)."""
+
+    is_authenticated = True
+    is_active = True
+    pk = 4242
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+    def get_username(self) -> str:
+        raise RuntimeError("the directory is down")
+
+
+@pytest.mark.parametrize("scoped", [True, False], ids=["in-a-scope", "job-without-scope"])
+def test_a_record_that_cannot_be_built_costs_no_other_record_of_its_buffer(
+    scoped: bool,
+    alice: User,
+    denied_doc: Document,
+    baseline: int,
+    audit_lines: Callable[[], list[Any]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with override_settings(CLEARANCE={"AUDIT_SINKS": ["clearance.audit.sinks.DatabaseSink"]}):
+        with recording() if scoped else nullcontext():
+            first = authorize(alice, "testapp.approve", denied_doc)
+            broken = authorize(Unnameable(), "testapp.approve", denied_doc)  # never raises
+            last = authorize(alice, "testapp.approve", denied_doc)
+        flush_pending()
+    assert not first and not broken and not last
+    rows = AuditRecord.objects.filter(pk__gt=baseline).order_by("id")
+    assert list(rows.values_list("actor_label", "code")) == [("alice", "policy.four_eyes")] * 2
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("could not be built" in message for message in errors)

@@ -185,6 +185,7 @@ class Decision:
         setter(self, "explained", explained)
         setter(self, "performed", performed)
         setter(self, "probe", bool(probe))
+        setter(self, "_src", None)
         if isinstance(trace, tuple) and all(isinstance(t, TraceEntry) for t in trace):
             setter(self, "_trace", trace)
             setter(self, "_raw", None)
@@ -230,6 +231,7 @@ class Decision:
         _set_probe(self, probe)
         _set_trace(self, None)
         _set_raw(self, raw_trace)
+        _set_src(self, None)
         return self
 
     def __getattr__(self, name: str) -> Any:
@@ -375,6 +377,7 @@ _new = object.__new__
 
 
 _set_src = vars(Decision)["_src"].__set__
+_get_src = vars(Decision)["_src"].__get__
 #: Held while a decision's deferred fields or its trace are filled in (see Decision.trace).
 _filling = threading.RLock()
 #: The slots a deferred decision fills on first read (everything but ``allowed``).
@@ -411,12 +414,10 @@ def pin_actor(decision: Decision, actor: Any) -> None:
     such a decision in its buffer and builds its record when the buffer is written, by which
     time the actor object may have changed (a renamed user, a deleted one whose ``pk`` is now
     None). Everything else a deferred decision is built from was captured when it was made.
-    Does nothing when the actor is already set. Call it before the decision leaves the thread
-    that made it.
+    Does nothing to a decision whose fields are built already. Call it once, as the decision is
+    made, before it leaves the thread that made it.
     """
-    try:
-        object.__getattribute__(decision, "actor")
-    except AttributeError:
+    if _get_src(decision) is not None:  # deferred, not built yet
         _set_actor(decision, actor_ref(actor))
 
 

@@ -123,7 +123,10 @@ def emit(decision: Decision, request: Any = None, actor: Any = None) -> Decision
     sinks = configured_sinks()
     recorded = bool(sinks) and should_record(decision)
     if actor is not None and (recorded or decision_made.receivers):
-        pin_actor(decision, actor)
+        try:
+            pin_actor(decision, actor)
+        except Exception:  # an actor that cannot describe itself: the sinks will say so
+            logger.exception("Audit: the actor of a decision could not be described")
     if recorded:
         failure: str | None = None
         for sink in sinks:

@@ -33,6 +33,18 @@ __all__ = [
 ]
 
 audit_logger = logging.getLogger("clearance.audit")
+logger = logging.getLogger("clearance")
+
+
+def _unbuilt(decision: Decision) -> None:
+    """Report a buffered decision whose record could not be built when its buffer was written
+    (its fields raised when read: an actor object that fails to describe itself). The other
+    records of the buffer are written; this one is logged at ERROR, as a sink that fails on the
+    call is."""
+    logger.exception(
+        "Audit: the record of a %s decision could not be built; it is not written",
+        "allowed" if decision.allowed else "denied",
+    )
 
 
 def log_fields(decision: Decision, request: Any = None) -> dict[str, Any]:
@@ -120,7 +132,11 @@ def _log_buffered(items: list[tuple[Decision, RequestSnapshot | None]]) -> None:
     """Log buffered ``(decision, request snapshot)`` pairs on ``clearance.audit``, in order."""
     for decision, snapshot in items:
         level = logging.INFO if decision.allowed else logging.WARNING
-        fields = _fields_with(decision, snapshot_metadata(snapshot))
+        try:
+            fields = _fields_with(decision, snapshot_metadata(snapshot))
+        except Exception:
+            _unbuilt(decision)
+            continue
         audit_logger.log(level, "%s", decision, extra=fields)
 
 
@@ -133,7 +149,13 @@ def _records_of(items: list[tuple[Decision, RequestSnapshot | None]]) -> list[Au
     spool)."""
     from .models import AuditRecord
 
-    return [AuditRecord.from_decision(d, snapshot_metadata(s)) for d, s in items]
+    records = []
+    for decision, snapshot in items:
+        try:
+            records.append(AuditRecord.from_decision(decision, snapshot_metadata(snapshot)))
+        except Exception:
+            _unbuilt(decision)
+    return records
 
 
 @kept_on_failure(_same_records)
@@ -401,7 +423,10 @@ def _rows(plan: _Plan, items: list[tuple[Decision, RequestSnapshot | None]]) -> 
             meta = snapshot_metadata(snapshot)
         if meta is None:
             meta = metas[snapshot] = snapshot_metadata(snapshot)
-        rows.append(plan.values(decision, meta))
+        try:
+            rows.append(plan.values(decision, meta))
+        except Exception:
+            _unbuilt(decision)
     return rows
 
 

@@ -210,7 +210,7 @@ class Unnameable:
 
 
 @pytest.mark.parametrize("scoped", [True, False], ids=["in-a-scope", "job-without-scope"])
-def test_a_record_that_cannot_be_built_costs_no_other_record_of_its_buffer(
+def test_an_actor_that_cannot_say_its_name_loses_no_record_of_its_buffer(
     scoped: bool,
     alice: User,
     denied_doc: Document,
@@ -226,6 +226,11 @@ def test_a_record_that_cannot_be_built_costs_no_other_record_of_its_buffer(
         flush_pending()
     assert not first and not broken and not last
     rows = AuditRecord.objects.filter(pk__gt=baseline).order_by("id")
-    assert list(rows.values_list("actor_label", "code")) == [("alice", "policy.four_eyes")] * 2
+    # The broken actor's denial is kept, under a label that says its name was not available.
+    assert list(rows.values_list("actor_label", "actor_pk", "code")) == [
+        ("alice", str(alice.pk), "policy.four_eyes"),
+        ("<unnamed Unnameable>", "4242", "policy.tenant_member"),
+        ("alice", str(alice.pk), "policy.four_eyes"),
+    ]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
-    assert any("could not be built" in message for message in errors)
+    assert any("could not say its name" in message for message in errors)

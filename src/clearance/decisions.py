@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import enum
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -439,7 +440,12 @@ def _plain(value: Any) -> Any:
 #: Where actor_ref() keeps the reference it built for a user object, as Django keeps
 #: ``_perm_cache``; it is checked against the user's pk and username on every use.
 _ACTOR_REF_ATTR = "_clearance_actor_ref"
+logger = logging.getLogger("clearance")
 _ANONYMOUS = ActorRef("anonymous", None, "anonymous")
+
+
+def _unnamed(actor: Any) -> str:
+    return f"<unnamed {type(actor).__name__}>"
 
 
 def actor_ref(actor: Any) -> ActorRef:
@@ -449,18 +455,28 @@ def actor_ref(actor: Any) -> ActorRef:
         cached is not None
         and getattr(actor, "is_authenticated", False)
         and cached.pk == getattr(actor, "pk", None)
-        and cached.label == str(actor.get_username())
     ):
-        return cached
+        try:
+            if cached.label == str(actor.get_username()):
+                return cached
+        except Exception:  # asked again below, where a failure is described and logged
+            pass
     ref = getattr(actor, "actor_ref", None)
     if isinstance(ref, ActorRef):
         return ref
     if not getattr(actor, "is_authenticated", False):
         return _ANONYMOUS
     get_username = getattr(actor, "get_username", None)
+    try:
+        label = str(get_username() if callable(get_username) else actor)
+    except Exception:
+        # A record is never lost because its actor cannot say its name (a broken custom user,
+        # a directory that is down): it is kept under a label that says so.
+        logger.exception("The actor %s could not say its name", type(actor).__name__)
+        return ActorRef(_unnamed(actor), getattr(actor, "pk", None), "user")
+    ref = ActorRef(label, getattr(actor, "pk", None), "user")
     if not callable(get_username):
-        return ActorRef(str(actor), getattr(actor, "pk", None), "user")
-    ref = ActorRef(str(get_username()), getattr(actor, "pk", None), "user")
+        return ref
     # An actor that takes no attributes gets a new reference each time.
     with contextlib.suppress(AttributeError):
         setattr(actor, _ACTOR_REF_ATTR, ref)

@@ -295,12 +295,31 @@ class Scope:
 
     # -- what a membership grants ---------------------------------------------------------
 
-    def load(self, actor: Any) -> Memberships:
-        """The actor's memberships of this scope, with what they grant (one or two queries;
-        no query for an actor without a primary key)."""
-        from django.contrib.auth.models import Group
+    def member_key(self, actor: Any) -> Any:
+        """The primary key ``actor``'s memberships are filed under, or None when it has none.
+
+        Only an instance of the membership's user model (a subclass or proxy of it, or a lazy
+        object wrapping one, such as ``request.user``) holds memberships. Any other actor (a
+        system actor, an object of another model, a custom actor object) holds none, whatever
+        its primary key: the user whose key happens to be equal is someone else.
+        """
+        from django.contrib.auth import get_user_model
 
         pk = getattr(actor, "pk", None)
+        if pk is None:
+            return None
+        self.fields()  # the membership's user field points to the user model (checked)
+        if not isinstance(actor, get_user_model()):
+            return None
+        return pk
+
+    def load(self, actor: Any) -> Memberships:
+        """The actor's memberships of this scope, with what they grant (one or two queries;
+        no query for an actor that is not a user with a primary key, see
+        :meth:`member_key`)."""
+        from django.contrib.auth.models import Group
+
+        pk = self.member_key(actor)
         if pk is None:
             return Memberships({}, {})
         user_field, scope_field = self.fields()
@@ -355,9 +374,11 @@ class Scope:
         """The primary keys of the scope objects where ``actor`` holds ``perm`` through a
         membership, as a subquery (``values()`` of one column) for ``authorized()``."""
         user_field, scope_field = self.fields()
-        mine = self.membership._default_manager.filter(
-            **{f"{user_field}__pk": getattr(actor, "pk", None)}
-        )
+        pk = self.member_key(actor)
+        if pk is None:  # not a user: no membership at all (never the rows of a NULL user)
+            none: models.QuerySet[Any] = self.membership._default_manager.none()
+            return none.values(f"{scope_field}__pk")
+        mine = self.membership._default_manager.filter(**{f"{user_field}__pk": pk})
         if self.groups is not None:
             app_label, codename = perm.split(".", 1)
             mine = mine.filter(

@@ -27,7 +27,7 @@ from clearance import (
     can_attempt,
     explain,
 )
-from tests.testapp.models import Org, OrgMembership, Project, Task, Tenant
+from tests.testapp.models import Org, OrgMembership, OrgRole, Project, Task, Tenant
 
 CHANGE = "testapp.change_project"
 EDIT_TASK = "testapp.change_task"
@@ -191,3 +191,65 @@ def test_a_user_behind_a_proxy_or_a_lazy_object_keeps_its_memberships(
         assert not authorize(actor, "testapp.change_project", world["projects"]["globex"])
         assert can_attempt(actor, "testapp.change_project")
         assert _filtered(actor, "testapp.change_project", Project) == [project.pk]
+
+
+# -- the role form: what Python matches and what SQL matches ----------------------------------
+
+
+def _role_world(world: dict[str, Any], roles: dict[Any, list[str]]) -> User:
+    """A user who is a maintainer of Acme and holds the role value ``"1"`` in Globex."""
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles=roles)
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    user = User.objects.create_user("roles")
+    OrgRole.objects.create(user=user, org=world["acme"], role="maintainer")
+    OrgRole.objects.create(user=user, org=world["globex"], role="1")
+    return _fresh(user)
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [
+        (1, "the role key 1 is not a value of the field as it holds it (the field holds '1')"),
+        (None, "the role key None matches no membership in SQL"),
+        (("1",), "the role key ('1',) is not a value of the field as it holds it"),
+    ],
+)
+def test_a_role_key_the_role_field_cannot_hold_as_it_is_is_refused(
+    fresh_registry: Any, world: dict[str, Any], key: Any, message: str
+) -> None:
+    # roles={1: ...} for a CharField: Python never matched the stored "1" but SQL did (Django
+    # converts 1 to "1"), so authorized() listed Globex's project that authorize() refused.
+    # None is the other way round (SQL drops it from IN). Such a key is a configuration error:
+    # reported by the checks, and gate 1 through the scope fails closed.
+    from django.core import checks
+
+    user = _role_world(world, {"maintainer": ["Maintainers"], key: ["Maintainers"]})
+    globex, acme = world["projects"]["globex"], world["projects"]["acme"]
+    decision = authorize(user, "testapp.change_project", globex)
+    assert (decision.allowed, decision.layer) == (False, Layer.PERMISSION)
+    assert decision.error is not None and message in decision.error
+    assert not authorize(user, "testapp.change_project", acme)  # the whole scope is refused
+    assert _filtered(user, "testapp.change_project", Project) == []
+    assert _allowed(user, "testapp.change_project", Project) == []
+    errors = [m for m in checks.run_checks(tags=["clearance"]) if m.id == "clearance.E020"]
+    assert len(errors) == 1 and message in errors[0].msg and "(roles)" in errors[0].msg
+
+
+def test_role_keys_as_the_field_holds_them_decide_alike_in_python_and_sql(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    from django.db import models
+
+    class Role(models.TextChoices):
+        MAINTAINER = "maintainer"
+
+    # A choices member is the string itself: accepted, and matched both ways.
+    user = _role_world(world, {Role.MAINTAINER: ["Maintainers"], "1": ["Maintainers"]})
+    expected = [world["projects"]["acme"].pk, world["projects"]["globex"].pk]
+    assert _allowed(user, "testapp.change_project", Project) == expected
+    assert _filtered(user, "testapp.change_project", Project) == expected
+    # " 1" and "01" are other roles than "1", in Python and in SQL alike.
+    OrgRole.objects.filter(org=world["globex"]).update(role=" 1")
+    user = _fresh(user)
+    assert _allowed(user, "testapp.change_project", Project) == expected[:1]
+    assert _filtered(user, "testapp.change_project", Project) == expected[:1]

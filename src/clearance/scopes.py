@@ -21,6 +21,7 @@ resolution of an action's scope paths (:func:`resolve_path`), the per-actor memb
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -289,6 +290,12 @@ class Scope:
                 found.append(f"{label} has no field {self.role!r} (role)")
             elif field.is_relation or not field.concrete:
                 found.append(f"{label}.{self.role} is not a plain field holding the role (role)")
+            else:
+                found += [
+                    f"{label}.{self.role}: {problem} (roles)"
+                    for problem in map(functools.partial(_role_key_problem, field), self.roles)
+                    if problem is not None
+                ]
         if not found and scope_field is not None:
             self._fields = (self.user_field, scope_field)
         return found
@@ -406,6 +413,30 @@ class Scope:
 
     def __str__(self) -> str:
         return self.name
+
+
+def _role_key_problem(field: Any, key: Any) -> str | None:
+    """What is wrong with ``key`` as a value of the role field ``field``, or None.
+
+    Gate 1 looks a membership's role up among the keys in Python, and ``authorized()`` asks
+    SQL for the memberships whose role is among them, after Django converted each key to the
+    field's type. A key that is not already a value of that type (``1`` for a ``CharField``,
+    which SQL matches as ``"1"`` and Python never does) or None (which SQL never matches) would
+    make the two disagree, so it is refused.
+    """
+    if key is None:
+        return "the role key None matches no membership in SQL; name the role"
+    try:
+        converted = field.to_python(key)
+        same = bool(converted == key)
+    except Exception:
+        return f"the role key {key!r} is not a value of the field"
+    if not same:
+        return (
+            f"the role key {key!r} is not a value of the field as it holds it "
+            f"(the field holds {converted!r}); give the key as the field holds it"
+        )
+    return None
 
 
 def _iterable(value: Any) -> list[Any]:

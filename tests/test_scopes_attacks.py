@@ -65,6 +65,10 @@ def scoped(fresh_registry: Any) -> Iterator[Scope]:
 
 @pytest.fixture
 def world(db: None) -> dict[str, Any]:
+    return _make_world()
+
+
+def _make_world() -> dict[str, Any]:
     maintainers = Group.objects.create(name="Maintainers")
     maintainers.permissions.add(*(_perm(p) for p in (CHANGE, EDIT_TASK, MANAGE)))
     acme, globex = Org.objects.create(name="Acme"), Org.objects.create(name="Globex")
@@ -253,3 +257,425 @@ def test_role_keys_as_the_field_holds_them_decide_alike_in_python_and_sql(
     user = _fresh(user)
     assert _allowed(user, "testapp.change_project", Project) == expected[:1]
     assert _filtered(user, "testapp.change_project", Project) == expected[:1]
+
+
+def test_a_group_named_like_a_role_group_but_for_its_case_grants_nothing(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    # The role names the Group "Admins"; only "admins" (another row) holds the permission.
+    Group.objects.create(name="admins").permissions.add(_perm(CHANGE))
+    Group.objects.create(name="Admins ").permissions.add(_perm(CHANGE))
+    Scope("organization", model=Org, membership=OrgRole, role="role", roles={"admin": ["Admins"]})
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    user = User.objects.create_user("admin")
+    OrgRole.objects.create(user=user, org=world["acme"], role="admin")
+    actor = _fresh(user)
+    assert _allowed(actor, "testapp.change_project", Project) == []
+    assert _filtered(actor, "testapp.change_project", Project) == []
+    assert not can_attempt(actor, "testapp.change_project")
+    Group.objects.create(name="Admins").permissions.add(_perm(CHANGE))
+    actor = _fresh(user)
+    assert _allowed(actor, "testapp.change_project", Project) == [world["projects"]["acme"].pk]
+    assert _filtered(actor, "testapp.change_project", Project) == [world["projects"]["acme"].pk]
+
+
+# -- the object's scope key: its form, its state -----------------------------------------------
+
+
+def test_a_scope_key_in_another_form_is_decided_as_the_row_it_would_write(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    # A key from a form or a payload, not converted yet: gate 1 must decide on the
+    # organisation the row would be written with, never on another, never wider.
+    maint = world["maint"]
+    acme, globex = world["acme"].pk, world["globex"].pk
+    for org in (acme, globex):
+        for key in (org, str(org), f"0{org}", f" {org}", f"{org} ", f"+{org}", float(org)):
+            decision = authorize(maint, "testapp.change_project", Project(org_id=key, name="x"))
+            written = Project.objects.create(org_id=key, name="x")
+            stored = Project.objects.get(pk=written.pk)
+            assert stored.org_id == org
+            assert decision.allowed == (org == acme), key
+            assert bool(authorize(maint, "testapp.change_project", stored)) == (org == acme)
+            stored.delete()
+    # Keys that name no organisation deny, with the error when the key cannot be converted.
+    for key in (f"{acme}.0", "acme", f"{acme}x", -acme, 10**9, ""):
+        decision = authorize(maint, "testapp.change_project", Project(org_id=key, name="x"))
+        assert (decision.allowed, decision.layer) == (False, Layer.PERMISSION), key
+    bad = authorize(maint, "testapp.change_project", Project(org_id="acme"))
+    assert bad.error is not None and bad.reason.startswith("could not be decided")
+    # The object is itself the scope object: the same for its primary key.
+    assert authorize(maint, "testapp.manage_org", Org(pk=str(acme), name="Acme"))
+    assert not authorize(maint, "testapp.manage_org", Org(pk=str(globex), name="Globex"))
+
+
+def test_a_move_in_memory_is_decided_on_the_organisation_it_moves_to(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    maint = world["maint"]
+    # Into Acme (where the actor maintains) from Globex (where it does not): the object as it
+    # would be written decides, so authorize() allows the move ...
+    theirs = Project.objects.get(pk=world["projects"]["globex"].pk)
+    theirs.org = world["acme"]
+    assert authorize(maint, "testapp.change_project", theirs)
+    # ... and out of Acme into Globex it refuses.
+    mine = Project.objects.get(pk=world["projects"]["acme"].pk)
+    mine.org_id = world["globex"].pk
+    assert not authorize(maint, "testapp.change_project", mine)
+    # A task whose project was swapped for Globex's, with the old project cached by a join.
+    task = Task.objects.select_related("project").get(pk=world["tasks"]["acme"].pk)
+    task.project = world["projects"]["globex"]
+    assert not authorize(maint, "testapp.edit_task", task)
+    assert not any(authorize_many(maint, "testapp.edit_task", [task]))
+    # perform() decides on the locked row, not on the caller's copy: a Globex project handed
+    # over with its organisation changed in memory is still Globex's, and the body never runs.
+    from clearance import perform
+    from clearance.decisions import PermissionMissing
+
+    ran = []
+    with pytest.raises(PermissionMissing), perform(maint, "testapp.change_project", theirs):
+        ran.append(True)
+    assert ran == []
+    assert Project.objects.get(pk=theirs.pk).org_id == world["globex"].pk
+    # A creation is decided on the unsaved object as given.
+    with (
+        pytest.raises(PermissionMissing),
+        perform(maint, "testapp.change_project", Project(org=world["globex"], name="new")),
+    ):
+        ran.append(True)
+    assert ran == [] and not Project.objects.filter(name="new").exists()
+
+
+def test_a_deleted_organisation_opens_nothing(scoped: Scope, world: dict[str, Any]) -> None:
+    maint = world["maint"]
+    project = Project.objects.get(pk=world["projects"]["acme"].pk)
+    acme_pk = world["acme"].pk
+    Org.objects.filter(pk=acme_pk).delete()  # its memberships and projects go with it
+    actor = _fresh(maint)
+    assert not authorize(actor, "testapp.change_project", project)  # the copy in memory
+    assert not authorize(actor, "testapp.change_project", Project(org_id=acme_pk))
+    assert not can_attempt(actor, "testapp.change_project")
+    assert _filtered(actor, "testapp.change_project", Project) == []
+
+
+def test_an_actor_deactivated_after_its_memberships_were_cached_holds_nothing(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    maint = world["maint"]
+    project = world["projects"]["acme"]
+    assert authorize(maint, "testapp.change_project", project)  # warm
+    maint.is_active = False
+    decision = authorize(maint, "testapp.change_project", project)
+    assert (decision.allowed, decision.reason) == (False, "This account is inactive.")
+    assert not explain(maint, "testapp.change_project", project)
+    assert not any(authorize_many(maint, "testapp.change_project", [project]))
+    assert not can_attempt(maint, "testapp.change_project")
+    assert _filtered(maint, "testapp.change_project", Project) == []
+
+
+# -- other classes: proxies of the models, objects of the wrong model --------------------------
+
+
+class _ProxyProject(Project):
+    class Meta:
+        proxy = True
+        app_label = "testapp"
+
+
+class _ProxyOrg(Org):
+    class Meta:
+        proxy = True
+        app_label = "testapp"
+
+
+def test_proxies_of_the_action_model_and_of_the_scope_model_decide_alike(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    # The scope declared on a proxy of Org; one action on Project, one on its proxy.
+    Scope("organization", model=_ProxyOrg, membership=OrgMembership, groups="groups")
+    on_model = Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    on_proxy = Action("testapp.change_proxy", model=_ProxyProject, permission=CHANGE, scope="org")
+    manage = Action("testapp.manage_org", model=Org, permission=MANAGE, scope="pk")
+    maint, acme = world["maint"], world["projects"]["acme"].pk
+    for action in (on_model, on_proxy):
+        for model in (Project, _ProxyProject):
+            objs = list(model.objects.order_by("pk"))
+            assert [o.pk for o in objs if authorize(maint, action, o)] == [acme], (action, model)
+            assert [o.pk for o in objs if explain(maint, action, o)] == [acme]
+            assert [d.resource.pk for d in authorize_many(maint, action, objs) if d] == [acme]
+            assert _filtered(maint, action.name, model) == [acme]
+    for model in (Org, _ProxyOrg):
+        assert _allowed(maint, "testapp.manage_org", model) == [world["acme"].pk]
+        assert _filtered(maint, manage.name, model) == [world["acme"].pk]
+
+
+def test_an_object_of_another_model_is_refused_not_decided(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    from clearance.backends import ClearanceBackend
+
+    maint = world["maint"]
+    task = world["tasks"]["acme"]  # a Task: it has no "org", but its project has one
+    for call in (
+        lambda: authorize(maint, "testapp.change_project", task),
+        lambda: explain(maint, "testapp.change_project", task),
+        lambda: authorize_many(maint, "testapp.change_project", [world["projects"]["acme"], task]),
+        lambda: authorized(maint, "testapp.change_project", Task.objects.all()),
+        lambda: authorize(maint, "testapp.manage_org", world["projects"]["acme"]),
+    ):
+        with pytest.raises(TypeError, match="acts on testapp"):
+            call()
+    # The backend answers a permission for the object's own model only.
+    assert not ClearanceBackend().has_perm(maint, CHANGE, task)
+
+
+# -- querysets ----------------------------------------------------------------------------------
+
+
+def test_authorized_keeps_the_callers_queryset_shape_and_filters_it(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    from django.db.models import Count, F
+
+    maint = world["maint"]
+    Project.objects.create(org=world["acme"], name="second")
+    Task.objects.create(project=world["projects"]["acme"], title="again")
+    base = Project.objects.all()
+    allowed = set(_allowed(maint, "testapp.change_project", Project))
+    cases = {
+        "values": (base.values("pk", "name"), lambda r: {row["pk"] for row in r}),
+        "values_list": (base.values_list("pk", flat=True), set),
+        "distinct": (base.distinct(), lambda r: {o.pk for o in r}),
+        "to-many annotation": (base.annotate(n=Count("tasks")), lambda r: {o.pk for o in r}),
+        "annotation": (base.annotate(o=F("org")), lambda r: {o.pk for o in r}),
+        "filtered": (base.filter(name="acme"), lambda r: {o.pk for o in r}),
+        "excluded": (base.exclude(org=world["acme"]), lambda r: {o.pk for o in r}),
+        "ordered, joined": (
+            base.order_by("-pk").select_related("org"),
+            lambda r: [o.pk for o in r],
+        ),
+        "none": (base.none(), lambda r: {o.pk for o in r}),
+    }
+    for name, (queryset, read) in cases.items():
+        got = read(authorized(maint, "testapp.change_project", queryset))
+        expected = {pk for pk in read(queryset) if pk in allowed}
+        assert set(got) == expected, name
+    # The to-many annotation still counts each project's tasks once per task.
+    counted = authorized(maint, "testapp.change_project", base.annotate(n=Count("tasks")))
+    assert sorted(counted.values_list("name", "n")) == [("acme", 2), ("second", 0)]
+    # Grouped rows: one per organisation the actor may change projects of.
+    grouped = authorized(
+        maint, "testapp.change_project", base.values("org").annotate(n=Count("id"))
+    )
+    assert list(grouped) == [{"org": world["acme"].pk, "n": 2}]
+
+
+def test_authorize_many_on_a_mixed_page_agrees_with_authorize(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    maint = world["maint"]
+    acme, globex = world["acme"], world["globex"]
+    moved = Task.objects.select_related("project").get(pk=world["tasks"]["globex"].pk)
+    moved.project = world["projects"]["acme"]  # in memory
+    swapped = Task.objects.select_related("project").get(pk=world["tasks"]["acme"].pk)
+    swapped.project.org = globex  # the cached project moved, in memory
+    page = [
+        *Task.objects.order_by("pk"),
+        moved,
+        swapped,
+        Task(project=world["projects"]["globex"]),
+        Task(project=Project(org=acme)),
+        Task(project=Project(org=globex)),
+        Task(project=None),
+        Task.objects.create(project=Project.objects.create(org=None)),
+        Task(project_id=10**9),  # a project that does not exist
+    ]
+    expected = [authorize(maint, "testapp.edit_task", t) for t in page]
+    got = authorize_many(maint, "testapp.edit_task", page)
+    assert [(d.allowed, d.reason, bool(d.error)) for d in got] == [
+        (d.allowed, d.reason, bool(d.error)) for d in expected
+    ]
+    assert [d.allowed for d in got] == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+        False,
+        False,
+    ]
+
+
+# -- the actor's cache: async, threads, a scope declared again ---------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_async_twins_decide_as_the_sync_functions(fresh_registry: Any) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    from clearance import aauthorize, aauthorized, aexplain
+    from clearance.engine import aauthorize_many
+
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    try:
+        made = await sync_to_async(_make_world)()
+        user = made["maint"]
+        projects = [made["projects"]["acme"], made["projects"]["globex"]]
+        lazy = SimpleLazyObject(lambda: _fresh(user))
+        for actor, expected in ((lazy, [True, False]), (_Job("sync", user.pk), [False, False])):
+            got = [bool(await aauthorize(actor, "testapp.change_project", p)) for p in projects]
+            explained = [bool(await aexplain(actor, "testapp.change_project", p)) for p in projects]
+            decisions = await aauthorize_many(actor, "testapp.change_project", projects)
+            queryset = await aauthorized(actor, "testapp.change_project", Project.objects.all())
+            rows = await sync_to_async(lambda q=queryset: sorted(q.values_list("pk", flat=True)))()
+            assert got == explained == [bool(d) for d in decisions] == expected
+            assert rows == [p.pk for p, ok in zip(projects, expected, strict=True) if ok]
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_threads_deciding_on_one_actor_while_its_cache_fills(fresh_registry: Any) -> None:
+    import sys
+    import threading
+
+    from django.db import connection
+
+    from clearance import ACTOR, where
+
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    # A to-many rule tied to the actor shares the actor's cache with the memberships.
+    Action("testapp.edit_task", model=Task, permission=EDIT_TASK, scope="project__org").policy(
+        "member", where(project__members=ACTOR), reason="Project members only."
+    )
+    made = _make_world()
+    for project in made["projects"].values():
+        project.members.add(made["maint"])
+    cases = [
+        ("testapp.change_project", made["projects"]["acme"], True),
+        ("testapp.change_project", made["projects"]["globex"], False),
+        ("testapp.edit_task", made["tasks"]["acme"], True),
+        ("testapp.edit_task", made["tasks"]["globex"], False),
+    ]
+    rows = {action: [obj.pk] for action, obj, allowed in cases if allowed}
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    wrong: list[Any] = []
+    try:
+        for _round in range(10):
+            actor = _fresh(made["maint"])  # cold: every thread may fill the cache
+            start = threading.Barrier(4)
+
+            def decide(offset: int, actor: User = actor, start: Any = start) -> None:
+                try:
+                    start.wait()
+                    for i in range(len(cases) * 2):
+                        action, obj, allowed = cases[(i + offset) % len(cases)]
+                        if bool(authorize(actor, action, obj)) is not allowed:
+                            wrong.append((action, obj, allowed))
+                        if _filtered(actor, action, type(obj)) != rows[action]:
+                            wrong.append(("authorized", action))
+                finally:
+                    connection.close()
+
+            threads = [threading.Thread(target=decide, args=(n,)) for n in range(4)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert wrong == []
+
+
+def test_a_scope_declared_again_is_what_the_next_decision_uses(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    from clearance.scopes import scope_registry
+    from clearance.testing import override_rules
+
+    maint = world["maint"]
+    acme, globex = world["projects"]["acme"], world["projects"]["globex"]
+    OrgRole.objects.create(user=maint, org=world["globex"], role="maintainer")
+
+    def verdicts() -> list[Any]:
+        return [
+            [bool(authorize(maint, "testapp.change_project", p)) for p in (acme, globex)],
+            [bool(explain(maint, "testapp.change_project", p)) for p in (acme, globex)],
+            [bool(d) for d in authorize_many(maint, "testapp.change_project", [acme, globex])],
+            _filtered(maint, "testapp.change_project", Project),
+            can_attempt(maint, "testapp.change_project"),
+        ]
+
+    through_groups = [[True, False], [True, False], [True, False], [acme.pk], True]
+    assert verdicts() == through_groups  # the compiled plan and the actor's cache are warm
+    with override_rules("testapp.change_project"):
+        # The same name, now the role form, where the actor maintains Globex only.
+        scope_registry.unregister("organization")
+        Scope(
+            "organization",
+            model=Org,
+            membership=OrgRole,
+            role="role",
+            roles={"maintainer": ["Maintainers"]},
+        )
+        assert verdicts() == [[False, True], [False, True], [False, True], [globex.pk], True]
+        # Removed: nobody holds it through a membership; the error says why.
+        scope_registry.unregister("organization")
+        decision = authorize(maint, "testapp.change_project", acme)
+        assert not decision and "not the model of a declared Scope" in (decision.error or "")
+        assert verdicts() == [[False, False], [False, False], [False, False], [], False]
+    assert verdicts() == through_groups  # restored with the registry
+
+
+def test_explain_and_every_entry_point_name_the_same_first_granting_membership(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action(
+        "testapp.publish_project",
+        model=Project,
+        permission="testapp.publish_project",
+        scope=("org", "partner"),
+    )
+    publishers = Group.objects.create(name="Publishers")
+    also = Group.objects.create(name="Also publishers")
+    for group in (publishers, also):
+        group.permissions.add(_perm("testapp.publish_project"))
+    user = User.objects.create_user("publisher")
+    acme, globex = world["acme"], world["globex"]
+    # Two memberships of Globex grant it (the later one through two groups), one of Acme.
+    acme_membership = OrgMembership.objects.create(user=user, org=acme)
+    acme_membership.groups.add(publishers)
+    first = OrgMembership.objects.create(user=user, org=globex)
+    first.groups.add(publishers)
+    second = OrgMembership.objects.create(user=user, org=globex)
+    second.groups.add(publishers, also)
+    shared = Project.objects.create(org=globex, partner=acme, name="shared")
+    # The first path ("org") decides the reason: Globex's first membership, its group.
+    expected = (
+        f"Holds the permission testapp.publish_project through membership {first.pk} of "
+        f"organization {globex.pk} (group Publishers)."
+    )
+    reasons = {
+        "authorize": authorize(_fresh(user), "testapp.publish_project", shared).trace[0].reason,
+        "explain": explain(_fresh(user), "testapp.publish_project", shared).trace[0].reason,
+        "many": authorize_many(_fresh(user), "testapp.publish_project", [shared])[0]
+        .trace[0]
+        .reason,
+    }
+    assert reasons == dict.fromkeys(reasons, expected)
+    # Without the first membership, the second, through the group first by name.
+    first.delete()
+    reason = authorize(_fresh(user), "testapp.publish_project", shared).trace[0].reason
+    assert f"membership {second.pk} " in reason and "(group Also publishers)" in reason
+    # Without Globex's at all, the partner path: Acme's membership.
+    second.delete()
+    reason = explain(_fresh(user), "testapp.publish_project", shared).trace[0].reason
+    assert f"membership {acme_membership.pk} of organization {acme.pk} " in reason

@@ -679,3 +679,102 @@ def test_explain_and_every_entry_point_name_the_same_first_granting_membership(
     second.delete()
     reason = explain(_fresh(user), "testapp.publish_project", shared).trace[0].reason
     assert f"membership {acme_membership.pk} of organization {acme.pk} " in reason
+
+
+# -- an entry point: another organisation's id in a payload ------------------------------------
+
+
+def test_a_rest_api_never_moves_a_project_across_organisations_without_both_roles(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    from rest_framework import serializers, viewsets
+    from rest_framework.test import APIRequestFactory, force_authenticate
+
+    from clearance.contrib.drf import ClearanceAPIMixin, ClearanceFilterBackend, ClearancePermission
+
+    Action("testapp.view_project", model=Project, permission="testapp.view_project", scope="org")
+    Action("testapp.create_project", model=Project, permission="testapp.add_project", scope="org")
+    Group.objects.get(name="Maintainers").permissions.add(
+        _perm("testapp.view_project"), _perm("testapp.add_project")
+    )
+
+    class ProjectSerializer(serializers.ModelSerializer[Project]):
+        class Meta:
+            model = Project
+            fields = ["id", "name", "org"]
+
+    class Projects(ClearanceAPIMixin, viewsets.ModelViewSet[Project]):
+        queryset = Project.objects.order_by("pk")
+        serializer_class = ProjectSerializer
+        permission_classes = [ClearancePermission]
+        filter_backends = [ClearanceFilterBackend]
+        clearance_actions = {
+            "create": "testapp.create_project",
+            "update": "testapp.change_project",
+            "partial_update": "testapp.change_project",
+        }
+
+    factory = APIRequestFactory()
+    maint = world["maint"]
+    acme, globex = world["acme"], world["globex"]
+    mine, theirs = world["projects"]["acme"], world["projects"]["globex"]
+
+    def call(method: str, pk: int | None, data: dict[str, Any] | None = None) -> Any:
+        request = getattr(factory, method)(f"/projects/{pk or ''}", data or {}, format="json")
+        force_authenticate(request, user=_fresh(maint))
+        views = {"post": "create"} if pk is None else {"get": "retrieve", "patch": "partial_update"}
+        return Projects.as_view(views)(request, **({"pk": pk} if pk else {}))
+
+    assert call("get", mine.pk).status_code == 200
+    assert call("get", theirs.pk).status_code == 404  # not yours: not found
+    # Pulling Globex's project into Acme: refused on the object as it is (Globex's).
+    assert call("patch", theirs.pk, {"org": acme.pk}).status_code == 404
+    # Pushing Acme's project into Globex: refused on the object as it would be.
+    response = call("patch", mine.pk, {"org": globex.pk})
+    assert response.status_code == 403
+    assert "through a membership of the object's organization" in str(response.data)
+    # Creating in Globex: refused; in Acme: allowed.
+    assert call("post", None, {"name": "new", "org": globex.pk}).status_code == 403
+    assert call("post", None, {"name": "ok", "org": acme.pk}).status_code == 201
+    assert sorted(Project.objects.values_list("name", "org")) == [
+        ("acme", acme.pk),
+        ("globex", globex.pk),
+        ("ok", acme.pk),
+    ]
+
+
+def test_a_membership_without_a_scope_object_or_a_user_opens_nothing(
+    fresh_registry: Any, db: None
+) -> None:
+    # Documents serve as memberships here: an owner (the user), a nullable tenant (the scope
+    # object) and a state (the role). A membership row whose tenant is NULL must not open the
+    # objects whose tenant is NULL too (NULL = NULL is not true in SQL, nor here), and one whose
+    # owner is NULL belongs to nobody.
+    from tests.testapp.models import Document
+
+    approve = "testapp.approve_document"
+    Group.objects.create(name="Approvers").permissions.add(_perm(approve))
+    Scope(
+        "tenancy",
+        model=Tenant,
+        membership=Document,
+        user_field="owner",
+        role="state",
+        roles={"member": ["Approvers"]},
+    )
+    Action("testapp.approve_in_tenant", model=Document, permission=approve, scope="tenant")
+    user = User.objects.create_user("member")
+    acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
+    Document.objects.create(owner=user, tenant=None, state="member", title="no scope")
+    Document.objects.create(owner=None, tenant=globex, state="member", title="nobody's")
+    Document.objects.create(owner=user, tenant=acme, state="member", title="member of acme")
+    Document.objects.create(tenant=None, title="loose")
+    Document.objects.create(tenant=globex, title="globex's")
+    actor = _fresh(user)
+    allowed = sorted(
+        d.title for d in Document.objects.all() if authorize(actor, "testapp.approve_in_tenant", d)
+    )
+    assert allowed == ["member of acme"]
+    filtered = authorized(actor, "testapp.approve_in_tenant", Document.objects.all())
+    assert sorted(filtered.values_list("title", flat=True)) == allowed
+    assert not authorize(actor, "testapp.approve_in_tenant", Document(tenant=None))

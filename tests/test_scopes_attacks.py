@@ -778,3 +778,28 @@ def test_a_membership_without_a_scope_object_or_a_user_opens_nothing(
     filtered = authorized(actor, "testapp.approve_in_tenant", Document.objects.all())
     assert sorted(filtered.values_list("title", flat=True)) == allowed
     assert not authorize(actor, "testapp.approve_in_tenant", Document(tenant=None))
+
+
+def test_a_scope_on_models_that_do_not_exist_is_reported_in_one_sentence_each(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    from django.core import checks
+
+    Scope("organization", model="nope.Nope", membership="testapp.OrgMembership", groups="groups")
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    decision = authorize(world["maint"], "testapp.change_project", world["projects"]["acme"])
+    assert not decision and "No installed app with label 'nope'" in (decision.error or "")
+    assert not can_attempt(world["maint"], "testapp.change_project")
+    assert _filtered(world["maint"], "testapp.change_project", Project) == []
+    messages = {
+        m.id: m.msg
+        for m in checks.run_checks(tags=["clearance"])
+        if m.id in ("clearance.E020", "clearance.E021")
+    }
+    assert messages == {
+        "clearance.E020": "Scope 'organization': No installed app with label 'nope'. No "
+        "membership of it grants anything: gate 1 denies every actor without the permission "
+        "globally, with an error.",
+        "clearance.E021": "testapp.change_project: No installed app with label 'nope'. Gate 1 "
+        "denies every actor without the permission globally, with an error.",
+    }

@@ -415,12 +415,14 @@ def check_scopes(
             continue
         errors += [
             checks.Error(
-                f"Scope {scope.name!r}: {problem}. No membership of it grants anything: gate 1 "
-                "denies every actor without the permission globally, with an error.",
+                f"Scope {scope.name!r}: {problem.rstrip('.')}. No membership of it grants "
+                "anything: gate 1 denies every actor without the permission globally, with an "
+                "error.",
                 hint=f"Declared at {scope.declared_at}. Fix the Scope(...) arguments: "
                 "membership's user_field and scope_field are foreign keys to the user model "
                 "and to the scope model; groups= names its many-to-many to auth.Group, or "
-                "role= its field holding the role.",
+                "role= its field holding the role, and roles= maps values of that field as it "
+                "holds them.",
                 obj=scope.name,
                 id="clearance.E020",
             )
@@ -459,8 +461,8 @@ def check_scopes(
             except (ImproperlyConfigured, LookupError, ValueError) as exc:
                 errors.append(
                     checks.Error(
-                        f"{action.name}: {exc}. Gate 1 denies every actor without the "
-                        "permission globally, with an error.",
+                        f"{action.name}: {str(exc).rstrip('.')}. Gate 1 denies every actor "
+                        "without the permission globally, with an error.",
                         hint=f"Declared at {action.declared_at}. A scope path follows forward "
                         f"foreign keys and one-to-one fields from {model._meta.label} to the "
                         "model of a declared Scope ('organization', "

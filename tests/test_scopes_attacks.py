@@ -803,3 +803,34 @@ def test_a_scope_on_models_that_do_not_exist_is_reported_in_one_sentence_each(
         "clearance.E021": "testapp.change_project: No installed app with label 'nope'. Gate 1 "
         "denies every actor without the permission globally, with an error.",
     }
+
+
+def test_a_hostile_group_name_in_the_reason_is_shown_as_text(
+    scoped: Scope, world: dict[str, Any], settings: Any
+) -> None:
+    # The reason names the group, whose name anyone with the admin's group page writes.
+    from django.test import Client
+
+    settings.ROOT_URLCONF = "tests.console.urls"
+    settings.CLEARANCE = {**getattr(settings, "CLEARANCE", {}), "CONSOLE_SEES_ALL": True}
+    hostile = '<script>alert("x")</script>'
+    world["maintainers"].name = hostile
+    world["maintainers"].save()
+    project = world["projects"]["acme"]
+    reason = authorize(_fresh(world["maint"]), "testapp.change_project", project).trace[0].reason
+    assert f"(group {hostile})" in reason
+    staff = User.objects.create_user("staffer", is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="clearance_console", codename="view_console")
+    )
+    client = Client()
+    client.force_login(staff)
+    response = client.get(
+        "/clearance/explain/",
+        {"user": "maint", "action": "testapp.change_project", "object": project.pk},
+    )
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "through membership" in page
+    assert hostile not in page
+    assert "(group &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;)" in page

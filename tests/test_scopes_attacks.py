@@ -834,3 +834,21 @@ def test_a_hostile_group_name_in_the_reason_is_shown_as_text(
     assert "through membership" in page
     assert hostile not in page
     assert "(group &lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;)" in page
+
+
+def test_role_groups_given_as_a_generator_are_kept(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    # The groups of a role read once: a generator must not be used up by the validation.
+    scope = Scope(
+        "organization",
+        model=Org,
+        membership=OrgRole,
+        role="role",
+        roles={"maintainer": (name for name in ["Maintainers"])},
+    )
+    assert scope.roles == {"maintainer": ("Maintainers",)}
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    user = User.objects.create_user("generated")
+    OrgRole.objects.create(user=user, org=world["acme"], role="maintainer")
+    assert authorize(_fresh(user), "testapp.change_project", world["projects"]["acme"])

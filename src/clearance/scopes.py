@@ -174,14 +174,14 @@ class Scope:
                     f"got {roles!r}"
                 )
             for value, names in roles.items():
-                if isinstance(names, str) or not all(
-                    isinstance(n, str) and n for n in _iterable(names)
-                ):
+                # Read once: a generator of names would be used up by the check below.
+                listed = _iterable(names)
+                if isinstance(names, str) or not all(isinstance(n, str) and n for n in listed):
                     raise ImproperlyConfigured(
                         f"Scope {name!r}: roles[{value!r}] must be a list of Group names, "
                         f"got {names!r}"
                     )
-                frozen_roles[value] = tuple(names)
+                frozen_roles[value] = tuple(listed)
         if not isinstance(label, str):
             raise ImproperlyConfigured(f"Scope {name!r}: label must be a string, got {label!r}")
         self.name = name

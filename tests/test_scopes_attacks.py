@@ -26,7 +26,9 @@ from clearance import (
     authorized,
     can_attempt,
     explain,
+    perform,
 )
+from clearance.decisions import PermissionMissing
 from tests.testapp.models import Org, OrgMembership, OrgRole, Project, Task, Tenant
 
 CHANGE = "testapp.change_project"
@@ -329,9 +331,6 @@ def test_a_move_in_memory_is_decided_on_the_organisation_it_moves_to(
     assert not any(authorize_many(maint, "testapp.edit_task", [task]))
     # perform() decides on the locked row, not on the caller's copy: a Globex project handed
     # over with its organisation changed in memory is still Globex's, and the body never runs.
-    from clearance import perform
-    from clearance.decisions import PermissionMissing
-
     ran = []
     with pytest.raises(PermissionMissing), perform(maint, "testapp.change_project", theirs):
         ran.append(True)
@@ -852,3 +851,46 @@ def test_role_groups_given_as_a_generator_are_kept(
     user = User.objects.create_user("generated")
     OrgRole.objects.create(user=user, org=world["acme"], role="maintainer")
     assert authorize(_fresh(user), "testapp.change_project", world["projects"]["acme"])
+
+
+def test_a_permission_of_the_same_codename_in_another_app_grants_nothing_through_a_role(
+    fresh_registry: Any, world: dict[str, Any]
+) -> None:
+    from django.contrib.contenttypes.models import ContentType
+
+    impostor = Permission.objects.create(
+        codename="change_project",
+        name="Can change projects elsewhere",
+        content_type=ContentType.objects.get_for_model(Group),
+    )
+    Group.objects.create(name="Lookalikes").permissions.add(impostor)
+    Scope(
+        "organization",
+        model=Org,
+        membership=OrgRole,
+        role="role",
+        roles={"lookalike": ["Lookalikes"], "maintainer": ["Maintainers"]},
+    )
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    user = User.objects.create_user("lookalike")
+    OrgRole.objects.create(user=user, org=world["acme"], role="lookalike")
+    OrgRole.objects.create(user=user, org=world["globex"], role="maintainer")
+    actor = _fresh(user)
+    globex = [world["projects"]["globex"].pk]
+    assert _allowed(actor, "testapp.change_project", Project) == globex
+    assert _filtered(actor, "testapp.change_project", Project) == globex
+
+
+def test_perform_decides_gate_1_on_the_locked_row(scoped: Scope, world: dict[str, Any]) -> None:
+    maint = world["maint"]
+    stale = Project.objects.get(pk=world["projects"]["acme"].pk)
+    # Moved to Globex by someone else since the caller read it: the locked row decides.
+    Project.objects.filter(pk=stale.pk).update(org=world["globex"])
+    with pytest.raises(PermissionMissing), perform(maint, "testapp.change_project", stale):
+        pytest.fail("the body must not run")
+    Project.objects.filter(pk=stale.pk).update(org=world["acme"])
+    with perform(maint, "testapp.change_project", stale) as locked:
+        assert locked.org_id == world["acme"].pk
+        locked.name = "renamed"
+        locked.save()
+    assert Project.objects.get(pk=stale.pk).name == "renamed"

@@ -894,3 +894,195 @@ def test_perform_decides_gate_1_on_the_locked_row(scoped: Scope, world: dict[str
         locked.name = "renamed"
         locked.save()
     assert Project.objects.get(pk=stale.pk).name == "renamed"
+
+
+# -- the law, for every world: authorized() is per-object authorize() --------------------------
+
+_GROUPS = {
+    "Maintainers": [CHANGE, EDIT_TASK, MANAGE],
+    "Readers": ["testapp.view_project"],
+    "Taskers": [EDIT_TASK],
+}
+_ROLES = {"maintainer": ["Maintainers"], "reader": ["Readers"], "tasker": ["Taskers", "Readers"]}
+_PATHS = {
+    "change": [("org",), ("partner",), ("org", "partner"), ("partner", "org")],
+    "edit_task": [("project__org",), ("project__partner",), ("project__org", "project__partner")],
+    "manage": [("pk",)],
+}
+_MODELS = {"change": (Project, CHANGE), "edit_task": (Task, EDIT_TASK), "manage": (Org, MANAGE)}
+
+
+def _scope_worlds() -> Any:
+    from hypothesis import strategies as st
+
+    org = st.none() | st.integers(0, 2)
+    user = st.fixed_dictionaries(
+        {
+            # (organisation, groups) for the groups form; the first group is the role
+            "memberships": st.lists(
+                st.tuples(
+                    st.integers(0, 2), st.lists(st.sampled_from(sorted(_GROUPS)), max_size=2)
+                ),
+                max_size=3,
+            ),
+            "global": st.booleans(),
+            "superuser": st.booleans(),
+            "active": st.booleans(),
+        }
+    )
+    return st.fixed_dictionaries(
+        {
+            "users": st.lists(user, min_size=3, max_size=3),
+            "projects": st.lists(
+                st.tuples(org, org, st.booleans()), min_size=2, max_size=6
+            ),  # (org, partner, archived)
+            "tasks": st.lists(st.none() | st.integers(0, 5), max_size=6),
+            "form": st.sampled_from(["groups", "role"]),
+            "action": st.sampled_from(sorted(_PATHS)),
+            "path": st.integers(0, 3),
+            "policy": st.booleans(),
+        }
+    )
+
+
+def _build_scope_world(spec: dict[str, Any]) -> list[Any]:
+    groups = {}
+    for name, perms in _GROUPS.items():
+        groups[name] = Group.objects.create(name=name)
+        groups[name].permissions.add(*(_perm(p) for p in perms))
+    orgs = [Org.objects.create(name=f"org{i}") for i in range(3)]
+    actors: list[Any] = []
+    for i, user_spec in enumerate(spec["users"]):
+        user = User.objects.create_user(
+            f"user{i}",
+            is_superuser=user_spec["superuser"] and i == 0,
+            is_active=user_spec["active"] or i != 1,
+        )
+        if user_spec["global"] and i == 2:
+            user.user_permissions.add(_perm(CHANGE))
+        for org, names in user_spec["memberships"]:
+            membership = OrgMembership.objects.create(user=user, org=orgs[org])
+            membership.groups.add(*(groups[n] for n in names))
+            role = next((r for r, g in _ROLES.items() if names and g[0] == names[0]), "none")
+            OrgRole.objects.create(user=user, org=orgs[org], role=role)
+        actors.append(user)
+    projects = [
+        Project.objects.create(
+            org=None if o is None else orgs[o],
+            partner=None if p is None else orgs[p],
+            archived=archived,
+            name=f"p{i}",
+        )
+        for i, (o, p, archived) in enumerate(spec["projects"])
+    ]
+    for i, index in enumerate(spec["tasks"]):
+        project = projects[index] if index is not None and index < len(projects) else None
+        Task.objects.create(project=project, title=f"t{i}")
+    return actors
+
+
+def _expected(actor: Any, form: str, model: Any, perm: str, paths: tuple[str, ...]) -> list[int]:
+    """What gate 1 and the "live" policy should allow, worked out without clearance."""
+    if not isinstance(actor, User) or not actor.is_active:
+        return []  # anonymous, inactive, or not a user at all (the impostor holds nothing)
+    everywhere = (
+        actor.is_superuser
+        or actor.user_permissions.filter(
+            content_type__app_label=perm.split(".")[0], codename=perm.split(".")[1]
+        ).exists()
+    )
+    granted: set[int] = set()
+    if form == "groups":
+        for membership in OrgMembership.objects.filter(user=actor):
+            names = {g.name for g in membership.groups.all()}
+            if any(perm in _GROUPS[n] for n in names):
+                granted.add(membership.org_id)
+    else:
+        for held in OrgRole.objects.filter(user=actor):
+            names = set(_ROLES.get(held.role, []))
+            if any(perm in _GROUPS[n] for n in names):
+                granted.add(held.org_id)
+
+    def scope_keys(obj: Any) -> list[Any]:
+        keys = []
+        for path in paths:
+            value = obj
+            for hop in [] if path == "pk" else path.split("__"):
+                value = getattr(value, hop) if value is not None else None
+            keys.append(None if value is None else value.pk)
+        return keys
+
+    allowed = []
+    for obj in model.objects.order_by("pk"):
+        if not everywhere and not any(k in granted for k in scope_keys(obj) if k is not None):
+            continue
+        allowed.append(obj.pk)
+    return allowed
+
+
+def test_authorized_is_authorize_in_every_world(db: None) -> None:
+    import os
+
+    from django.contrib.auth.models import AnonymousUser
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from hypothesis import HealthCheck, given, note, settings
+
+    from clearance import where
+    from clearance.actions import registry
+
+    @settings(
+        max_examples=int(os.environ.get("CLEARANCE_SCOPE_EXAMPLES", "40")),
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(spec=_scope_worlds())
+    def check(spec: dict[str, Any]) -> None:
+        from django.db import transaction
+
+        state = registry.snapshot()
+        sid = transaction.savepoint()
+        try:
+            if spec["form"] == "groups":
+                Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+            else:
+                Scope("organization", model=Org, membership=OrgRole, role="role", roles=_ROLES)
+            paths = _PATHS[spec["action"]]
+            model, perm = _MODELS[spec["action"]]
+            action = Action(
+                "testapp.scoped",
+                model=model,
+                permission=perm,
+                scope=paths[spec["path"] % len(paths)],
+            )
+            live: Any = lambda obj: True  # noqa: E731
+            if spec["policy"] and model is Project:
+                action.policy("live", ~where(archived=True), reason="Archived.")
+                live = lambda obj: not obj.archived  # noqa: E731
+            elif spec["policy"] and model is Task:
+                action.policy("live", where(project__archived=False), reason="Archived.")
+                live = lambda obj: obj.project is not None and not obj.project.archived  # noqa: E731
+            note(f"{spec['form']} {action.name} scope={action.scope}")
+            users = _build_scope_world(spec)
+            actors = [*users, AnonymousUser(), _Job("impostor", users[0].pk)]
+            for actor in actors:
+                again = (
+                    (lambda a=actor: _fresh(a)) if isinstance(actor, User) else (lambda a=actor: a)
+                )
+                objs = list(model.objects.order_by("pk"))
+                one_by_one = [o.pk for o in objs if authorize(again(), action, o)]
+                explained = [o.pk for o in objs if explain(again(), action, o)]
+                batch = [d.resource.pk for d in authorize_many(again(), action, objs) if d]
+                queryset = authorized(again(), action, model.objects.order_by("pk"))
+                with CaptureQueriesContext(connection) as queries:
+                    rows = list(queryset.values_list("pk", flat=True))
+                assert len(queries) <= 1
+                assert rows == one_by_one == explained == batch, actor
+                expected = _expected(actor, spec["form"], model, perm, action.scope)
+                assert one_by_one == [pk for pk in expected if live(model.objects.get(pk=pk))]
+                assert can_attempt(again(), action) or one_by_one == []
+        finally:
+            transaction.savepoint_rollback(sid)
+            registry.restore(state)
+
+    check()

@@ -1107,3 +1107,28 @@ def test_authorized_is_authorize_in_every_world(db: None) -> None:
             registry.restore(state)
 
     check()
+
+
+def test_authorized_checking_rules_in_python_keeps_the_scope_in_sql(
+    scoped: Scope, world: dict[str, Any]
+) -> None:
+    from clearance import NotFilterable, predicate
+
+    @predicate
+    def named(ctx: Any) -> bool:  # reads the object: no SQL form
+        return bool(ctx.obj.name)
+
+    scoped_action = Action("testapp.rename", model=Project, permission=CHANGE, scope="org")
+    scoped_action.policy("named", named, reason="Named projects only.")
+    Project.objects.create(org=world["acme"], name="")
+    maint = world["maint"]
+    with pytest.raises(NotFilterable):
+        authorized(maint, "testapp.rename", Project.objects.all())
+    rows = authorized(maint, "testapp.rename", Project.objects.all(), evaluate_in_python=True)
+    assert sorted(rows.values_list("pk", flat=True)) == _allowed(maint, "testapp.rename", Project)
+    assert _allowed(maint, "testapp.rename", Project) == [world["projects"]["acme"].pk]
+    impostor = _Job("sync", maint.pk)
+    assert (
+        list(authorized(impostor, "testapp.rename", Project.objects.all(), evaluate_in_python=True))
+        == []
+    )

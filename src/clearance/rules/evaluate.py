@@ -403,9 +403,9 @@ class LocalLookup:
                 key = getattr(value, cast(str, self.target_attname))
                 return NOTHING if key is None else key
             if hasattr(value, "is_anonymous") or hasattr(value, "has_perm"):
-                # An actor that is not a row (anonymous user, job): it owns nothing.
-                key = getattr(value, "pk", None)
-                return NOTHING if key is None else key
+                # An actor that is not a row (anonymous user, job, an object of its own): it
+                # owns nothing, whatever key it carries (it is not that user).
+                return NOTHING
         if self.lookup in _TEXT_LOOKUPS:
             return value
         if (

@@ -282,7 +282,7 @@ def _row_key(value: Any) -> Any:
     if isinstance(value, models.Model):
         return value.pk
     if hasattr(value, "is_anonymous") or hasattr(value, "has_perm"):
-        return getattr(value, "pk", None)
+        return None  # an actor that is not a row owns nothing, whatever key it carries
     return value
 
 

@@ -43,6 +43,7 @@ INSTALLED_APPS = [
     "clearance.contrib.authzen",
     "tests.testapp",
     "tests.writepaths",
+    "tests.githubapp",
 ]
 if (EXAMPLE_DIR / "invoices" / "apps.py").exists() and not os.environ.get("CLEARANCE_SKIP_EXAMPLE"):
     INSTALLED_APPS.append("invoices")

@@ -1,8 +1,8 @@
 """``python -m benchmarks`` (``make bench``): every benchmark in one run; prints the tables.
 
 Runs :mod:`benchmarks.decision`, then ``benchmarks.filtering``, ``benchmarks.perform``,
-``benchmarks.audit``, ``benchmarks.load``, ``benchmarks.writes`` and ``benchmarks.authzen``
-when they exist. Each module's ``run()`` returns the text of its tables.
+``benchmarks.audit``, ``benchmarks.load``, ``benchmarks.writes``, ``benchmarks.authzen`` and
+``benchmarks.scopes`` when they exist. Each module's ``run()`` returns the text of its tables.
 Each runs in a child process of its own (its own temporary database, no state shared with the
 others), with a time limit; a module that is missing or fails is skipped with the reason.
 
@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-MODULES = ("decision", "filtering", "perform", "audit", "load", "writes", "authzen")
+MODULES = ("decision", "filtering", "perform", "audit", "load", "writes", "authzen", "scopes")
 TITLES = {
     "decision": "Decisions",
     "filtering": "Filtering",
@@ -30,6 +30,7 @@ TITLES = {
     "load": "Load",
     "writes": "Writes",
     "authzen": "AuthZEN",
+    "scopes": "Scopes",
 }
 
 #: The whole run must stay under five minutes on a 2-core machine.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.auth.models import Group
 from django.db import models
 
 
@@ -16,12 +17,14 @@ class Tenant(models.Model):
 
 
 class Membership(models.Model):
-    """A user's membership of a tenant."""
+    """A user's membership of a tenant; ``groups`` grant permissions within that tenant only
+    (the scope ``tenant``, :mod:`benchmarks.scopes`)."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
     )
     tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="memberships")
+    groups = models.ManyToManyField(Group, blank=True, related_name="bench_memberships")
 
     class Meta:
         constraints = [

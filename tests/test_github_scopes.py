@@ -371,6 +371,10 @@ def test_creates_are_decided_on_the_unsaved_object(gh: dict[str, Any]) -> None:
         "github.add_issue",
     )
     assert authorize(alice, "github.open_issue", Issue(repository=gh["gadgets"])).allowed
+    # A repository and its first issue created together: the unsaved repository's organisation.
+    for org, allowed in ((gh["globex"], False), (gh["acme"], True)):
+        issue = Issue(repository=Repository(organization=org, name="new"), title="first")
+        assert authorize(alice, "github.open_issue", issue).allowed is allowed
     # A repository created in an organisation: its owners only.
     assert authorize(bob, "github.create_repository", Repository(organization=gh["globex"]))
     _refused_at_gate_one(
@@ -392,8 +396,14 @@ def test_archived_repositories_are_read_only_for_everyone(gh: dict[str, Any]) ->
     for actor in (root, gh["alice"], gh["carol"]):
         refused = authorize(actor, "github.push", widgets)
         assert refused.layer is Layer.INVARIANT and refused.rule == "not_archived"
-        refused = authorize(actor, "github.comment", issue)
-        assert refused.layer is Layer.INVARIANT and refused.rule == "not_archived"
+        # explain() evaluates every rule: the invariant refuses, whatever the policies say.
+        explained = explain(actor, "github.comment", issue)
+        assert not explained.allowed
+        assert [(e.rule, e.outcome) for e in explained.trace if e.layer is Layer.INVARIANT] == [
+            ("not_archived", False)
+        ]
+        if actor is not root:
+            assert explained.layer is Layer.INVARIANT
         # Reading is not writing: the invariant does not bind it.
         assert authorize(actor, "github.read", widgets).layer is not Layer.INVARIANT
         assert widgets.pk not in _listed(actor, "github.push", Repository)

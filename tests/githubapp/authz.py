@@ -37,7 +37,6 @@ Scope(
     model=Organization,
     membership=Membership,
     groups="groups",
-    label="organisation",
 )
 Scope(
     "repository",

@@ -1,11 +1,11 @@
 """Rules of the GitHub-like app: roles held within an organisation or a repository.
 
-Two scopes: ``organization`` (a :class:`~.models.Membership` grants the permissions of the
-groups of the user's teams) and ``repository`` (an outside :class:`~.models.Collaborator` is
-granted the groups its role names). Gate 1 of most actions holds globally *or* through one of
-them; the policies refine it (private repositories, locked issues, what outside collaborators
-may edit), and "an archived repository is read-only" is an invariant that binds everyone,
-superusers included.
+Two scopes: ``github_organization`` (a :class:`~.models.Membership` grants the permissions of
+the groups of the user's teams) and ``github_repository`` (an outside
+:class:`~.models.Collaborator` is granted the groups its role names). Gate 1 of most actions
+holds globally *or* through one of them; the policies refine it (private repositories, locked
+issues, what outside collaborators may edit), and "an archived repository is read-only" is an
+invariant that binds everyone, superusers included.
 """
 
 from __future__ import annotations
@@ -32,14 +32,15 @@ COLLABORATOR_ROLES = {
     ],
 }
 
+# Scope names are project-wide: prefixed, so that other tests may declare "organization".
 Scope(
-    "organization",
+    "github_organization",
     model=Organization,
     membership=Membership,
     groups="groups",
 )
 Scope(
-    "repository",
+    "github_repository",
     model=Repository,
     membership=Collaborator,
     role="role",

@@ -3,14 +3,15 @@
 - An :class:`Organization` has :class:`Team` s; each team is one ``auth.Group`` (its
   permissions are the team's role). A :class:`Membership` links a user to an organisation and
   carries the groups of the teams the user is on: it grants those permissions *within that
-  organisation only* (scope ``organization``).
+  organisation only* (scope ``github_organization``).
 - A :class:`Repository` belongs to an organisation, or to nobody (a personal repository:
   ``organization`` is NULL). It is public or private, and may be archived (read-only for
   everyone, superusers included).
 - An :class:`Issue` belongs to a repository and has an author (NULL once the author's account
   is gone) and a state; a :class:`Comment` belongs to an issue.
 - A :class:`Collaborator` is an outside collaborator on one repository with a role
-  (``read``, ``triage``, ``write``, ``admin``), mapped to groups by the scope ``repository``.
+  (``read``, ``triage``, ``write``, ``admin``), mapped to groups by the scope
+  ``github_repository``.
 """
 
 from __future__ import annotations

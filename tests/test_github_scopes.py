@@ -68,6 +68,8 @@ def _objects(action: Action) -> QuerySet[Any]:
     qs: QuerySet[Any] = action.model._default_manager.order_by("pk")  # type: ignore[union-attr]
     if action.model is Issue:
         qs = qs.select_related("repository")
+    if action.model is Repository:
+        qs = qs.select_related("organization")
     return qs
 
 
@@ -279,6 +281,17 @@ def test_a_member_of_one_organisation_gets_nothing_in_another(gh: dict[str, Any]
     assert _listed(bob, "github.delete_issue", Issue) == {gh["issues"]["vault"].pk}
 
 
+def test_a_suspended_organisation_is_frozen_for_its_owners_too(gh: dict[str, Any]) -> None:
+    bob, globex = gh["bob"], gh["globex"]
+    Organization.objects.filter(pk=globex.pk).update(suspended=True)
+    globex.refresh_from_db()
+    refused = authorize(bob, "github.manage_organization", globex)
+    assert refused.layer is Layer.POLICY and refused.rule == "not_suspended"
+    refused = authorize(bob, "github.create_repository", Repository(organization=globex))
+    assert refused.layer is Layer.POLICY and refused.rule == "organization_not_suspended"
+    assert _listed(bob, "github.manage_organization", Organization) == set()
+
+
 def test_a_collaborator_of_one_repository_gets_nothing_on_its_sibling(gh: dict[str, Any]) -> None:
     carol = gh["carol"]
     assert authorize(carol, "github.push", gh["widgets"]).allowed
@@ -394,16 +407,16 @@ def test_archived_repositories_are_read_only_for_everyone(gh: dict[str, Any]) ->
     widgets.refresh_from_db()
     issue = Issue.objects.select_related("repository").get(pk=gh["issues"]["widgets"].pk)
     for actor in (root, gh["alice"], gh["carol"]):
-        refused = authorize(actor, "github.push", widgets)
-        assert refused.layer is Layer.INVARIANT and refused.rule == "not_archived"
-        # explain() evaluates every rule: the invariant refuses, whatever the policies say.
-        explained = explain(actor, "github.comment", issue)
-        assert not explained.allowed
-        assert [(e.rule, e.outcome) for e in explained.trace if e.layer is Layer.INVARIANT] == [
-            ("not_archived", False)
-        ]
-        if actor is not root:
-            assert explained.layer is Layer.INVARIANT
+        # explain() evaluates every rule: the invariant refuses, whatever gate 1 and the
+        # policies say (the superuser is refused by "visible" too: widgets is private).
+        for action, obj in (("github.push", widgets), ("github.comment", issue)):
+            explained = explain(actor, action, obj)
+            assert not explained.allowed
+            assert [(e.rule, e.outcome) for e in explained.trace if e.layer is Layer.INVARIANT] == [
+                ("not_archived", False)
+            ]
+            if actor is not root:
+                assert explained.layer is Layer.INVARIANT
         # Reading is not writing: the invariant does not bind it.
         assert authorize(actor, "github.read", widgets).layer is not Layer.INVARIANT
         assert widgets.pk not in _listed(actor, "github.push", Repository)
@@ -411,6 +424,11 @@ def test_archived_repositories_are_read_only_for_everyone(gh: dict[str, Any]) ->
     # Superusers are bound by policies too: a private repository of nobody's they are in.
     refused = authorize(root, "github.read", widgets)
     assert refused.layer is Layer.POLICY and refused.rule == "visible"
+    # Public, the archived repository is refused to the superuser by the invariant alone.
+    Repository.objects.filter(pk=widgets.pk).update(visibility="public")
+    widgets.refresh_from_db()
+    refused = authorize(root, "github.push", widgets)
+    assert refused.layer is Layer.INVARIANT and refused.rule == "not_archived"
     # The superuser holds gate 1 as Django says: globally, without a membership.
     decision = explain(root, "github.push", widgets)
     (gate,) = [e for e in decision.trace if e.layer is Layer.PERMISSION]
@@ -484,8 +502,10 @@ def test_a_warm_decision_makes_no_query_and_a_cold_one_few(gh: dict[str, Any]) -
     with CaptureQueriesContext(connection) as cold:
         assert authorize(alice, "github.close_issue", issue).allowed is False  # no close_issue
         assert authorize(alice, "github.edit_issue", issue).allowed
-    # has_perm's two queries, then at most two per scope (two scopes on the path).
-    assert len(cold) <= 2 + 2 * 2 + 1, [q["sql"] for q in cold.captured_queries]
+        assert authorize(alice, "github.push", gh["gadgets"]).allowed
+    # has_perm's two queries, at most two per scope (two scopes on the paths), and one per
+    # to-many rule tied to the actor (its organisations, its repositories).
+    assert len(cold) <= 2 + 2 * 2 + 2, [q["sql"] for q in cold.captured_queries]
     with CaptureQueriesContext(connection) as warm:
         for _ in range(3):
             authorize(alice, "github.edit_issue", issue)

@@ -93,6 +93,7 @@ push = Action(
     scope=REPOSITORY_SCOPES,
     label="Push to a repository",
 )
+push.policy("visible", visible, reason=VISIBLE_REASON)
 push.invariant("not_archived", not_archived, reason=ARCHIVED_REASON)
 
 archive = Action(
@@ -110,6 +111,11 @@ create_repository = Action(
     permission="github.add_repository",
     scope="organization",
     label="Create a repository in an organisation",
+)
+create_repository.policy(
+    "organization_not_suspended",
+    where(organization__suspended=False),
+    reason="A suspended organisation creates no repositories.",
 )
 
 # -- issues ---------------------------------------------------------------------------------
@@ -183,6 +189,9 @@ delete_issue = Action(
     scope="repository__organization",
     label="Delete an issue (organisation members only)",
 )
+delete_issue.policy(
+    "not_locked", ~where(state="locked"), reason="A locked issue is kept for the record."
+)
 delete_issue.invariant("not_archived", not_archived.through("repository"), reason=ARCHIVED_REASON)
 
 # -- organisations --------------------------------------------------------------------------
@@ -193,4 +202,9 @@ manage_organization = Action(
     permission="github.change_organization",
     scope="pk",
     label="Change an organisation's settings",
+)
+manage_organization.policy(
+    "not_suspended",
+    where(suspended=False),
+    reason="A suspended organisation's settings are frozen.",
 )

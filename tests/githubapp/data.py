@@ -4,9 +4,9 @@
 some teams of some organisations (a membership may carry no team at all, or, misconfigured,
 the group of another organisation's team), repositories (public or private, some archived,
 some personal ones without organisation), outside collaborators with every role and one that
-names no role, and issues (some without author) in every state. Every world also has a fixed
-cast: a superuser, an inactive owner, a user with a *global* permission, a stranger, an
-organisation maintainer and an outside collaborator.
+names no role, issues (some without author) in every state, and some suspended
+organisations. Every world also has a fixed cast: a superuser, an inactive owner, a user with a
+*global* permission, a stranger, an organisation maintainer and an outside collaborator.
 
 :data:`shapes` is the hypothesis strategy that draws the seed and the shape.
 """
@@ -152,6 +152,7 @@ def build_world(shape: dict[str, Any]) -> World:
     role_groups()
     support = group(*SUPPORT_GROUP)
     world.orgs = [organization(f"org{i}", world) for i in range(shape["orgs"])]
+    suspended = [org.pk for org in world.orgs[1:] if rng.random() < 0.3]
     for org in world.orgs:
         for r in range(rng.randint(2, shape["repos"])):
             world.repos.append(
@@ -211,6 +212,8 @@ def build_world(shape: dict[str, Any]) -> World:
     # Archived after their issues were opened, as on GitHub.
     archived = [r.pk for r in world.repos if rng.random() < shape["archived"]]
     Repository.objects.filter(pk__in=archived).update(archived=True)
+    Organization.objects.filter(pk__in=suspended).update(suspended=True)
+    world.orgs = list(Organization.objects.order_by("pk"))
     world.repos = list(Repository.objects.order_by("pk"))
     world.issues = list(Issue.objects.select_related("repository").order_by("pk"))
     return world

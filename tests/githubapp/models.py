@@ -22,9 +22,10 @@ from django.db import models
 
 
 class Organization(models.Model):
-    """An organisation: it owns repositories and has teams."""
+    """An organisation: it owns repositories and has teams; a suspended one is frozen."""
 
     name = models.CharField(max_length=50)
+    suspended = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return self.name

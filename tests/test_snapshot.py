@@ -229,7 +229,11 @@ def test_a_model_invariant_shows_with_its_constraint_and_moves_the_fingerprints(
         Document, "titled", ~where(title=""), reason="A document has a title.", on=("save",)
     )
     diff = check_diff(committed)
-    assert [line for line in diff if not fingerprint_lines("testapp.approve", [line])][:7] == [
+    # The blank line around the new section is added before or after it, as difflib aligns
+    # the blank lines of the neighbouring sections.
+    added = [line for line in diff if not fingerprint_lines("testapp.approve", [line])]
+    assert added.count("+") == 1
+    assert [line for line in added if line != "+"][:6] == [
         "+model testapp.Document",
         "+    invariant.titled",
         "+        rule        ~where(title='')",
@@ -237,7 +241,6 @@ def test_a_model_invariant_shows_with_its_constraint_and_moves_the_fingerprints(
         "+        on          save",
         "+        constraint  clearance_document_titled (missing from Meta.constraints, see "
         "clearance.W003)",
-        "+",
     ]
     # Every action on the model is now decided under another rule set.
     assert len(fingerprint_lines("testapp.approve", diff)) == 2

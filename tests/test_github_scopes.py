@@ -376,6 +376,21 @@ def test_null_and_missing_relations_give_no_scope(gh: dict[str, Any]) -> None:
     assert _listed(alice, "github.read", Repository) == set()
 
 
+def test_a_path_to_a_row_that_does_not_exist_denies_with_an_error(
+    gh: dict[str, Any], settings: Any
+) -> None:
+    settings.CLEARANCE = {"AUDIT_SINKS": []}  # fail closed, as in production
+    missing = Repository.objects.order_by("-pk").values_list("pk", flat=True)[0] + 100
+    issue = Issue(repository_id=missing, title="dangling")
+    decision = authorize(gh["alice"], "github.open_issue", issue)
+    assert not decision.allowed
+    assert decision.layer is Layer.PERMISSION
+    assert decision.error is not None
+    # A global holder does not follow the path: gate 1 holds, the policies decide.
+    root = User.objects.create_superuser("root", password="x")
+    assert authorize(root, "github.open_issue", issue).layer is not Layer.PERMISSION
+
+
 def test_creates_are_decided_on_the_unsaved_object(gh: dict[str, Any]) -> None:
     alice, bob = gh["alice"], gh["bob"]
     # An issue in another organisation's repository: refused at gate 1.

@@ -147,10 +147,20 @@ class ScopedGateOneAgrees(TestCase):
             f"{sorted(one_by_one)} (only listed: {sorted(listed - one_by_one)}, only allowed "
             f"one by one: {sorted(one_by_one - listed)})"
         )
+        # authorize_many() runs the general loop, authorize() the compiled plan: the same
+        # verdict, layer, rule, reason and error, object by object.
         batch = authorize_many(_reload(actor), action, objs)
-        assert [(d.allowed, d.layer, d.rule) for d in batch] == [
-            (d.allowed, d.layer, d.rule) for d in first
+        assert [(d.allowed, d.layer, d.rule, d.reason, d.error) for d in batch] == [
+            (d.allowed, d.layer, d.rule, d.reason, d.error) for d in first
         ], f"{action.name}, {name}: authorize_many() differs from authorize()"
+        # explain() evaluates every rule and reaches the same verdict and layer (a sample).
+        for obj, d in list(zip(objs, first, strict=True))[:8]:
+            explained = explain(same, action, obj)
+            assert (explained.allowed, explained.layer, explained.rule) == (
+                d.allowed,
+                d.layer,
+                d.rule,
+            ), f"{action.name}, {name}: explain() differs from authorize() on {obj.pk}"
 
         if not action.scope or not isinstance(actor, User) or not actor.is_active:
             return

@@ -6,8 +6,11 @@ with every role, personal repositories without organisation, archived repositori
 without author), for every user (a superuser, an inactive owner, a user with a global
 permission, a stranger, members, collaborators, anonymous) and every action of the app, the
 pks ``authorized()`` returns are exactly those per-object ``authorize()`` allows, and
-``authorize_many()`` decides every object as ``authorize()`` does (verdict, layer and rule). A
-list is one query for a warm actor; a warm per-object decision makes none.
+``authorize_many()`` decides every object as ``authorize()`` does (verdict, layer, rule, reason).
+Gate 1 is also checked against an oracle computed here from the tables (the permission globally,
+or the scope objects where a membership's groups or a collaborator role's groups hold it), with
+and without an object (``can_attempt()``). A list is one query for a warm actor; a warm
+per-object decision makes none.
 
 Then the attacks, each on a small hand-made world: another organisation's repository and
 issue, a sibling repository of the one a collaborator works on, NULL and missing relations,
@@ -34,6 +37,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis.extra.django import TestCase
 
 from clearance import (
+    ANYONE,
     Action,
     Layer,
     authorize,
@@ -45,6 +49,7 @@ from clearance import (
 from clearance.actions import registry
 from clearance.engine import clear_actor_cache
 from tests.githubapp import data
+from tests.githubapp.authz import COLLABORATOR_ROLES
 from tests.githubapp.models import Collaborator, Issue, Membership, Organization, Repository
 
 #: No audit (not under test here); a rule that raises fails the test instead of denying quietly.
@@ -162,20 +167,76 @@ class ScopedGateOneAgrees(TestCase):
                 d.rule,
             ), f"{action.name}, {name}: explain() differs from authorize() on {obj.pk}"
 
-        if not action.scope or not isinstance(actor, User) or not actor.is_active:
+        if action.permission is ANYONE:
             return
-        if _reload(actor).has_perm(action.permission):
-            return
-        # Without the permission globally: whatever gate 1 allowed, a scope allowed.
-        insider = (
-            Membership.objects.filter(user=actor).exists()
-            or Collaborator.objects.filter(user=actor).exists()
-        )
-        for d in first:
-            if d.allowed or d.layer is not Layer.PERMISSION:
+        # Gate 1 against an oracle written here, from the tables: active, and the permission
+        # globally or through a membership of the scope object each path reaches.
+        perm = str(action.permission)
+        active = isinstance(actor, User) and actor.is_active
+        globally = active and _reload(actor).has_perm(perm)
+        held = _granted_within(actor, perm) if active else {}
+        for obj, d in zip(objs, first, strict=True):
+            reached = [_follow(obj, path) for path in action.scope]
+            expected = globally or any(pk in held.get(model, ()) for model, pk in reached)
+            assert (d.layer is not Layer.PERMISSION) is expected, (
+                f"{action.name}, {name} on {obj.pk}: gate 1 {d.layer is not Layer.PERMISSION}, "
+                f"the oracle says {expected} (reached {reached}, held {held})"
+            )
+            if expected and not globally:
                 seen["allowed through a scope"] += 1
-            elif insider:
+            elif not expected and any(held.values()):
                 seen["refused at gate 1 although a member or collaborator"] += 1
+        # Without an object: globally, or through a membership of some scope object.
+        models = {_scope_model(action.model, path) for path in action.scope}  # type: ignore[arg-type]
+        expected = globally or any(held.get(model) for model in models)
+        assert can_attempt(_reload(actor), action) is bool(expected), (
+            f"{action.name}, {name}: can_attempt() is not {bool(expected)}"
+        )
+
+
+def _granted_within(user: User, perm: str) -> dict[type[Model], set[Any]]:
+    """The pks of the organisations and repositories where ``user`` holds ``perm`` through a
+    membership (its groups) or a collaboration (the groups its role names), from the tables."""
+    app_label, codename = perm.split(".")
+    holding = {
+        "permissions__content_type__app_label": app_label,
+        "permissions__codename": codename,
+    }
+    orgs = Membership.objects.filter(
+        user=user, groups__in=Group.objects.filter(**holding)
+    ).values_list("organization", flat=True)
+    roles = [
+        role
+        for role, names in COLLABORATOR_ROLES.items()
+        if Group.objects.filter(name__in=names, **holding).exists()
+    ]
+    repos = Collaborator.objects.filter(user=user, role__in=roles).values_list(
+        "repository", flat=True
+    )
+    return {Organization: set(orgs), Repository: set(repos)}
+
+
+def _scope_model(model: type[Model], path: str) -> type[Model]:
+    """The model at the end of ``path`` from ``model`` ("pk": the model itself)."""
+    if path == "pk":
+        return model
+    for name in path.split("__"):
+        model = model._meta.get_field(name).related_model  # type: ignore[assignment]
+    return model
+
+
+def _follow(obj: Model, path: str) -> tuple[type[Model], Any]:
+    """(scope model, pk) that ``path`` reaches from ``obj`` (pk None at a NULL)."""
+    if path == "pk":
+        return type(obj), obj.pk
+    *hops, last = path.split("__")
+    target: Any = obj
+    for hop in hops:
+        target = getattr(target, hop)
+        if target is None:
+            return _scope_model(type(obj), path), None
+    field = type(target)._meta.get_field(last)
+    return field.related_model, getattr(target, field.attname)  # type: ignore[union-attr]
 
 
 # -- a small hand-made world for the attacks ------------------------------------------------

@@ -415,6 +415,31 @@ def test_a_member_on_no_team_holds_nothing(gh: dict[str, Any]) -> None:
     assert authorize(dave, "github.browse", gh["widgets"]).allowed
 
 
+def test_a_role_the_scope_does_not_name_grants_nothing(gh: dict[str, Any]) -> None:
+    mallory = User.objects.create_user("mallory")
+    Collaborator.objects.create(user=mallory, repository=gh["gadgets"], role="maintain")
+    Collaborator.objects.create(user=mallory, repository=gh["widgets"], role="")
+    for action in ("github.read", "github.push"):
+        assert _listed(mallory, action, Repository) == set()
+        assert not can_attempt(mallory, action)
+    _refused_at_gate_one(authorize(mallory, "github.read", gh["gadgets"]), "github.view_repository")
+
+
+def test_a_membership_grants_its_groups_within_its_own_organisation_only(
+    gh: dict[str, Any],
+) -> None:
+    # Misconfigured: dave's membership of Acme carries the group of Globex's owners team. A
+    # membership grants exactly its groups' permissions, within its own scope object: Acme.
+    membership = Membership.objects.get(user=gh["dave"], organization=gh["acme"])
+    membership.groups.add(Group.objects.get(name="Globex/owners"))
+    dave = _reload(gh["dave"])
+    assert authorize(dave, "github.manage_organization", gh["acme"]).allowed
+    _refused_at_gate_one(
+        authorize(dave, "github.manage_organization", gh["globex"]), "github.change_organization"
+    )
+    assert _listed(dave, "github.push", Repository) == {gh["widgets"].pk, gh["gadgets"].pk}
+
+
 def test_without_an_object_gate_one_means_in_some_scope(gh: dict[str, Any]) -> None:
     assert can_attempt(gh["carol"], "github.push")  # through widgets only
     assert can_attempt(gh["bob"], "github.manage_organization")

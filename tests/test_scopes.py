@@ -329,6 +329,35 @@ def test_roles_name_the_groups_a_membership_grants(
         assert got == expected, user.username
 
 
+def test_authorized_reads_the_permissions_of_a_roles_groups_when_it_runs(
+    fresh_registry: Any, world: dict[str, Any], django_assert_num_queries: Any
+) -> None:
+    Scope(
+        "organization",
+        model=Org,
+        membership=OrgRole,
+        role="role",
+        roles={"maintainer": ["Maintainers"], "reader": ["Readers"]},
+    )
+    Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
+    user = User.objects.create_user("r")
+    OrgRole.objects.create(user=user, org=world["acme"], role="reader")
+    actor = _fresh(user)
+    project = world["projects"]["acme"]
+    assert not authorize(actor, "testapp.change_project", project)  # memberships now cached
+    assert list(authorized(actor, "testapp.change_project", Project.objects.all())) == []
+    world["readers"].permissions.add(_perm(CHANGE))  # the role's Group gains the permission
+    with django_assert_num_queries(1):
+        listed = authorized(actor, "testapp.change_project", Project.objects.all())
+        assert sorted(p.name for p in listed) == ["acme", "archived"]
+    assert not authorize(actor, "testapp.change_project", project)  # cached on the actor
+    clear_actor_cache(actor)
+    assert authorize(actor, "testapp.change_project", project)
+    # A role the mapping does not name, and a user who is not a member, list nothing.
+    OrgRole.objects.filter(user=user).update(role="Reader")
+    assert list(authorized(actor, "testapp.change_project", Project.objects.all())) == []
+
+
 def test_a_global_permission_and_a_superuser_hold_everywhere(
     scoped: dict[str, Any], world: dict[str, Any]
 ) -> None:
@@ -636,13 +665,26 @@ def test_authorized_for_a_warm_actor_is_one_query(
         )
 
 
-def test_authorized_with_no_membership_granting_is_empty_without_asking(
+def test_authorized_reads_memberships_from_the_tables_in_its_one_query(
     scoped: dict[str, Any], world: dict[str, Any], django_assert_num_queries: Any
 ) -> None:
-    reader = world["users"]["reader"]
-    assert not can_attempt(reader, "testapp.change_project")
-    with django_assert_num_queries(0):
+    # A list reads every rule from the tables when it runs, memberships included, in its one
+    # query; per-object decisions keep what they loaded on the actor until clear_actor_cache.
+    reader, acme = world["users"]["reader"], world["acme"]
+    project = world["projects"]["acme"]
+    assert not can_attempt(reader, "testapp.change_project")  # warm: memberships cached
+    with django_assert_num_queries(1):
         assert list(authorized(reader, "testapp.change_project", Project.objects.all())) == []
+    _membership(reader, acme).groups.add(world["maintainers"])  # granted after the cache
+    with django_assert_num_queries(1):
+        listed = list(authorized(reader, "testapp.change_project", Project.objects.all()))
+    assert sorted(p.name for p in listed) == ["acme", "archived"]
+    assert not authorize(reader, "testapp.change_project", project)  # the cached memberships
+    clear_actor_cache(reader)
+    assert authorize(reader, "testapp.change_project", project)
+    # And taken away again: the list drops the rows at once.
+    _membership(reader, acme).groups.remove(world["maintainers"])
+    assert list(authorized(reader, "testapp.change_project", Project.objects.all())) == []
 
 
 def test_authorize_many_decides_gate_1_per_object(

@@ -519,13 +519,19 @@ def authorized(
     # Scoping a queryset is an authorization decision for the unguarded-view middleware.
     note_decision(about_object=True)
     ctx = _context(actor, act, None, request, extra)
-    if not permission_gate(actor, act)[0]:
+    scoped = bool(act.scope) and act.permission is not ANYONE
+    if scoped:
+        # Gate 1 per row, below; the anonymous and the inactive hold nothing anywhere.
+        if not getattr(actor, "is_authenticated", False) or not getattr(actor, "is_active", True):
+            return _none(queryset)
+    elif not permission_gate(actor, act)[0]:
         return _none(queryset)
     model = queryset.model
     condition: Any = True
-    if act.scope and act.permission is not ANYONE:
-        # Held globally: every row. Through memberships only: the rows within the scope
-        # objects they cover (a subquery in the same query); through none: no row.
+    if scoped:
+        # Held globally: every row. Otherwise the rows within the scope objects where a
+        # membership grants it, read from the tables in the same query (not from the
+        # memberships cached on the actor, as every rule of a list is read): none, no row.
         try:
             globally = actor.has_perm(act.permission) is True
             within = None if globally else scope_gate(act).condition(actor)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from django.apps import apps
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
-from django.db.models import Q
+from django.db.models import Exists, Q
 
 from .rules import ACTOR_CACHE_ATTR
 from .rules.context import attribute_name
@@ -377,17 +377,23 @@ class Scope:
                 entries.extend((mpk, spk, group, value, perm) for perm in perms.get(group, ()))
         return Memberships.build(self, entries, by_role)
 
-    def granting(self, actor: Any, perm: str, held: Memberships) -> models.QuerySet[Any]:
+    def granting(self, actor: Any, perm: str) -> models.QuerySet[Any]:
         """The primary keys of the scope objects where ``actor`` holds ``perm`` through a
-        membership, as a subquery (``values()`` of one column) for ``authorized()``."""
+        membership, as a subquery (``values()`` of one column) for ``authorized()``.
+
+        Read from the tables when the query runs, not from the memberships cached on the actor
+        (as ``authorized()`` reads every other rule): the groups' permissions joined, or, for
+        the role form, each role with an ``EXISTS`` on the permissions of its Groups."""
+        from django.contrib.auth.models import Group
+
         user_field, scope_field = self.fields()
         pk = self.member_key(actor)
         if pk is None:  # not a user: no membership at all (never the rows of a NULL user)
             none: models.QuerySet[Any] = self.membership._default_manager.none()
             return none.values(f"{scope_field}__pk")
         mine = self.membership._default_manager.filter(**{f"{user_field}__pk": pk})
+        app_label, codename = perm.split(".", 1)
         if self.groups is not None:
-            app_label, codename = perm.split(".", 1)
             mine = mine.filter(
                 **{
                     f"{self.groups}__permissions__content_type__app_label": app_label,
@@ -395,7 +401,16 @@ class Scope:
                 }
             )
         else:
-            mine = mine.filter(**{f"{self.role}__in": held.roles.get(perm, [])})
+            assert self.role is not None
+            granted = Q(pk__in=[])  # no role, no grant
+            for value, names in self.roles.items():
+                groups = Group.objects.filter(
+                    name__in=list(names),
+                    permissions__content_type__app_label=app_label,
+                    permissions__codename=codename,
+                )
+                granted |= Q(**{self.role: value}) & Q(Exists(groups))
+            mine = mine.filter(granted)
         keys: models.QuerySet[Any] = mine.order_by().values(f"{scope_field}__pk")
         return keys
 
@@ -857,17 +872,16 @@ class ScopeGate:
 
     def condition(self, actor: Any) -> Q | None:
         """The rows within a scope object where ``actor`` holds the permission through a
-        membership (a ``Q`` of subqueries, OR-ed over the paths), or None when no membership
-        grants it anywhere."""
+        membership: a ``Q`` of subqueries OR-ed over the paths, read from the tables when the
+        query runs (see :meth:`Scope.granting`); None for an actor that holds no membership
+        at all (not a user)."""
         if self.problem is not None:
             raise ImproperlyConfigured(self.problem)
-        held = {scope: memberships(actor, scope) for scope in self.scopes}
         condition: Q | None = None
         for path in self.paths:
-            if not held[path.scope].grants.get(self.perm):
+            if path.scope.member_key(actor) is None:
                 continue
-            subquery = path.scope.granting(actor, self.perm, held[path.scope])
-            q = Q(**{f"{path.lookup}__in": subquery})
+            q = Q(**{f"{path.lookup}__in": path.scope.granting(actor, self.perm)})
             condition = q if condition is None else condition | q
         return condition
 

@@ -373,6 +373,20 @@ def test_w001_action_without_policy(fresh_registry: Any) -> None:
     assert "whoever holds testapp.view_document" in warnings[1].msg
 
 
+def test_w001_leaves_out_an_action_held_within_a_scope(fresh_registry: Any) -> None:
+    # Its gate 1 already depends on the object (a membership of the object's organisation):
+    # "whoever holds the permission may do it on any object" would be wrong.
+    from clearance import Scope
+    from tests.testapp.models import Org, OrgMembership, Project
+
+    Scope("organization", model=Org, membership=OrgMembership, groups="groups")
+    Action(
+        "testapp.change_project", model=Project, permission="testapp.change_project", scope="org"
+    )
+    Action("testapp.peek", model=Document, permission="testapp.view_document")
+    assert [w.obj.name for w in by_id(run(), "clearance.W001")] == ["testapp.peek"]
+
+
 def test_w001_can_be_silenced(fresh_registry: Any) -> None:
     Action("testapp.peek", model=Document, permission="testapp.view_document")
     with override_settings(SILENCED_SYSTEM_CHECKS=["clearance.W001"]):

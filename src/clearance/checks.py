@@ -277,7 +277,8 @@ def check_rules(
                     id="clearance.E004",
                 )
             )
-        if not action.policies:
+        # A scoped action's gate 1 is already about the object: held within its scope object.
+        if not action.policies and not action.scope:
             anyone = action.permission is ANYONE
             messages.append(
                 checks.Warning(

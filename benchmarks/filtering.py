@@ -196,9 +196,10 @@ def build() -> World:
     return World(tenants, users, approver, rng)
 
 
-def grow(world: World, size: int) -> None:
+def grow(world: Any, size: int) -> None:
     """Add invoices until there are ``size``: random tenant, owner (a tenth without), state
-    and amount (about half above the 10,000 limit)."""
+    and amount (about half above the 10,000 limit). ``world`` has ``tenants``, ``users``,
+    ``rng`` and ``invoices`` (the count so far), as :class:`World` and the scopes' world do."""
     from .benchapp.models import Invoice
 
     rng = world.rng

@@ -38,6 +38,7 @@ from decimal import Decimal
 from typing import Any
 
 from . import env, harness
+from .filtering import grow
 
 UNSCOPED = "bench.approve"
 SCOPED = "bench.approve_in_tenant"
@@ -52,7 +53,6 @@ TENANTS = 50
 #: The tenants both listing users belong to (of TENANTS).
 USER_TENANTS = 10
 OTHER_USERS = 20
-STATES = ("draft", "submitted", "approved", "paid")
 #: The group a membership carries to approve within its tenant (not a group of any user).
 TENANT_APPROVERS = "tenant approvers"
 
@@ -101,31 +101,6 @@ def build() -> World:
             if i % 2:
                 membership.groups.add(within)
     return World(tenants, global_user, scoped_user, users, rng)
-
-
-def grow(world: World, size: int) -> None:
-    """Add invoices until there are ``size``: random tenant, owner (a tenth without), state
-    and amount (about half above the 10,000 limit)."""
-    from .benchapp.models import Invoice
-
-    rng = world.rng
-    batch = []
-    for i in range(world.invoices, size):
-        owner = None if rng.random() < 0.1 else rng.choice(world.users)
-        batch.append(
-            Invoice(
-                tenant=rng.choice(world.tenants),
-                owner=owner,
-                number=f"INV-{i}",
-                state=rng.choice(STATES),
-                amount=Decimal(rng.randint(1, 2_000_000)) / 100,
-            )
-        )
-        if len(batch) == 5_000:
-            Invoice.objects.bulk_create(batch)
-            batch = []
-    Invoice.objects.bulk_create(batch)
-    world.invoices = size
 
 
 def _fresh(user: Any) -> Any:

@@ -242,16 +242,9 @@ class Scope:
         found: list[str] = []
         label = membership._meta.label
         user_model = get_user_model()
-        user = _field(membership, self.user_field)
-        if user is None:
-            found.append(f"{label} has no field {self.user_field!r} (user_field)")
-        elif not (user.many_to_one or user.one_to_one) or not user.concrete:
-            found.append(f"{label}.{self.user_field} is not a foreign key (user_field)")
-        elif not _same(user.related_model, user_model):
-            found.append(
-                f"{label}.{self.user_field} points to {_label_of(user.related_model)}, "
-                f"not to the user model {user_model._meta.label} (user_field)"
-            )
+        found += _foreign_key_problems(
+            membership, self.user_field, user_model, "the user model", "user_field"
+        )
         scope_field = self._scope_field
         if scope_field is None:
             candidates = [
@@ -267,16 +260,9 @@ class Scope:
             else:
                 scope_field = candidates[0]
         else:
-            field = _field(membership, scope_field)
-            if field is None:
-                found.append(f"{label} has no field {scope_field!r} (scope_field)")
-            elif not (field.many_to_one or field.one_to_one) or not field.concrete:
-                found.append(f"{label}.{scope_field} is not a foreign key (scope_field)")
-            elif not _same(field.related_model, model):
-                found.append(
-                    f"{label}.{scope_field} points to {_label_of(field.related_model)}, "
-                    f"not to the scope model {model._meta.label} (scope_field)"
-                )
+            found += _foreign_key_problems(
+                membership, scope_field, model, "the scope model", "scope_field"
+            )
         if self.groups is not None:
             field = _field(membership, self.groups)
             if field is None:
@@ -459,6 +445,29 @@ def _iterable(value: Any) -> list[Any]:
         return list(value)
     except TypeError:
         return [None]
+
+
+def _foreign_key_problems(
+    membership: type[models.Model],
+    name: str,
+    target: type[models.Model],
+    what: str,
+    argument: str,
+) -> list[str]:
+    """What is wrong with ``membership.<name>`` as a foreign key to ``target`` (``what``, as
+    the message calls it), each problem naming the ``argument`` of Scope that gave ``name``."""
+    label = membership._meta.label
+    field = _field(membership, name)
+    if field is None:
+        return [f"{label} has no field {name!r} ({argument})"]
+    if not (field.many_to_one or field.one_to_one) or not field.concrete:
+        return [f"{label}.{name} is not a foreign key ({argument})"]
+    if not _same(field.related_model, target):
+        return [
+            f"{label}.{name} points to {_label_of(field.related_model)}, "
+            f"not to {what} {target._meta.label} ({argument})"
+        ]
+    return []
 
 
 def _field(model: type[models.Model], name: str) -> Any:

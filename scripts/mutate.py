@@ -7,12 +7,21 @@ The scope picks the files mutmut mutates (its ``only_mutate``), so a run, its re
 score all see the same mutants; every other setting comes from ``[tool.mutmut]`` in
 pyproject.toml. A scope is a comma-separated list of the names in ``SCOPES``; ``core`` (the
 default) is the engine, the rules, the invariants and ``perform``.
+
+Each module also names the test files that exercise it (``TESTS``): mutmut's first, plain run
+(the one that records which tests reach which function) runs only those, so a mutant runs the
+tests of its own module that reach it, not every test of the suite that happens to pass through
+it. A scope keeps its mutants and results in a directory of its own (``.mutants/<scope>``, moved
+to ``mutants/`` while it is the current scope), because mutmut forgets every result when the
+test selection changes.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,17 +37,117 @@ SCOPES: dict[str, list[str]] = {
 SCOPES["core"] = [p for name in ("engine", "rules", "invariants", "perform") for p in SCOPES[name]]
 SCOPES["all"] = SCOPES["core"] + SCOPES["audit"] + SCOPES["contrib"]
 
+# The test files that exercise each module (its own tests, and those of the code built on it
+# that check its decisions: filtering, plans, scopes). Not the console, the CLI, the checks or
+# the documentation tests: they reach the core, but to render what it decided.
+TESTS: dict[str, list[str]] = {
+    "engine": [
+        "tests/test_engine.py",
+        "tests/test_authorize_many.py",
+        "tests/test_filtering.py",
+        "tests/test_guarded_queryset.py",
+        "tests/test_queries.py",
+        "tests/test_decision_costs.py",
+        "tests/test_compiled_plans.py",
+        "tests/test_compiled_plans_attacks.py",
+        "tests/test_scopes.py",
+        "tests/test_scopes_attacks.py",
+        "tests/test_testing.py",
+        "tests/test_actions.py",
+        "tests/contrib/test_views_async.py",
+        "example/invoices/tests/test_idor.py",
+    ],
+    "rules": [
+        "tests/test_rules.py",
+        "tests/test_expressions.py",
+        "tests/test_engine.py",
+        "tests/test_filtering.py",
+        "tests/test_filtering_properties.py",
+        "tests/test_compiled_plans.py",
+        "tests/test_compiled_plans_attacks.py",
+        "tests/test_collation.py",
+        "tests/test_testing_filter.py",
+        "tests/test_actions.py",
+        "example/invoices/tests/test_idor.py",
+    ],
+    "invariants": [
+        "tests/test_invariants.py",
+        "tests/test_invariant_checks.py",
+        "tests/test_constraints.py",
+        "tests/test_write_paths.py",
+        "tests/test_write_matrix.py",
+        "tests/test_write_state_machine.py",
+        "tests/test_perform.py",
+        "tests/test_perform_refusals.py",
+    ],
+    "perform": [
+        "tests/test_perform.py",
+        "tests/test_perform_refusals.py",
+        "tests/test_write_paths.py",
+        "tests/test_write_matrix.py",
+        "tests/test_invariants.py",
+        "tests/test_audit_durability.py",
+    ],
+    "audit": ["tests/test_audit*.py", "tests/console/test_audit_page.py"],
+    "contrib": ["tests/contrib/", "example/invoices/tests/"],
+}
+TESTS["core"] = [t for name in ("engine", "rules", "invariants", "perform") for t in TESTS[name]]
+TESTS["all"] = ["tests/", "example/invoices/tests/"]
 
-def patterns(scope: str) -> list[str]:
-    """The ``only_mutate`` globs of a comma-separated scope; an unknown name is an error."""
+
+def names(scope: str) -> list[str]:
+    """The module names of a comma-separated scope; an unknown or empty one is an error."""
     found: list[str] = []
     for name in filter(None, (part.strip() for part in scope.split(","))):
         if name not in SCOPES:
             raise SystemExit(f"unknown mutation scope {name!r}; pick from {', '.join(SCOPES)}")
-        found += [p for p in SCOPES[name] if p not in found]
+        if name not in found:
+            found.append(name)
     if not found:
         raise SystemExit("empty mutation scope")
     return found
+
+
+def patterns(scope: str) -> list[str]:
+    """The ``only_mutate`` globs of a comma-separated scope."""
+    found: list[str] = []
+    for name in names(scope):
+        found += [p for p in SCOPES[name] if p not in found]
+    return found
+
+
+def tests(scope: str) -> list[str]:
+    """The test files (pytest arguments) of a comma-separated scope, each once, sorted."""
+    found: set[str] = set()
+    for name in names(scope):
+        for pattern in TESTS[name]:
+            matches = sorted(str(p) for p in Path(".").glob(pattern)) if "*" in pattern else []
+            found.update(matches or [pattern])
+    return sorted(found)
+
+
+def switch(scope: str) -> None:
+    """Make ``mutants/`` the directory of this scope, putting the previous scope's aside."""
+    key = ",".join(sorted(names(scope)))
+    current = Path("mutants")
+    marker = current / ".scope"
+    if current.exists():
+        previous = marker.read_text().strip() if marker.exists() else ""
+        if previous == key:
+            return
+        if previous:
+            aside = Path(".mutants") / previous
+            shutil.rmtree(aside, ignore_errors=True)
+            aside.parent.mkdir(exist_ok=True)
+            current.rename(aside)
+        else:  # a run from before scopes had directories of their own
+            shutil.rmtree(current)
+    stored = Path(".mutants") / key
+    if stored.exists():
+        stored.rename(current)
+    else:
+        current.mkdir()
+    marker.write_text(key + "\n")
 
 
 def prepare(only_mutate: list[str]) -> bool:
@@ -79,8 +188,14 @@ def main(argv: list[str]) -> int:
     from mutmut.__main__ import cli
     from mutmut.configuration import config
 
+    switch(args.scope)
+    # Each mutant's tests run fastest first (scripts/mutation_order.py, importable from here).
+    sys.path.insert(0, str(Path(__file__).parent))
+    plugins = [p for p in os.environ.get("PYTEST_PLUGINS", "").split(",") if p]
+    os.environ["PYTEST_PLUGINS"] = ",".join([*plugins, "mutation_order"])
     cfg = config()
     cfg.only_mutate = only_mutate
+    cfg.pytest_add_cli_args_test_selection = tests(args.scope)
     if mutmut_args[:1] == ["run"] and prepare(only_mutate):
         cfg.mutate_only_covered_lines = False
     return int(cli.main(args=mutmut_args, prog_name="mutmut", standalone_mode=False) or 0)

@@ -593,3 +593,71 @@ def test_a_predicate_without_the_object_returning_a_truthy_string_filters_nothin
     assert not authorized(alice, action, Document.objects.all()).exists()
     assert not authorize(alice, action, Document.objects.get()).allowed
     assert predicate(lambda ctx: True)(None) is True
+
+
+KEPT: list[tuple[Decision, Any]] = []
+
+
+class KeepSink:
+    """An audit sink that keeps what it is given (``CLEARANCE["AUDIT_SINKS"]``)."""
+
+    def record(self, decision: Decision, request: Any) -> None:
+        KEPT.append((decision, request))
+
+
+def test_enforce_is_an_attempt_and_is_recorded_while_explain_is_a_probe(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    from django.test import RequestFactory
+
+    doc = make_doc(owner=bob, amount=Decimal("50000"))  # the invariant within_limit denies
+    request = RequestFactory().get("/documents/1/approve/")
+    KEPT.clear()
+    sinks = {"AUDIT_SINKS": ["tests.test_engine.KeepSink"]}
+    with override_settings(CLEARANCE=sinks):
+        with pytest.raises(InvariantViolation) as raised:
+            enforce(alice, "testapp.approve", doc, request=request)
+        explained = explain(alice, "testapp.approve", doc, request=request)
+        attempted = explain(alice, "testapp.approve", doc, request=request, probe=False)
+    assert raised.value.decision.probe is False
+    # A refused enforce() is always in the trail; the explanation is a probe and is not.
+    assert explained.probe is True and explained.rule == "within_limit"
+    assert attempted.probe is False
+    assert [(d.probe, d.rule, r) for d, r in KEPT] == [
+        (False, "within_limit", request),
+        (False, "within_limit", request),
+    ]
+
+
+def test_explain_hands_the_request_to_the_signal(alice: User, bob: User, make_doc: Any) -> None:
+    from django.test import RequestFactory
+
+    from clearance.signals import decision_made
+
+    seen: list[Any] = []
+
+    def receiver(sender: Any, decision: Decision, request: Any = None, **kwargs: Any) -> None:
+        seen.append(request)
+
+    request = RequestFactory().get("/documents/")
+    decision_made.connect(receiver)
+    try:
+        explain(alice, "testapp.approve", make_doc(owner=bob), request=request)
+    finally:
+        decision_made.disconnect(receiver)
+    assert seen == [request]
+
+
+def test_explain_gives_the_rules_the_action(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    @predicate
+    def named_action(ctx: Any) -> bool:
+        return ctx.action is not None and ctx.action.name == "testapp.named"
+
+    action = Action("testapp.named", model=Document, permission=ANYONE)
+    action.policy("names_itself", named_action, reason="Reads the action.")
+    doc = make_doc()
+    assert authorize(alice, action, doc).allowed
+    explained = explain(alice, action, doc)
+    assert explained.allowed and [t.outcome for t in explained.trace] == [True, True]

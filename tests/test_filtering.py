@@ -469,6 +469,43 @@ def test_evaluate_in_python_answers_to_many_rules_once_per_chunk(
     assert pks(qs) == allowed_one_by_one(alice, action, name="bob")
 
 
+def test_evaluate_in_python_answers_a_to_many_lookup_after_a_predicate_once_per_chunk(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    docs = [make_doc(title="short") for _ in range(25)]
+    for doc in docs[::2]:
+        doc.watchers.add(bob)
+    # The predicate comes first in the rule: the to-many lookup after it is still batched.
+    action = declare(predicate(long_title) | where(watchers__username=CTX.name))
+    with CaptureQueriesContext(connection) as queries:
+        qs = authorized(
+            alice,
+            action,
+            Document.objects.all(),
+            evaluate_in_python=True,
+            chunk_size=10,
+            name="bob",
+        )
+    watcher_queries = [q for q in queries.captured_queries if "watchers" in q["sql"]]
+    assert len(watcher_queries) == 3  # 25 rows in chunks of 10, not one per row
+    assert pks(qs) == {doc.pk for doc in docs[::2]}
+
+
+def test_evaluate_in_python_does_not_fetch_again_what_sql_already_filtered(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    docs = [make_doc(title="a long title") for _ in range(5)]
+    for doc in docs[:3]:
+        doc.watchers.add(bob)
+    # The to-many rule becomes SQL; only the predicate is checked row by row.
+    action = declare(where(watchers__username=CTX.name), predicate(long_title))
+    with CaptureQueriesContext(connection) as queries:
+        qs = authorized(alice, action, Document.objects.all(), evaluate_in_python=True, name="bob")
+    watcher_queries = [q for q in queries.captured_queries if "watchers" in q["sql"]]
+    assert len(watcher_queries) == 1  # the filtering query itself, no prefetch of the rule
+    assert pks(qs) == {doc.pk for doc in docs[:3]}
+
+
 def test_a_rule_that_raises_while_filtering_gives_nothing(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:

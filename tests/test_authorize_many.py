@@ -11,7 +11,17 @@ from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from clearance import ACTOR, ANYONE, CTX, Action, Decision, authorize, authorize_many, where
+from clearance import (
+    ACTOR,
+    ANYONE,
+    CTX,
+    Action,
+    Decision,
+    Layer,
+    authorize,
+    authorize_many,
+    where,
+)
 from clearance import predicate as make_predicate
 from clearance.engine import aauthorize_many
 from clearance.testing import capture_decisions
@@ -217,3 +227,58 @@ def test_membership_added_between_requests_is_seen_by_a_fresh_actor(
     assert not authorize_many(alice, "testapp.approve", [doc])[0]
     Membership.objects.create(user=alice, tenant=other_tenant)
     assert authorize_many(fresh(alice), "testapp.approve", [doc])[0]
+
+
+class CountingBackend:
+    """Django's model backend, counting the permission questions it is asked."""
+
+    asked: list[str] = []
+
+    def __init__(self) -> None:
+        from django.contrib.auth.backends import ModelBackend
+
+        self.model_backend = ModelBackend()
+
+    def authenticate(self, request: Any, **credentials: Any) -> None:
+        return None
+
+    def has_perm(self, user: Any, perm: str, obj: Any = None) -> bool:
+        CountingBackend.asked.append(perm)
+        return self.model_backend.has_perm(user, perm, obj)
+
+
+def test_a_custom_backend_is_asked_gate_one_once_per_page(
+    settings: Any, alice: User, page: list[Document]
+) -> None:
+    settings.AUTHENTICATION_BACKENDS = ["tests.test_authorize_many.CountingBackend"]
+    CountingBackend.asked.clear()
+    batch = authorize_many(fresh(alice), "testapp.approve", page)
+    assert CountingBackend.asked == ["testapp.approve_document"]  # not once per object
+    assert [summary(d) for d in batch] == [
+        summary(authorize(alice, "testapp.approve", doc)) for doc in page
+    ]
+
+
+def test_a_refused_actor_costs_no_query_for_the_rules(
+    fresh_registry: Any, make_user: Callable[..., User], tenant: Tenant, page: list[Document]
+) -> None:
+    clerk = fresh(make_user("clerk", approver=False, tenants=(tenant,)))
+    action = Action("testapp.watched", model=Document, permission="testapp.approve_document")
+    action.policy("watched", where(watchers__username=CTX.name), reason="Watched.")
+    with CaptureQueriesContext(connection) as queries:
+        refused = authorize_many(clerk, action, page, name="dora")
+    assert not any(refused)
+    assert {d.layer for d in refused} == {Layer.PERMISSION}
+    assert not [q for q in queries.captured_queries if "watchers" in q["sql"]]
+
+
+def test_the_rules_see_the_action_in_a_batch(
+    fresh_registry: Any, alice: User, page: list[Document]
+) -> None:
+    @make_predicate
+    def named_action(ctx: Any) -> bool:
+        return ctx.action is not None and ctx.action.name == "testapp.named"
+
+    action = Action("testapp.named", model=Document, permission=ANYONE)
+    action.policy("names_itself", named_action, reason="Reads the action.")
+    assert all(authorize_many(alice, action, page[:3]))

@@ -282,3 +282,24 @@ def test_the_rules_see_the_action_in_a_batch(
     action = Action("testapp.named", model=Document, permission=ANYONE)
     action.policy("names_itself", named_action, reason="Reads the action.")
     assert all(authorize_many(alice, action, page[:3]))
+
+
+def test_each_decision_of_a_batch_reaches_the_signal_with_the_request(
+    alice: User, page: list[Document]
+) -> None:
+    from django.test import RequestFactory
+
+    from clearance.signals import decision_made
+
+    seen: list[Any] = []
+
+    def receiver(sender: Any, decision: Decision, request: Any = None, **kwargs: Any) -> None:
+        seen.append(request)
+
+    request = RequestFactory().get("/documents/")
+    decision_made.connect(receiver)
+    try:
+        authorize_many(alice, "testapp.approve", page[:3], request=request)
+    finally:
+        decision_made.disconnect(receiver)
+    assert seen == [request] * 3

@@ -661,3 +661,28 @@ def test_explain_gives_the_rules_the_action(
     assert authorize(alice, action, doc).allowed
     explained = explain(alice, action, doc)
     assert explained.allowed and [t.outcome for t in explained.trace] == [True, True]
+
+
+def test_an_object_of_no_model_is_refused_by_name(alice: User) -> None:
+    with pytest.raises(TypeError, match=r"acts on testapp\.Document objects, got a dict"):
+        authorize(alice, "testapp.approve", {"pk": 1})
+    with pytest.raises(TypeError, match=r"got a testapp\.Note"):
+        explain(alice, "testapp.approve", Note())
+
+
+def test_decisions_about_an_object_count_for_the_unguarded_view_guard(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    from clearance.engine import can_attempt
+    from clearance.request_context import decisions_in_request
+
+    doc = make_doc(owner=bob)
+    counter = [0, 0]  # decisions, decisions about an object (what the guard middleware reads)
+    token = decisions_in_request.set(counter)
+    try:
+        explain(alice, "testapp.approve", doc)
+        assert counter == [1, 1]
+        can_attempt(alice, "testapp.approve")
+    finally:
+        decisions_in_request.reset(token)
+    assert counter == [1, 1]  # gate 1 alone is no decision

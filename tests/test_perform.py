@@ -61,6 +61,7 @@ def test_perform_runs_the_body_on_the_locked_row_and_records_it(
     assert state(doc) == "approved"
     final = decisions[-1]
     assert final.allowed and final.performed is True
+    assert final.probe is False  # an attempt: recorded as one, whatever RECORD_PROBES says
     assert final.action == "testapp.approve" and final.actor.label == "alice"
     # The trace shows the gates before the body and the invariants re-checked after it.
     assert [t.rule for t in final.trace][-2:] == ["within_limit", "within_limit"]
@@ -116,6 +117,7 @@ def test_a_denial_means_the_body_never_runs(
     assert not ran
     assert caught.value.decision.rule == "four_eyes"
     assert caught.value.decision.performed is False
+    assert caught.value.decision.probe is False
     assert decisions[-1] == caught.value.decision
     assert state(doc) == "submitted"
 

@@ -693,3 +693,15 @@ def test_the_trace_times_each_gate(alice: User, bob: User, make_doc: Any) -> Non
     assert decision.trace[0].rule == "testapp.approve_document"
     # Each entry's duration is what that gate took: a few milliseconds, never a clock reading.
     assert all(0 <= entry.duration < 5 for entry in decision.trace)
+
+
+def test_a_denial_and_an_allowance_carry_the_time_of_the_decision(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    import datetime as dt
+
+    when = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    refused = explain(alice, "testapp.approve", make_doc(owner=alice), now=when)
+    allowed = explain(alice, "testapp.approve", make_doc(owner=bob), now=when)
+    assert (refused.allowed, refused.rule, refused.at) == (False, "four_eyes", when)
+    assert (allowed.allowed, allowed.at) == (True, when)

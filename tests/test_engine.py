@@ -622,7 +622,7 @@ def test_enforce_is_an_attempt_and_is_recorded_while_explain_is_a_probe(
     assert raised.value.decision.probe is False
     # A refused enforce() is always in the trail; the explanation is a probe and is not.
     assert explained.probe is True and explained.rule == "within_limit"
-    assert attempted.probe is False
+    assert attempted.probe is False and attempted.explained is True
     assert [(d.probe, d.rule, r) for d, r in KEPT] == [
         (False, "within_limit", request),
         (False, "within_limit", request),

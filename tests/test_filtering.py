@@ -524,9 +524,11 @@ def test_a_rule_that_raises_while_filtering_gives_nothing(
 
 
 def test_bad_input_is_a_precise_error(alice: User) -> None:
-    with pytest.raises(TypeError, match="needs a QuerySet"):
+    with pytest.raises(TypeError, match="needs a QuerySet, got list"):
         authorized(alice, "testapp.approve", [Document()])  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match=r"the queryset is of testapp\.Note"):
+    with pytest.raises(
+        TypeError, match=r"acts on testapp\.Document; the queryset is of testapp\.Note"
+    ):
         authorized(alice, "testapp.approve", Note.objects.all())  # type: ignore[arg-type]
     with pytest.raises(UnknownAction):
         authorized(alice, "testapp.aprove", Document.objects.all())
@@ -534,12 +536,30 @@ def test_bad_input_is_a_precise_error(alice: User) -> None:
         authorized(None, "testapp.approve", Document.objects.all())
     clerk = User.objects.create_user("clerk")  # refused by gate 1, and still told
     for actor in (alice, clerk, AnonymousUser()):
-        with pytest.raises(TypeError, match="not sliced yet"):
+        with pytest.raises(TypeError, match=r"^authorized\(\) needs a queryset that is not sliced"):
             authorized(actor, "testapp.approve", Document.objects.all()[:10])
         with pytest.raises(TypeError, match=r"cannot filter a union\(\)"):
             authorized(
                 actor, "testapp.approve", Document.objects.all().union(Document.objects.all())
             )
+
+
+def test_an_action_on_no_model_filters_no_queryset(fresh_registry: Any, alice: User) -> None:
+    action = Action("testapp.export_all", permission=ANYONE)
+    with pytest.raises(TypeError, match=r"acts on no model; the queryset is of testapp\.Document"):
+        authorized(alice, action, Document.objects.all())
+
+
+def test_a_rule_decided_once_for_a_queryset_sees_the_action(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    @predicate(uses_object=False)
+    def named_action(ctx: Any) -> bool:
+        return ctx.action is not None and ctx.action.name == "testapp.filtering"
+
+    doc = make_doc()
+    action = declare(named_action)
+    assert pks(authorized(alice, action, Document.objects.all())) == {doc.pk}
 
 
 # -- async -------------------------------------------------------------------------------------

@@ -562,6 +562,19 @@ def test_a_rule_decided_once_for_a_queryset_sees_the_action(
     assert pks(authorized(alice, action, Document.objects.all())) == {doc.pk}
 
 
+def test_a_custom_backend_is_asked_gate_one_once_per_queryset(
+    settings: Any, alice: User, make_doc: Any
+) -> None:
+    from tests.test_authorize_many import CountingBackend
+
+    settings.AUTHENTICATION_BACKENDS = ["tests.test_authorize_many.CountingBackend"]
+    make_doc()
+    CountingBackend.asked.clear()
+    qs = authorized(User.objects.get(pk=alice.pk), "testapp.approve", Document.objects.all())
+    assert CountingBackend.asked == ["testapp.approve_document"]
+    assert pks(qs) == allowed_one_by_one(alice, "testapp.approve")  # type: ignore[arg-type]
+
+
 # -- async -------------------------------------------------------------------------------------
 
 

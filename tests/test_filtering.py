@@ -507,7 +507,7 @@ def test_evaluate_in_python_does_not_fetch_again_what_sql_already_filtered(
 
 
 def test_a_rule_that_raises_while_filtering_gives_nothing(
-    fresh_registry: Any, alice: User, make_doc: Any
+    fresh_registry: Any, alice: User, make_doc: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     make_doc()
 
@@ -516,7 +516,13 @@ def test_a_rule_that_raises_while_filtering_gives_nothing(
         raise RuntimeError("the feature-flag service is down")
 
     action = declare(broken)
-    assert list(authorized(alice, action, Document.objects.all())) == []
+    with caplog.at_level("ERROR", logger="clearance"):
+        assert list(authorized(alice, action, Document.objects.all())) == []
+    # The log names the rule and the action, for whoever is paged.
+    [logged] = [r for r in caplog.records if r.name.startswith("clearance")]
+    code = action.rules[0].code
+    assert logged.getMessage() == f"Rule {code} of action testapp.filtering raised while filtering"
+    assert logged.exc_info is not None and "feature-flag" in str(logged.exc_info[1])
     assert allowed_one_by_one(alice, action) == set()
 
 

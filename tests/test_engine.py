@@ -705,3 +705,49 @@ def test_a_denial_and_an_allowance_carry_the_time_of_the_decision(
     allowed = explain(alice, "testapp.approve", make_doc(owner=bob), now=when)
     assert (refused.allowed, refused.rule, refused.at) == (False, "four_eyes", when)
     assert (allowed.allowed, allowed.at) == (True, when)
+
+
+def test_a_decision_at_a_given_time_still_shows_the_rules_everything(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    import datetime as dt
+
+    from django.test import RequestFactory
+
+    seen: list[tuple[Any, ...]] = []
+
+    @predicate
+    def looks(ctx: Any) -> bool:
+        seen.append((ctx.action.name, ctx.request, ctx.extra.get("channel"), ctx.now))
+        return True
+
+    action = Action("testapp.timed", model=Document, permission=ANYONE)
+    action.policy("looks", looks, reason="Looks at its context.")
+    request = RequestFactory().get("/documents/")
+    when = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    assert explain(alice, action, make_doc(), request=request, now=when, channel="api").allowed
+    assert seen == [("testapp.timed", request, "api", when)]
+
+
+def test_the_current_request_reaches_a_decision_asked_without_one(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    from django.test import RequestFactory
+
+    from clearance.request_context import current_request
+    from clearance.signals import decision_made
+
+    seen: list[Any] = []
+
+    def receiver(sender: Any, decision: Decision, request: Any = None, **kwargs: Any) -> None:
+        seen.append(request)
+
+    request = RequestFactory().get("/documents/")
+    token = current_request.set(request)
+    decision_made.connect(receiver)
+    try:
+        explain(alice, "testapp.approve", make_doc(owner=bob))
+    finally:
+        decision_made.disconnect(receiver)
+        current_request.reset(token)
+    assert seen == [request]

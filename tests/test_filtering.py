@@ -538,7 +538,7 @@ def test_bad_input_is_a_precise_error(alice: User) -> None:
         authorized(alice, "testapp.approve", Note.objects.all())  # type: ignore[arg-type]
     with pytest.raises(UnknownAction):
         authorized(alice, "testapp.aprove", Document.objects.all())
-    with pytest.raises(TypeError, match="actor is None"):
+    with pytest.raises(TypeError, match=r"^The actor is None\. Pass request\.user"):
         authorized(None, "testapp.approve", Document.objects.all())
     clerk = User.objects.create_user("clerk")  # refused by gate 1, and still told
     for actor in (alice, clerk, AnonymousUser()):

@@ -751,3 +751,31 @@ def test_the_current_request_reaches_a_decision_asked_without_one(
         decision_made.disconnect(receiver)
         current_request.reset(token)
     assert seen == [request]
+
+
+class BareJob:
+    """An actor of the caller's own: signed in, with permissions, and no ``is_active``."""
+
+    is_authenticated = True
+    pk = None
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return perm == "testapp.approve_document"
+
+
+class Stranger:
+    """An object passed as the actor that says nothing about itself."""
+
+    pk = None
+
+
+def test_gate_one_reads_what_an_actor_of_another_class_has(make_doc: Any) -> None:
+    from clearance.engine import can_attempt
+
+    # No is_active: active, as Django's own AnonymousUser and system actors are.
+    assert can_attempt(BareJob(), "testapp.approve") is True
+    # No is_authenticated: not signed in, a refusal and not an error.
+    assert can_attempt(Stranger(), "testapp.approve") is False
+    decision = explain(Stranger(), "testapp.approve", make_doc())
+    assert decision.layer is Layer.PERMISSION and decision.error is None
+    assert decision.reason == "You must be signed in to do this."

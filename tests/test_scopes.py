@@ -528,6 +528,18 @@ def test_a_path_that_cannot_be_followed_denies_with_the_error(
         authorize(maint, "testapp.edit_task", dangling)
 
 
+def test_a_scope_that_raises_is_logged_as_the_scope_not_as_has_perm(
+    scoped: dict[str, Any], world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    dangling = Task(project_id=10**9, title="dangling")
+    with caplog.at_level("ERROR", logger="clearance"):
+        assert not explain(world["users"]["maint"], "testapp.edit_task", dangling)
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("clearance")]
+    assert messages == [
+        f"The scope of action testapp.edit_task raised while deciding {EDIT_TASK!r}"
+    ]
+
+
 def test_a_scope_whose_fields_are_wrong_denies_with_the_error(
     fresh_registry: Any, world: dict[str, Any]
 ) -> None:

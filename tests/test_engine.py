@@ -779,3 +779,41 @@ def test_gate_one_reads_what_an_actor_of_another_class_has(make_doc: Any) -> Non
     decision = explain(Stranger(), "testapp.approve", make_doc())
     assert decision.layer is Layer.PERMISSION and decision.error is None
     assert decision.reason == "You must be signed in to do this."
+
+
+def test_authorize_at_a_given_time_hands_everything_through(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    import datetime as dt
+
+    from django.test import RequestFactory
+
+    from clearance.signals import decision_made
+
+    seen: list[tuple[Any, ...]] = []
+    signalled: list[Any] = []
+
+    @predicate
+    def looks(ctx: Any) -> bool:
+        seen.append((ctx.action.name, ctx.request, ctx.extra.get("channel")))
+        return True
+
+    def receiver(sender: Any, decision: Decision, request: Any = None, **kwargs: Any) -> None:
+        signalled.append(request)
+
+    action = Action("testapp.timed", model=Document, permission=ANYONE)
+    action.policy("looks", looks, reason="Looks at its context.")
+    request = RequestFactory().get("/documents/")
+    when = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.timezone.utc)
+    decision_made.connect(receiver)
+    try:
+        # now= takes authorize() off the compiled plan, onto the general path.
+        decision = authorize(
+            alice, action, make_doc(), request=request, now=when, probe=True, channel="api"
+        )
+    finally:
+        decision_made.disconnect(receiver)
+    assert decision.allowed and decision.at == when
+    assert decision.probe is True and decision.explained is False
+    assert seen == [("testapp.timed", request, "api")]
+    assert signalled == [request]

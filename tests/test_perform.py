@@ -318,6 +318,67 @@ async def test_aperform_refuses_a_coroutine_body(alice: User, make_doc: Any) -> 
         await aperform(alice, "testapp.approve", Document(), body)
 
 
+class AsyncCallable:
+    """A body whose ``__call__`` is a coroutine function (a class-based async handler)."""
+
+    async def __call__(self, doc: Document) -> None:
+        pass
+
+
+async def test_aperform_refuses_an_object_with_an_async_call(alice: User, make_doc: Any) -> None:
+    with pytest.raises(TypeError, match=r"^aperform\(\) runs the body inside a database"):
+        await aperform(alice, "testapp.approve", Document(), AsyncCallable())
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_aperform_refuses_a_body_that_returns_an_awaitable_and_rolls_back(
+    alice: User, bob: User, make_doc: Any
+) -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    def body(doc: Document) -> Any:
+        approve(doc)
+        return asyncio.sleep(0)  # a coroutine: it would run after the commit
+
+    try:
+        doc = await sync_to_async(make_doc)(owner=bob)
+        with pytest.raises(TypeError, match=r"^The body of aperform\(\) returned coroutine, "):
+            await aperform(alice, "testapp.approve", doc, body)
+        assert (await Document.objects.aget(pk=doc.pk)).state == "submitted"
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_aperform_hands_the_request_and_the_extras_to_the_rules(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.test import RequestFactory
+
+    seen: list[Any] = []
+
+    @predicate
+    def looks(ctx: Any) -> bool:
+        seen.append((ctx.request, ctx.extra.get("channel")))
+        return True
+
+    action = Action("testapp.touch", model=Document, permission=ANYONE)
+    action.policy("looks", looks, reason="Looks at its context.")
+    request = RequestFactory().post("/documents/1/touch/")
+    try:
+        doc = await sync_to_async(make_doc)()
+        result = await aperform(alice, action, doc, lambda d: d.pk, request=request, channel="api")
+        assert result == doc.pk
+        assert seen and all(s == (request, "api") for s in seen)
+    finally:
+        await sync_to_async(connections.close_all)()
+
+
 # -- system actors ------------------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ TESTS: dict[str, list[str]] = {
         "tests/test_scopes_attacks.py",
         "tests/test_testing.py",
         "tests/test_actions.py",
+        "tests/test_perform.py",
         "tests/contrib/test_views_async.py",
         "example/invoices/tests/test_idor.py",
     ],

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cached_property
@@ -15,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from .decisions import Layer, UnknownAction
+from .origin import declared_at
 from .rules import Predicate, Rule, predicate
 from .scopes import fingerprint_lines as scope_fingerprint_lines
 from .scopes import scope_registry, validate_scope_paths
@@ -58,19 +58,6 @@ ANYONE = _Anyone()
 
 _ACTION_NAME = re.compile(r"^[A-Za-z_][\w]*\.[\w][\w.\-]*$")
 _PERMISSION = re.compile(r"^[A-Za-z_][\w]*\.[\w][\w\-]*$")
-
-
-def _declared_at() -> str:
-    """Where the caller outside this package declared something: ``path:line``."""
-    frame = sys._getframe(1)
-    here = __name__.rsplit(".", 1)[0]
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(here + "."):
-        if frame.f_globals.get("__name__", "").startswith(here + ".testing"):
-            break
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 @dataclass(frozen=True)
@@ -194,7 +181,7 @@ class Action:
         self.description = description
         self.policies: list[NamedRule] = []
         self.invariants: list[NamedRule] = []
-        self.declared_at = _declared_at()
+        self.declared_at = declared_at()
         self.registry: Registry | None = None
         if register:
             registry.register(self)
@@ -287,7 +274,7 @@ class Action:
             raise ImproperlyConfigured(
                 f"{self.name}: rule name {name!r} must be a plain identifier"
             )
-        target.append(NamedRule(name, rule, reason, layer, _declared_at()))
+        target.append(NamedRule(name, rule, reason, layer, declared_at()))
         if self.registry is not None:
             self.registry.changed()
         else:
@@ -582,7 +569,7 @@ class _Attachment:
                 name,
                 coerced,
                 reason or default_reason(rule, layer, name),
-                _declared_at(),
+                declared_at(),
             )
         )
         return self
@@ -664,7 +651,7 @@ def model_invariant(
         rule=coerce_rule(rule),
         reason=reason or default_reason(rule, Layer.INVARIANT, name),
         layer=Layer.INVARIANT,
-        declared_at=_declared_at(),
+        declared_at=declared_at(),
         model=model,
         on=events,
     )

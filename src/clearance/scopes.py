@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.db import models
 from django.db.models import Exists, Q
 
+from .origin import declared_at
 from .rules import ACTOR_CACHE_ATTR
 from .rules.context import attribute_name
 
@@ -54,17 +54,6 @@ __all__ = [
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _SEGMENT = re.compile(r"^[A-Za-z_]\w*$")
-
-
-def _declared_at() -> str:
-    """Where the caller outside this package declared something: ``path:line``."""
-    frame = sys._getframe(1)
-    here = __name__.rsplit(".", 1)[0]
-    while frame is not None and frame.f_globals.get("__name__", "").startswith(here + "."):
-        frame = frame.f_back  # type: ignore[assignment]
-    if frame is None:
-        return "<unknown>"
-    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
 def _model_argument(what: str, value: Any, scope: str) -> type[models.Model] | str:
@@ -191,7 +180,7 @@ class Scope:
         self.role = role
         self.roles: dict[Any, tuple[str, ...]] = frozen_roles
         self._label = label
-        self.declared_at = _declared_at()
+        self.declared_at = declared_at()
         self._fields: tuple[str, str] | None = None
         if register:
             scope_registry.register(self)

@@ -38,7 +38,8 @@ logger = logging.getLogger("clearance")
 
 def _unbuilt(decision: Decision) -> None:
     """Report a buffered decision whose record could not be built when its buffer was written
-    (its fields raised when read: an actor object that fails to describe itself). The other
+    (its fields raised when read; an actor that cannot say its name does not: it is recorded
+    under a label that says so, see :func:`clearance.decisions.actor_ref`). The other
     records of the buffer are written; this one is logged at ERROR, as a sink that fails on the
     call is."""
     logger.exception(

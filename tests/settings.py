@@ -27,6 +27,11 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": str(BASE_DIR / "audit.sqlite3"),
     },
+    # A second database for the application's models (perform() on an object stored there).
+    "other": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": str(BASE_DIR / "other.sqlite3"),
+    },
 }
 
 INSTALLED_APPS = [

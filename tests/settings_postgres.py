@@ -24,4 +24,5 @@ DATABASES = {
         "TEST": {"NAME": f"test_{PG_NAME}"},
     },
     "audit": DATABASES["audit"],
+    "other": DATABASES["other"],
 }

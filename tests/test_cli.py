@@ -396,7 +396,8 @@ def run_manage(*args: str) -> subprocess.CompletedProcess[str]:
     [
         (
             ["prune-audit", "--older-than", "90d", "--database", "nosuchdb"],
-            "No database alias 'nosuchdb' in settings.DATABASES; configured: 'default', 'audit'.",
+            "No database alias 'nosuchdb' in settings.DATABASES; "
+            "configured: 'default', 'audit', 'other'.",
         ),
         (["prune-audit", "--older-than", "90d", "--database", ""], "No database alias ''"),
         (["prune-audit", "--older-than", "99999999999999d"], "'99999999999999d' is too large"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from decimal import Decimal
 from typing import Any
@@ -339,15 +340,20 @@ async def test_aperform_refuses_a_body_that_returns_an_awaitable_and_rolls_back(
     from asgiref.sync import sync_to_async
     from django.db import connections
 
+    returned: list[Any] = []
+
     def body(doc: Document) -> Any:
         approve(doc)
-        return asyncio.sleep(0)  # a coroutine: it would run after the commit
+        returned.append(asyncio.sleep(0))  # a coroutine: it would run after the commit
+        return returned[-1]
 
     try:
         doc = await sync_to_async(make_doc)(owner=bob)
         with pytest.raises(TypeError, match=r"^The body of aperform\(\) returned coroutine, "):
             await aperform(alice, "testapp.approve", doc, body)
         assert (await Document.objects.aget(pk=doc.pk)).state == "submitted"
+        # The refused coroutine is closed, never to run (nor to warn that it never ran).
+        assert inspect.getcoroutinestate(returned[0]) == inspect.CORO_CLOSED
     finally:
         await sync_to_async(connections.close_all)()
 

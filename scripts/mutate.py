@@ -74,15 +74,18 @@ TESTS: dict[str, list[str]] = {
     "invariants": [
         "tests/test_invariants.py",
         "tests/test_invariant_checks.py",
+        "tests/test_guarded_queryset.py",
         "tests/test_constraints.py",
         "tests/test_write_paths.py",
         "tests/test_write_matrix.py",
         "tests/test_write_state_machine.py",
         "tests/test_perform.py",
         "tests/test_perform_refusals.py",
+        "example/invoices/tests/test_invariants.py",
     ],
     "perform": [
         "tests/test_perform.py",
+        "tests/test_perform_rows.py",
         "tests/test_perform_refusals.py",
         "tests/test_write_paths.py",
         "tests/test_write_matrix.py",

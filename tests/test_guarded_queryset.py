@@ -298,3 +298,62 @@ def test_a_guarded_update_applies_fully_or_not_at_all(
                 Decimal(a + delta if a >= threshold else a) for a in start
             )
         transaction.set_rollback(True)
+
+
+# -- chunks and batches -------------------------------------------------------------------------
+
+
+def document_queries(queries: CaptureQueriesContext, verb: str) -> list[str]:
+    table = Document._meta.db_table
+    return [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith(verb) and table in q["sql"]
+    ]
+
+
+def test_an_update_in_several_chunks_counts_every_row(positive: Any, make_doc: Any) -> None:
+    for i in range(5):
+        make_doc(amount=Decimal(i + 1))
+    queryset = guarded()
+    queryset.guard_chunk_size = 2
+    with CaptureQueriesContext(connection) as queries:
+        assert queryset.update(amount=F("amount") + 1) == 5
+    assert len(document_queries(queries, "UPDATE")) == 3
+    # The rows are read once to lock them, then verified in three chunks.
+    assert len(document_queries(queries, "SELECT")) == 1 + 3
+    assert amounts() == [Decimal(i + 2) for i in range(5)]
+
+
+def test_a_delete_verifies_the_rows_in_chunks(archived_kept: Any, make_doc: Any) -> None:
+    for _ in range(5):
+        make_doc(state="draft")
+    queryset = guarded()
+    queryset.guard_chunk_size = 2
+    with CaptureQueriesContext(connection) as queries:
+        queryset.delete()
+    verifications = [sql for sql in document_queries(queries, "SELECT") if "archived" in sql]
+    assert len(verifications) == 3
+    assert not Document.objects.exists()
+
+
+def test_bulk_create_verifies_the_rows_in_chunks_and_inserts_in_batches(
+    positive: Any, tenant: Tenant
+) -> None:
+    queryset = guarded()
+    queryset.guard_chunk_size = 2
+    rows = [Document(tenant=tenant, amount=Decimal(a)) for a in ("1", "2", "3")]
+    with CaptureQueriesContext(connection) as queries:
+        assert len(queryset.bulk_create(rows, batch_size=1)) == 3
+    assert len(document_queries(queries, "INSERT")) == 3
+    assert len(document_queries(queries, "SELECT")) == 2
+    assert amounts() == [Decimal("1"), Decimal("2"), Decimal("3")]
+
+
+def test_bulk_update_writes_in_the_batches_asked_for(positive: Any, docs: list[Document]) -> None:
+    for doc in docs:
+        doc.amount += 1
+    with CaptureQueriesContext(connection) as queries:
+        assert guarded().bulk_update(docs, ["amount"], batch_size=1) == 3
+    assert len(document_queries(queries, "UPDATE")) == 3
+    assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]

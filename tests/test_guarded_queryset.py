@@ -357,3 +357,88 @@ def test_bulk_update_writes_in_the_batches_asked_for(positive: Any, docs: list[D
         assert guarded().bulk_update(docs, ["amount"], batch_size=1) == 3
     assert len(document_queries(queries, "UPDATE")) == 3
     assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]
+
+
+# -- another database ---------------------------------------------------------------------------
+
+
+def amounts_in(db: str) -> list[Decimal]:
+    return list(Document.objects.using(db).order_by("pk").values_list("amount", flat=True))
+
+
+@pytest.fixture
+def elsewhere(positive: Any, make_doc: Any) -> list[Document]:
+    # The same primary keys in both databases, and only the second one's rows are written.
+    here = [make_doc(amount=Decimal("50")) for _ in range(3)]
+    there = Tenant.objects.using("other").create(pk=here[0].tenant_id, name="Acme")
+    return [
+        Document.objects.using("other").create(pk=doc.pk, tenant=there, amount=Decimal(a))
+        for doc, a in zip(here, ("1", "5", "9"), strict=True)
+    ]
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_an_update_on_another_database_is_verified_and_undone_there(
+    elsewhere: list[Document],
+) -> None:
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().using("other").update(amount=F("amount") - 5)
+    assert refused.value.pks == (elsewhere[0].pk, elsewhere[1].pk)
+    assert amounts_in("other") == [Decimal("1"), Decimal("5"), Decimal("9")]
+    assert guarded().using("other").filter(amount__gt=1).update(amount=F("amount") + 1) == 2
+    assert amounts_in("other") == [Decimal("1"), Decimal("6"), Decimal("10")]
+    assert amounts_in("default") == [Decimal("50")] * 3
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_a_delete_on_another_database_is_verified_there(
+    archived_kept: Any, elsewhere: list[Document]
+) -> None:
+    Document.objects.using("other").filter(pk=elsewhere[1].pk).update(state="archived")
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().using("other").delete()
+    assert refused.value.pks == (elsewhere[1].pk,)
+    assert len(amounts_in("other")) == 3
+    guarded().using("other").exclude(state="archived").delete()
+    assert amounts_in("other") == [Decimal("5")]
+    assert len(amounts_in("default")) == 3
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_bulk_create_on_another_database_is_verified_and_undone_there(
+    elsewhere: list[Document],
+) -> None:
+    there = elsewhere[0].tenant
+    rows = [Document(tenant=there, amount=Decimal(a)) for a in ("3", "-1")]
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().using("other").bulk_create(rows)
+    assert refused.value.decision.rule == "positive_amount"
+    assert len(amounts_in("other")) == 3
+    assert len(amounts_in("default")) == 3
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_bulk_update_on_another_database_is_verified_and_undone_there(
+    elsewhere: list[Document],
+) -> None:
+    elsewhere[0].amount = Decimal("70")
+    elsewhere[2].amount = Decimal("-1")
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().using("other").bulk_update(elsewhere, ["amount"])
+    assert refused.value.pks == (elsewhere[2].pk,)
+    # The caller's transaction on that database goes on.
+    assert amounts_in("other") == [Decimal("1"), Decimal("5"), Decimal("9")]
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_a_delete_on_another_database_refused_by_a_cascade_leaves_the_transaction_usable(
+    archived_kept: Any, elsewhere: list[Document]
+) -> None:
+    model_invariant(Tenant, "named_kept", ~where(name="kept"), on=("delete",))
+    Document.objects.using("other").filter(pk=elsewhere[1].pk).update(state="archived")
+    tenants = GuardedQuerySet(model=Tenant).using("other")
+    with pytest.raises(InvariantViolation) as refused:
+        tenants.delete()  # the tenant may go, its archived document may not
+    assert refused.value.decision.rule == "archived_kept"
+    assert Tenant.objects.using("other").count() == 1
+    assert len(amounts_in("other")) == 3

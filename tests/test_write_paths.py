@@ -378,8 +378,24 @@ def test_isnull_on_a_foreign_key_is_a_constraint_and_names_the_rule(fresh_regist
     except IntegrityError:  # pragma: no cover - what used to leak
         pytest.fail("the database's refusal leaked as a raw IntegrityError")
     assert caught.value.decision.rule == "seated"
+    assert caught.value.decision.action == "writepaths.Seat.save"
     assert caught.value.pks == (seat.pk,)
     assert Seat.objects.get(pk=seat.pk).org_id is not None
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_a_constraint_refusal_on_another_database_names_that_databases_rows(
+    fresh_registry: Any,
+) -> None:
+    model_invariant(Seat, "seated", where(org__isnull=False), reason="A seat has an org.")
+    org = Org.objects.using("other").create(name="acme")
+    seats = [Seat.objects.using("other").create(org=org) for _ in range(2)]
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Seat.objects.using("other").filter(pk=seats[1].pk).update(org=None)
+    assert caught.value.decision.rule == "seated"
+    assert caught.value.pks == (seats[1].pk,)
+    assert "(1 row: " in caught.value.decision.reason
+    assert list(Seat.objects.using("other").filter(org__isnull=True)) == []
 
 
 # -- the caller's transaction stays usable --------------------------------------------------------

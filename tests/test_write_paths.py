@@ -209,6 +209,64 @@ def test_reverse_foreign_key_remove_is_verified(fresh_registry: Any) -> None:
     assert Account.objects.get(pk=account.pk).org_id == org.pk
 
 
+@pytest.fixture
+def staffed_orgs(fresh_registry: Any) -> None:
+    model_invariant(
+        Org,
+        "active_has_accounts",
+        ~where(active=True) | where(accounts__isnull=False),
+        reason="An active organisation has an account.",
+    )
+
+
+def active_org_with_an_account(db: str = "default") -> tuple[Org, Account]:
+    org = Org.objects.using(db).create(name="acme", active=False)
+    account = Account.objects.using(db).create(org=org)
+    Org.objects.using(db).filter(pk=org.pk).update(active=True)
+    return org, account
+
+
+def test_an_update_that_takes_the_last_account_from_an_org_is_refused(staffed_orgs: None) -> None:
+    # The org is no longer reached from the account after the write: it is verified all the same.
+    org, account = active_org_with_an_account()
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Account.objects.filter(pk=account.pk).update(org=None)
+    assert caught.value.decision.rule == "active_has_accounts"
+    assert caught.value.pks == (org.pk,)
+    assert Account.objects.get(pk=account.pk).org_id == org.pk
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_the_rows_an_update_on_another_database_leaves_or_reaches_are_verified_there(
+    staffed_orgs: None,
+) -> None:
+    model_invariant(Org, "no_frozen", ~where(accounts__state="frozen"))
+    org, account = active_org_with_an_account("other")
+    accounts = Account.objects.using("other").filter(pk=account.pk)
+    with pytest.raises(BulkInvariantViolation) as left:
+        accounts.update(org=None)
+    assert left.value.decision.rule == "active_has_accounts"
+    with pytest.raises(BulkInvariantViolation) as reached:
+        accounts.update(state="frozen")
+    assert reached.value.decision.rule == "no_frozen"
+    assert reached.value.pks == (org.pk,)
+    with pytest.raises(BulkInvariantViolation) as created:
+        Account.objects.using("other").bulk_create([Account(org=org, state="frozen")])
+    assert created.value.decision.rule == "no_frozen"
+    assert Account.objects.using("other").get().state == "open"
+
+
+def test_a_bulk_update_that_takes_the_last_account_from_an_org_is_refused(
+    staffed_orgs: None,
+) -> None:
+    org, account = active_org_with_an_account()
+    account.org = None
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Account.objects.bulk_update([account], ["org"])
+    assert caught.value.decision.rule == "active_has_accounts"
+    assert Account.objects.get(pk=account.pk).org_id == org.pk
+
+
 # -- many-to-many ---------------------------------------------------------------------------------
 
 

@@ -442,3 +442,32 @@ def test_a_delete_on_another_database_refused_by_a_cascade_leaves_the_transactio
     assert refused.value.decision.rule == "archived_kept"
     assert Tenant.objects.using("other").count() == 1
     assert len(amounts_in("other")) == 3
+
+
+# -- which rows a refusal names -----------------------------------------------------------------
+
+
+def test_bulk_create_ignoring_conflicts_names_the_objects_given_keys(
+    positive: Any, tenant: Tenant
+) -> None:
+    good = Document(pk=41, tenant=tenant, amount=5)
+    bad = Document(pk=42, tenant=tenant, amount=0)
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().bulk_create([good, bad], ignore_conflicts=True)
+    assert refused.value.violations == {"positive_amount": [42]}
+    assert not Document.objects.exists()
+
+
+def test_bulk_create_on_a_database_that_returns_no_keys_checks_the_objects(
+    positive: Any, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As on MySQL: the inserted rows come back without their primary keys.
+    monkeypatch.setattr(type(connection.features), "can_return_rows_from_bulk_insert", False)
+    rows = [Document(tenant=tenant, amount=Decimal(a)) for a in ("3", "0")]
+    with pytest.raises(BulkInvariantViolation) as refused:
+        guarded().bulk_create(rows)
+    assert refused.value.violations == {"positive_amount": [None]}
+    assert not Document.objects.exists()
+    created = guarded().bulk_create([Document(tenant=tenant, amount=Decimal("3"))])
+    assert created[0].pk is None
+    assert amounts() == [Decimal("3")]

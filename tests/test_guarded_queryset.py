@@ -272,6 +272,32 @@ def test_bulk_update_that_keeps_the_invariants_succeeds(
     assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]
 
 
+def test_bulk_update_in_batches_is_verified_once_every_batch_is_written(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    # A predicate reads the parent row in Python: no relation tells that the child reads it.
+    @predicate
+    def parent_live(ctx: Any) -> bool:
+        return ctx.obj.parent is None or ctx.obj.parent.state != "archived"
+
+    model_invariant(
+        Document, "parent_not_archived", parent_live, reason="A document's parent is live."
+    )
+    parent = make_doc(state="draft")
+    child = make_doc(state="draft", parent=parent)
+    child.state = "submitted"
+    parent.state = "archived"
+    # The child's batch is written first, and holds until the parent's batch archives it.
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_update([child, parent], ["state"], batch_size=1)
+    assert caught.value.decision.rule == "parent_not_archived"
+    assert caught.value.pks == (child.pk,)
+    assert list(Document.objects.order_by("pk").values_list("state", flat=True)) == [
+        "draft",
+        "draft",
+    ]
+
+
 # -- async ---------------------------------------------------------------------------------------
 
 

@@ -256,6 +256,23 @@ def test_the_rows_an_update_on_another_database_leaves_or_reaches_are_verified_t
     assert Account.objects.using("other").get().state == "open"
 
 
+@pytest.mark.django_db(databases=["default", "other"])
+def test_a_bulk_update_on_another_database_ignores_what_its_keys_reach_in_the_default_one(
+    fresh_registry: Any,
+) -> None:
+    # The same keys in both databases: org 1 of "other" already had no account when the
+    # invariant came, and only the default database's account 1 points to an org 1.
+    here = Org.objects.create(name="here")
+    Account.objects.create(pk=1, org=here)
+    Org.objects.using("other").create(pk=here.pk, name="empty")
+    there = Org.objects.using("other").create(name="there")
+    account = Account.objects.using("other").create(pk=1, org=there)
+    model_invariant(Org, "active_has_accounts", ~where(active=True) | where(accounts__isnull=False))
+    account.balance = 10
+    assert Account.objects.using("other").bulk_update([account], ["balance"]) == 1
+    assert Account.objects.using("other").get(pk=1).balance == 10
+
+
 def test_a_bulk_update_that_takes_the_last_account_from_an_org_is_refused(
     staffed_orgs: None,
 ) -> None:

@@ -28,6 +28,7 @@ from clearance import (
 )
 from clearance.constraints import missing_constraints
 from clearance.testing import DecisionLog
+from tests.testapp.models import Document, Tenant
 from tests.writepaths.models import Account, Card, Org, Person, Place, Project, Seat, Shop
 
 pytestmark = pytest.mark.django_db
@@ -282,6 +283,39 @@ def test_a_bulk_update_that_takes_the_last_account_from_an_org_is_refused(
         Account.objects.bulk_update([account], ["org"])
     assert caught.value.decision.rule == "active_has_accounts"
     assert Account.objects.get(pk=account.pk).org_id == org.pk
+
+
+# -- a relation to the model itself ----------------------------------------------------------------
+
+
+@pytest.fixture
+def live_parents(fresh_registry: Any) -> Any:
+    return model_invariant(
+        Document,
+        "parent_not_archived",
+        where(parent__isnull=True) | ~where(parent__state="archived"),
+        reason="A document's parent is not archived.",
+    )
+
+
+def test_archiving_a_parent_row_is_verified_for_its_children(
+    live_parents: Any, tenant: Tenant
+) -> None:
+    # The children read the parent row: writing it verifies them, as for another model's rows.
+    parent = Document.objects.create(tenant=tenant, state="draft")
+    child = Document.objects.create(tenant=tenant, state="draft", parent=parent)
+    with pytest.raises(BulkInvariantViolation) as caught:
+        GuardedQuerySet(model=Document).filter(pk=parent.pk).update(state="archived")
+    assert caught.value.decision.rule == "parent_not_archived"
+    assert caught.value.pks == (child.pk,)
+    parent.state = "archived"
+    with pytest.raises(InvariantViolation) as refused, transaction.atomic():
+        parent.save()
+    assert refused.value.decision.rule == "parent_not_archived"
+    assert Document.objects.get(pk=parent.pk).state == "draft"
+    Document.objects.filter(pk=child.pk).update(parent=None)
+    parent.save()
+    assert Document.objects.get(pk=parent.pk).state == "archived"
 
 
 # -- many-to-many ---------------------------------------------------------------------------------

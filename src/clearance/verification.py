@@ -262,7 +262,8 @@ def dependents_of(model: type[models.Model], event: str = "save") -> tuple[Depen
     """What to verify after rows of ``model`` are written: other models' rows that read them.
 
     Includes what reads the model's parent rows (a multi-table child writes those too), and
-    leaves out the model's own lineage (its own invariants are verified as its own). For
+    leaves out the model's own lineage (its own invariants are verified as its own), except
+    through a relation to the model itself (a row's children read it). For
     ``event="delete"``, also the rows an ``on_delete`` updates.
     """
     _sync()
@@ -277,11 +278,25 @@ def dependents_of(model: type[models.Model], event: str = "save") -> tuple[Depen
         for dep in _dependencies.get(source, ()):
             if dep.on_delete and event != "delete":
                 continue
-            if _concrete(dep.model) not in lineage and dep not in deps:
+            # The lineage's own rows are the written ones, unless reached through a relation.
+            own_row = _concrete(dep.model) in lineage and _is_parent_link(dep)
+            if not own_row and dep not in deps:
                 deps.append(dep)
     result = tuple(deps)
     _dependents_cache[key] = result
     return result
+
+
+def _is_parent_link(dep: Dependency) -> bool:
+    """Whether ``dep`` reaches the written rows themselves (a multi-table child's parent)."""
+    first = dep.path.split("__", 1)[0]
+    if first == "pk":
+        return True
+    try:
+        fld: Any = dep.model._meta.get_field(first)
+    except Exception:
+        return False
+    return bool(getattr(fld.remote_field, "parent_link", False))
 
 
 def sources() -> set[type[models.Model]]:

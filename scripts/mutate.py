@@ -197,6 +197,10 @@ def main(argv: list[str]) -> int:
     sys.path.insert(0, str(Path(__file__).parent))
     plugins = [p for p in os.environ.get("PYTEST_PLUGINS", "").split(",") if p]
     os.environ["PYTEST_PLUGINS"] = ",".join([*plugins, "mutation_order"])
+    # The filtering/checking law (tests/test_filtering_properties.py) tries 150 random actions
+    # and objects, about 20 s: every surviving mutant of the rule language pays for it. A
+    # mutant that breaks the law breaks it for most examples, so a few dozen are enough here.
+    os.environ.setdefault("CLEARANCE_FILTER_EXAMPLES", "30")
     cfg = config()
     cfg.only_mutate = only_mutate
     cfg.pytest_add_cli_args_test_selection = tests(args.scope)

@@ -155,3 +155,119 @@ class Stamped(models.Model):
 
     class Meta:
         abstract = True
+
+
+# -- cascades: the deletes of these models reach rows that the cascade tests guard ---------------
+# (tests/test_write_cascades.py declares every invariant on them; no other test does)
+
+
+class Shelf(models.Model):
+    """A shelf; deleting it deletes the shelves standing in it, and their books."""
+
+    name = models.CharField(max_length=50, default="")
+    parent = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Author(models.Model):
+    """Deleting an author only clears the books' author, and deletes the author's letters."""
+
+    name = models.CharField(max_length=50, default="")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Letter(models.Model):
+    """A row no invariant concerns."""
+
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="+")
+
+    def __str__(self) -> str:
+        return f"letter {self.pk}"
+
+
+class Book(models.Model):
+    """Deleted with its shelf; deleting it deletes its pages."""
+
+    shelf = models.ForeignKey(Shelf, on_delete=models.CASCADE, related_name="books")
+    author = models.ForeignKey(
+        Author, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"book {self.pk}"
+
+
+class Page(models.Model):
+    """The rows the cascade tests declare invariants on."""
+
+    book = models.ForeignKey(Book, on_delete=models.CASCADE, related_name="pages")
+    state = models.CharField(max_length=20, default="draft")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return f"page {self.pk}"
+
+
+class PinnedPage(Page):
+    """A proxy: the page's invariants and delete guard are its own."""
+
+    class Meta:
+        proxy = True
+
+
+class Reader(models.Model):
+    """Read by the invariant of the loans that name a reader."""
+
+    name = models.CharField(max_length=50, default="")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Loan(models.Model):
+    """Loses its reader (SET_NULL) when the reader is deleted."""
+
+    reader = models.ForeignKey(
+        Reader, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=20, default="open")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return f"loan {self.pk}"
+
+
+class Ticket(models.Model):
+    """CHECK constraints: one under a name of its own, two whose names share a prefix."""
+
+    seats = models.IntegerField(default=0)
+    state = models.CharField(max_length=20, default="open")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [
+            models.CheckConstraint(condition=models.Q(seats__gte=0), name="ticket_seats_counted"),
+            invariant_constraint("capped", where(seats__lte=100)),
+            invariant_constraint(
+                "capped_when_closed", ~where(state="closed") | where(seats__lte=10)
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"ticket {self.pk}"

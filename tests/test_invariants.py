@@ -261,3 +261,24 @@ def test_models_without_invariants_are_untouched(fresh_registry: Any) -> None:
     check_instance(note)  # nothing to check
     note.delete()
     assert not Note.objects.exists()
+
+
+def test_delete_judges_the_stored_row_not_a_stale_copy_that_breaks_the_invariant(
+    archived_kept: Any, make_doc: Any
+) -> None:
+    doc = make_doc(state="archived")
+    Document.objects.filter(pk=doc.pk).update(state="draft")  # doc in memory still says archived
+    doc.delete()
+    assert not Document.objects.filter(pk=doc.pk).exists()
+
+
+def test_a_cascade_from_a_row_with_delete_invariants_checks_the_rows_it_reaches(
+    archived_kept: Any, make_doc: Any, tenant: Tenant
+) -> None:
+    model_invariant(Tenant, "globex_kept", ~where(name="Globex"), on=("delete",))
+    make_doc(state="archived")
+    with pytest.raises(InvariantViolation) as refused:
+        tenant.delete()  # the tenant may go; its archived document may not
+    assert refused.value.decision.rule == "archived_kept"
+    assert Tenant.objects.filter(pk=tenant.pk).exists()
+    assert Document.objects.filter(tenant=tenant).count() == 1

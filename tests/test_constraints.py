@@ -25,6 +25,7 @@ from clearance import (
 )
 from clearance.constraints import constraint_name, missing_constraints
 from tests.testapp.models import Document
+from tests.writepaths.models import Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -91,6 +92,46 @@ def test_invariant_constraint_for_meta_refuses_rules_without_sql() -> None:
         invariant_constraint("mine", where(owner=ACTOR))
     constraint = invariant_constraint("positive", where(amount__gt=0), reason="Positive.")
     assert constraint.name == "clearance_%(class)s_positive"
+
+
+# -- which invariant a database refusal names ----------------------------------------------------
+
+
+def test_a_check_constraint_under_a_name_of_its_own_names_the_invariant(
+    fresh_registry: Any,
+) -> None:
+    # Ticket's Meta has CHECK (seats >= 0) as "ticket_seats_counted", not clearance_ticket_...
+    model_invariant(Ticket, "seats_counted", where(seats__gte=0), reason="Seats are counted.")
+    ticket = Ticket.objects.create(seats=5)
+    with pytest.raises(BulkInvariantViolation) as bulk:
+        Ticket.objects.update(seats=-1)
+    assert bulk.value.decision.rule == "seats_counted"
+    assert bulk.value.pks == (ticket.pk,)
+    assert Ticket.objects.get(pk=ticket.pk).seats == 5
+
+
+def test_the_constraint_a_driver_reports_in_its_diagnostics_names_the_invariant(
+    fresh_registry: Any,
+) -> None:
+    # psycopg reports the constraint in the error's diag.constraint_name, whatever the message.
+    model_invariant(Ticket, "capped", where(seats__lte=100), reason="At most 100 seats.")
+    ticket = Ticket.objects.create(seats=5)
+
+    class Diagnostic:
+        constraint_name = "clearance_ticket_capped"
+
+    class DriverError(Exception):
+        diag = Diagnostic()
+
+    def refuse(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.startswith("UPDATE"):
+            raise IntegrityError("new row violates a check constraint") from DriverError()
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse), pytest.raises(BulkInvariantViolation) as bulk:
+        Ticket.objects.update(seats=500)
+    assert bulk.value.decision.rule == "capped"
+    assert bulk.value.pks == (ticket.pk,)
 
 
 # -- the example project ------------------------------------------------------------------------
@@ -173,3 +214,39 @@ def test_the_guards_answer_before_the_constraint_does(paid_invoice: Any) -> None
     assert bulk.value.decision.rule == "paid_is_final"
     assert bulk.value.pks == (paid_invoice.pk,)
     assert Invoice.objects.get(pk=paid_invoice.pk).amount == Decimal("310")
+
+
+@example
+def test_a_bulk_update_refused_by_the_constraint_names_only_the_rows_that_break_it(
+    paid_invoice: Any,
+) -> None:
+    from invoices.models import Invoice
+
+    fields = {"tenant": paid_invoice.tenant, "owner": paid_invoice.owner}
+    draft = Invoice.objects.create(number="A-2", amount=Decimal("0"), state="draft", **fields)
+    Invoice.objects.create(number="A-3", amount=Decimal("1000"), state="paid", **fields)
+    # An expression: only the paid invoice it takes to zero breaks the invariant.
+    with pytest.raises(BulkInvariantViolation) as bulk:
+        Invoice.objects.update(amount=F("amount") - 310)
+    assert bulk.value.decision.rule == "paid_is_final"
+    assert bulk.value.pks == (paid_invoice.pk,)
+    # A value: only the draft without an amount breaks it once paid.
+    with pytest.raises(BulkInvariantViolation) as bulk:
+        Invoice.objects.update(state="paid")
+    assert bulk.value.pks == (draft.pk,)
+    assert Invoice.objects.get(pk=draft.pk).state == "draft"
+
+
+@example
+def test_a_bulk_update_refused_by_another_constraint_raises_the_databases_error(
+    paid_invoice: Any,
+) -> None:
+    from invoices.models import Invoice
+
+    Invoice.objects.create(
+        tenant=paid_invoice.tenant, owner=paid_invoice.owner, number="A-2", amount=Decimal("5")
+    )
+    # Two invoices of a tenant cannot share a number: no invariant says so, the database does.
+    with pytest.raises(IntegrityError, match="UNIQUE"):
+        Invoice.objects.update(number="A-1")
+    assert sorted(Invoice.objects.values_list("number", flat=True)) == ["A-1", "A-2"]

@@ -134,6 +134,20 @@ def test_the_constraint_a_driver_reports_in_its_diagnostics_names_the_invariant(
     assert bulk.value.pks == (ticket.pk,)
 
 
+def test_a_constraint_whose_name_extends_another_ones_names_its_own_invariant(
+    fresh_registry: Any,
+) -> None:
+    model_invariant(Ticket, "capped", where(seats__lte=100))
+    model_invariant(Ticket, "capped_when_closed", ~where(state="closed") | where(seats__lte=10))
+    ticket = Ticket.objects.create(seats=50)
+    # The database names clearance_ticket_capped_when_closed, which starts with the other name.
+    with pytest.raises(BulkInvariantViolation) as bulk:
+        Ticket.objects.update(state="closed")
+    assert bulk.value.decision.rule == "capped_when_closed"
+    assert bulk.value.pks == (ticket.pk,)
+    assert Ticket.objects.get(pk=ticket.pk).state == "open"
+
+
 # -- the example project ------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -238,11 +239,17 @@ def sync_guards() -> None:
 
 
 def _constraint_invariant(model: type[models.Model], exc: IntegrityError) -> ModelInvariant | None:
-    """The invariant whose ``CheckConstraint`` the database reported in ``exc``, if any."""
+    """The invariant whose ``CheckConstraint`` the database reported in ``exc``, if any.
+
+    The driver's diagnostics decide first (psycopg's ``diag.constraint_name``); otherwise the
+    message must name the constraint as a whole word: ``clearance_ticket_capped`` is not the
+    constraint a message about ``clearance_ticket_capped_when_closed`` reports.
+    """
     text = str(exc)
     cause = exc.__cause__
     diag = getattr(cause, "diag", None)
     reported = getattr(diag, "constraint_name", None)
+    candidates: list[tuple[ModelInvariant, set[str]]] = []
     for invariant in invariants_on(model, "save"):
         expected = expected_constraint(
             cast(type[models.Model], model._meta.concrete_model), invariant
@@ -252,7 +259,11 @@ def _constraint_invariant(model: type[models.Model], exc: IntegrityError) -> Mod
         names = {expected.name} | {
             c.name for c in model._meta.constraints if constraint_matches(c, expected)
         }
-        if reported in names or any(name in text for name in names):
+        if reported in names:
+            return invariant
+        candidates.append((invariant, names))
+    for invariant, names in candidates:
+        if any(re.search(rf"(?<![\w$]){re.escape(name)}(?![\w$])", text) for name in names):
             return invariant
     return None
 

@@ -1,0 +1,490 @@
+"""What a refused write says: its message, rows, trace, actor, request, time and fingerprint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test import RequestFactory
+from django.utils import timezone
+
+from clearance import (
+    ACTOR,
+    CTX,
+    BulkInvariantViolation,
+    GuardedQuerySet,
+    InvariantViolation,
+    model_invariant,
+    predicate,
+    where,
+)
+from clearance.invariants import as_stored, check_instance, verify_rows
+from clearance.request_context import current_request
+from clearance.signals import decision_made
+from clearance.testing import DecisionLog
+from tests.testapp.models import Document, Tenant
+from tests.writepaths.models import Account, Project, Seat
+
+pytestmark = pytest.mark.django_db
+
+
+def guarded() -> GuardedQuerySet[Document]:
+    return GuardedQuerySet(model=Document)
+
+
+@pytest.fixture
+def positive(fresh_registry: Any) -> Any:
+    return model_invariant(
+        Document, "positive_amount", where(amount__gt=0), reason="Amounts stay positive."
+    )
+
+
+@pytest.fixture
+def exploding(fresh_registry: Any) -> Any:
+    @predicate
+    def explodes(ctx: Any) -> bool:
+        raise RuntimeError("boom")
+
+    return model_invariant(Document, "explodes", explodes, reason="Never shown.")
+
+
+def docs_with_ids(tenant: Tenant, ids: range, amount: str = "1") -> None:
+    Document.objects.bulk_create(
+        Document(id=i, tenant=tenant, amount=Decimal(amount), title=f"d{i}") for i in ids
+    )
+
+
+# -- the message of a bulk refusal ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ids", "listed", "more"),
+    [
+        (range(95, 105), range(95, 105), ""),
+        (range(95, 106), range(95, 105), " and 1 more"),
+        (range(95, 107), range(95, 105), " and 2 more"),
+    ],
+)
+def test_a_bulk_refusal_names_the_first_ten_rows_in_key_order_and_counts_the_rest(
+    positive: Any, tenant: Tenant, ids: range, listed: range, more: str
+) -> None:
+    docs_with_ids(tenant, ids)
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(amount=0)
+    decision = caught.value.decision
+    shown = ", ".join(str(i) for i in listed)
+    assert decision.reason == f"Amounts stay positive. ({len(ids)} rows: {shown}{more})"
+    # Keys in numeric order (99 before 100), not in text order.
+    assert caught.value.violations == {"positive_amount": list(ids)}
+    assert caught.value.pks == tuple(ids)
+    # Many rows: the decision is about none of them in particular.
+    assert decision.resource is not None and decision.resource.pk is None
+    assert decision.allowed is False
+
+
+def test_rows_a_bulk_insert_could_not_identify_come_first_as_none(
+    positive: Any, tenant: Tenant
+) -> None:
+    objs = [
+        Document(id=1000, tenant=tenant, amount=Decimal("-1")),
+        Document(tenant=tenant, amount=Decimal("-2")),
+        Document(id=999, tenant=tenant, amount=Decimal("-3")),
+    ]
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_create(objs, ignore_conflicts=True)
+    assert caught.value.violations == {"positive_amount": [None, 999, 1000]}
+    assert caught.value.decision.reason == "Amounts stay positive. (3 rows: None, 999, 1000)"
+    assert not Document.objects.exists()
+
+
+def test_a_bulk_refusal_whose_rule_raised_says_so(fresh_registry: Any, tenant: Tenant) -> None:
+    model_invariant(Document, "titled_for_the_caller", where(title=CTX.missing), reason="No.")
+    docs_with_ids(tenant, range(1, 3))
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(title="x")
+    decision = caught.value.decision
+    assert decision.error is not None and decision.error.startswith("LookupError: CTX.missing")
+    assert decision.reason == (
+        "could not be decided: rule titled_for_the_caller raised LookupError (2 rows: 1, 2)"
+    )
+
+
+def test_the_trace_of_a_bulk_refusal_takes_no_time_it_did_not_measure(
+    positive: Any, tenant: Tenant
+) -> None:
+    model_invariant(Document, "not_archived", ~where(state="archived"), reason="Kept.")
+    docs_with_ids(tenant, range(1, 3))
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(amount=F("amount") - 1)
+    trace = caught.value.decision.trace
+    assert [(e.rule, e.outcome) for e in trace] == [
+        ("positive_amount", False),
+        ("not_archived", True),
+    ]
+    assert [e.duration for e in trace] == [0.0, 0.0]
+
+
+def test_a_bulk_insert_refused_row_by_row_traces_the_broken_invariants(
+    positive: Any, tenant: Tenant
+) -> None:
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_create(
+            [Document(tenant=tenant, amount=Decimal("-1"))], ignore_conflicts=True
+        )
+    [entry] = caught.value.decision.trace
+    assert (entry.rule, entry.outcome, entry.reason, entry.expression, entry.duration) == (
+        "positive_amount",
+        False,
+        "",
+        "",
+        0.0,
+    )
+
+
+# -- one instance ---------------------------------------------------------------------------------
+
+
+def test_check_instance_decides_the_save_invariants_by_default(
+    positive: Any, make_doc: Any
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    doc.amount = Decimal("-1")
+    with pytest.raises(InvariantViolation) as caught:
+        check_instance(doc)
+    assert caught.value.decision.rule == "positive_amount"
+
+
+def test_a_refusal_says_when_and_under_which_rule_set(
+    positive: Any, make_doc: Any, clearance_decisions: DecisionLog
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    doc.amount = Decimal("-1")
+    before = timezone.now()
+    with pytest.raises(InvariantViolation) as caught:
+        doc.save()
+    decision = caught.value.decision
+    assert decision.at is not None and before <= decision.at <= timezone.now()
+    assert decision.resource is not None and decision.resource.model == "testapp.Document"
+    assert isinstance(decision.fingerprint, str) and len(decision.fingerprint) == 16
+    assert clearance_decisions.denied == [decision]
+
+
+def test_a_rule_that_raises_refuses_the_instance_and_says_it_could_not_decide(
+    positive: Any, make_doc: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+
+    @predicate
+    def explodes(ctx: Any) -> bool:
+        raise RuntimeError("boom")
+
+    model_invariant(Document, "explodes", explodes, reason="Never shown.")
+    with (
+        caplog.at_level(logging.ERROR, logger="clearance"),
+        pytest.raises(InvariantViolation) as caught,
+    ):
+        check_instance(doc)
+    decision = caught.value.decision
+    assert decision.rule == "explodes"
+    assert decision.error == "RuntimeError: boom"
+    assert decision.reason == "could not be decided: rule explodes raised RuntimeError"
+    held, failed = decision.trace
+    assert (held.rule, held.outcome, held.reason, held.error) == (
+        "positive_amount",
+        True,
+        "Amounts stay positive.",
+        None,
+    )
+    assert (failed.rule, failed.outcome, failed.reason, failed.error) == (
+        "explodes",
+        False,
+        "could not be decided: rule explodes raised RuntimeError",
+        "RuntimeError: boom",
+    )
+    # Durations are measured, and small.
+    assert all(0.0 <= entry.duration < 5.0 for entry in decision.trace)
+    [record] = [r for r in caplog.records if r.name == "clearance"]
+    assert record.getMessage() == "Model invariant invariant.explodes raised; refusing the write"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
+
+
+# -- the request and the actor --------------------------------------------------------------------
+
+
+@pytest.fixture
+def served(alice: Any) -> Iterator[Any]:
+    """A request being served for alice (as the middleware sets it)."""
+    request = RequestFactory().post("/documents/")
+    request.user = alice
+    token = current_request.set(request)
+    try:
+        yield request
+    finally:
+        current_request.reset(token)
+
+
+def test_a_save_refused_while_serving_a_request_names_its_user_and_request(
+    positive: Any, make_doc: Any, served: Any
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    doc.amount = Decimal("-1")
+    seen: list[Any] = []
+
+    def receiver(sender: Any, decision: Any, request: Any, **kwargs: Any) -> None:
+        seen.append(request)
+
+    decision_made.connect(receiver)
+    try:
+        with pytest.raises(InvariantViolation) as caught:
+            doc.save()
+    finally:
+        decision_made.disconnect(receiver)
+    assert caught.value.decision.actor.label == "alice"
+    assert seen == [served]
+
+
+def test_a_request_without_a_user_leaves_the_refusal_unattributed(
+    positive: Any, make_doc: Any
+) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    doc.amount = Decimal("-1")
+    token = current_request.set(RequestFactory().post("/hook/"))  # no auth middleware
+    try:
+        with pytest.raises(InvariantViolation) as caught:
+            doc.save()
+    finally:
+        current_request.reset(token)
+    assert caught.value.decision.actor.label == "unattributed"
+
+
+# -- the rule set's fingerprint -------------------------------------------------------------------
+
+
+def test_the_fingerprint_changes_with_the_rule_set_and_the_model(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    def refusal(obj: Any) -> str:
+        with pytest.raises(InvariantViolation) as caught:
+            obj.save()
+        return caught.value.decision.fingerprint
+
+    never_closed = ~where(state="closed")
+    model_invariant(Account, "never_closed", never_closed)
+    model_invariant(Project, "never_closed", never_closed)
+    account = Account.objects.create()
+    project = Project.objects.create()
+    account.state = project.state = "closed"
+    first = refusal(account)
+    assert refusal(account) == first
+    # The same rule on another model is another rule set.
+    assert refusal(project) != first
+    model_invariant(Account, "never_negative", where(balance__gte=0))
+    assert refusal(account) != first
+
+
+def test_the_fingerprint_of_a_rule_set_is_stable(fresh_registry: Any) -> None:
+    # Audit records keep it: the same declarations give the same value, release after release.
+    model_invariant(Account, "never_closed", ~where(state="closed"), on=("save", "delete"))
+    account = Account.objects.create()
+    account.state = "closed"
+    with pytest.raises(InvariantViolation) as caught:
+        account.save()
+    assert caught.value.decision.fingerprint == "0ee4a0f7d81c0739"
+
+
+# -- the re-check of one row after its write ------------------------------------------------------
+
+
+def test_a_creation_refused_after_its_write_names_no_row_and_traces_the_error(
+    positive: Any, exploding: Any, tenant: Tenant
+) -> None:
+    with pytest.raises(InvariantViolation) as caught:
+        Document.objects.create(tenant=tenant, amount=Decimal("5"))
+    decision = caught.value.decision
+    assert decision.resource is not None and decision.resource.pk is None
+    assert decision.error == "RuntimeError: boom"
+    assert [(e.rule, e.outcome, e.error) for e in decision.trace] == [
+        ("positive_amount", True, None),
+        ("explodes", False, "RuntimeError: boom"),
+    ]
+    # Decided together on the written row: no time is told per rule.
+    assert [e.duration for e in decision.trace] == [0.0, 0.0]
+    assert not Document.objects.exists()
+
+
+def test_a_refused_delete_names_its_row(fresh_registry: Any, make_doc: Any) -> None:
+    doc = make_doc(state="archived")
+    model_invariant(Document, "archived_kept", ~where(state="archived"), on=("delete",))
+    with pytest.raises(InvariantViolation) as caught:
+        doc.delete()
+    assert caught.value.decision.resource is not None
+    assert caught.value.decision.resource.pk == doc.pk
+
+
+def test_verify_rows_decides_the_save_invariants_by_default(positive: Any, make_doc: Any) -> None:
+    doc = make_doc(amount=Decimal("5"))
+    Document.objects.filter(pk=doc.pk).update(amount=0)
+    with pytest.raises(BulkInvariantViolation) as caught:
+        verify_rows(Document, [doc.pk])
+    assert caught.value.pks == (doc.pk,)
+
+
+# -- lookups only the database can decide ---------------------------------------------------------
+
+
+def test_a_bulk_insert_decides_a_database_lookup_on_the_values_inserted(
+    positive: Any, tenant: Tenant
+) -> None:
+    # submitted_at__year is a transform: Python cannot decide it, the database can.
+    model_invariant(
+        Document,
+        "this_century",
+        where(submitted_at__year__gte=2000),
+        reason="Submitted this century.",
+    )
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    objs = [Document(tenant=tenant, amount=Decimal("1"), submitted_at=when)]
+    guarded().bulk_create(objs, ignore_conflicts=True)
+    assert Document.objects.filter(submitted_at=when).count() == 1
+    old = [Document(tenant=tenant, amount=Decimal("1"), submitted_at=when.replace(year=1999))]
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().bulk_create(old, ignore_conflicts=True)
+    assert caught.value.decision.rule == "this_century"
+    assert caught.value.decision.error is None
+
+
+# -- the context of the check ---------------------------------------------------------------------
+
+
+def test_a_bulk_update_decides_invariants_that_read_the_time(
+    fresh_registry: Any, tenant: Tenant
+) -> None:
+    model_invariant(
+        Document,
+        "not_submitted_in_the_future",
+        where(submitted_at__isnull=True) | where(submitted_at__lte=CTX.now),
+    )
+    docs_with_ids(tenant, range(1, 3))
+    past = dt.datetime(2020, 1, 1, tzinfo=dt.timezone.utc)
+    assert guarded().update(submitted_at=past) == 2
+    with pytest.raises(BulkInvariantViolation):
+        guarded().update(submitted_at=timezone.now() + dt.timedelta(days=1))
+    assert set(Document.objects.values_list("submitted_at", flat=True)) == {past}
+
+
+@pytest.fixture
+def not_the_actors(positive: Any) -> Any:
+    # With nobody acting, nothing is the actor's: the rule holds for every row.
+    return model_invariant(
+        Document, "not_the_actors", ~where(owner=ACTOR), reason="Not your own document."
+    )
+
+
+def test_a_rule_that_holds_for_every_row_refuses_none(not_the_actors: Any, tenant: Tenant) -> None:
+    docs_with_ids(tenant, range(1, 3))
+    assert guarded().update(amount=F("amount") + 1) == 2
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(amount=0)
+    assert caught.value.violations == {"positive_amount": [1, 2]}
+
+
+def test_a_rule_that_fails_every_row_refuses_them_all(fresh_registry: Any, tenant: Tenant) -> None:
+    model_invariant(Document, "the_actors", where(owner=ACTOR), reason="Only your own.")
+    docs_with_ids(tenant, range(1, 3))
+    # No row matched: nothing to refuse.
+    assert guarded().filter(title="none").update(amount=2) == 0
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().update(amount=2)
+    assert caught.value.violations == {"the_actors": [1, 2]}
+
+
+# -- another database -----------------------------------------------------------------------------
+
+
+class DocumentsElsewhere:
+    """Writes of documents go to the "other" database."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "other" if model is Document else None
+
+    db_for_read = db_for_write
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_rows_are_verified_in_the_database_they_were_written_to(positive: Any) -> None:
+    tenant = Tenant.objects.using("other").create(name="Elsewhere")
+    doc = Document.objects.using("other").create(tenant=tenant, amount=Decimal("5"))
+    with pytest.raises(BulkInvariantViolation) as caught:
+        GuardedQuerySet(model=Document, using="other").update(amount=0)
+    assert caught.value.pks == (doc.pk,)
+    assert Document.objects.using("other").get().amount == Decimal("5")
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_rows_are_verified_where_the_router_writes_them(positive: Any, settings: Any) -> None:
+    tenant = Tenant.objects.using("other").create(name="Elsewhere")
+    doc = Document.objects.using("other").create(tenant=tenant, amount=Decimal("5"))
+    Document.objects.using("other").update(amount=0)
+    settings.DATABASE_ROUTERS = [f"{__name__}.DocumentsElsewhere"]
+    with pytest.raises(BulkInvariantViolation) as caught:
+        verify_rows(Document, [doc.pk])
+    assert caught.value.pks == (doc.pk,)
+
+
+# -- decimals as the database stores them ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("amount", ["5", "5.0", "5.00", "1E+3"])
+def test_an_instance_with_nothing_to_round_is_judged_as_itself(make_doc: Any, amount: str) -> None:
+    doc = make_doc(amount=Decimal("1"))
+    doc.amount = Decimal(amount)
+    assert as_stored(doc) is doc
+
+
+def test_a_half_cent_is_judged_as_the_database_rounds_it(make_doc: Any) -> None:
+    doc = make_doc(amount=Decimal("1"))
+    doc.amount = Decimal("0.005")
+    # PostgreSQL rounds half away from zero, the other backends half to even.
+    expected = Decimal("0.01") if connection.vendor == "postgresql" else Decimal("0.00")
+    assert as_stored(doc).amount == expected
+    doc.save()
+    doc.refresh_from_db()
+    assert doc.amount == expected
+
+
+def test_a_new_instance_is_judged_as_it_will_be_stored(positive: Any, tenant: Tenant) -> None:
+    with pytest.raises(InvariantViolation):
+        Document.objects.create(tenant=tenant, amount=Decimal("0.004"))
+    assert as_stored(Document(amount=Decimal("0.004"))).amount == Decimal("0.00")
+
+
+def test_a_delete_is_judged_on_the_instance_as_it_is_in_memory(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    doc = make_doc(amount=Decimal("0"))
+    model_invariant(Document, "only_empty_deleted", where(amount=0), on=("delete",))
+    doc.amount = Decimal("0.004")
+    with pytest.raises(InvariantViolation):
+        check_instance(doc, "delete")
+
+
+def test_a_row_refused_by_a_constraint_the_rules_no_longer_ask_for_says_the_database_refused(
+    fresh_registry: Any,
+) -> None:
+    # The CHECK constraint "seated" is stricter than the invariant as declared now.
+    model_invariant(
+        Seat, "seated", where(org__isnull=False) | where(id__isnull=True), reason="Seated."
+    )
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Seat.objects.bulk_create([Seat(org=None)])
+    decision = caught.value.decision
+    assert decision.rule == "seated"
+    assert decision.reason == "Seated. (refused by the database)"
+    assert caught.value.violations == {"seated": []}
+    assert not Seat.objects.exists()

@@ -488,3 +488,15 @@ def test_a_row_refused_by_a_constraint_the_rules_no_longer_ask_for_says_the_data
     assert decision.reason == "Seated. (refused by the database)"
     assert caught.value.violations == {"seated": []}
     assert not Seat.objects.exists()
+
+
+def test_an_invariant_on_the_primary_key_is_decided_in_python(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    first, second = make_doc(), make_doc()
+    model_invariant(Document, "first_frozen", ~where(pk=first.pk), reason="The first is frozen.")
+    check_instance(second)
+    with pytest.raises(InvariantViolation) as caught:
+        check_instance(first)
+    assert caught.value.decision.reason == "The first is frozen."
+    assert caught.value.decision.error is None

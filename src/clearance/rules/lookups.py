@@ -580,7 +580,7 @@ def plan_lookup(model: type[models.Model], key: str, value: Any) -> Any:
     while i < len(parts):
         name = parts[i]
         if name == "pk":
-            name = cast(models.Field[Any, Any], opts.pk).name
+            name = cast("models.Field[Any, Any]", opts.pk).name
         try:
             fld = opts.get_field(name)
         except FieldDoesNotExist:
@@ -747,7 +747,7 @@ def field_path(model: type[models.Model], path: str) -> FieldPath | None:
     parts = path.split("__")
     for i, name in enumerate(parts):
         if name == "pk":
-            name = cast(models.Field[Any, Any], opts.pk).name
+            name = cast("models.Field[Any, Any]", opts.pk).name
         try:
             fld: Any = opts.get_field(name)
         except FieldDoesNotExist:

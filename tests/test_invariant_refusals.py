@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.models import F
 from django.test import RequestFactory
@@ -500,3 +501,17 @@ def test_an_invariant_on_the_primary_key_is_decided_in_python(
         check_instance(first)
     assert caught.value.decision.reason == "The first is frozen."
     assert caught.value.decision.error is None
+
+
+def test_a_bulk_refusal_lists_text_keys_in_order(fresh_registry: Any) -> None:
+    # Sessions are keyed by text.
+    model_invariant(Session, "unexpired", where(expire_date__gt=CTX.now), reason="Unexpired.")
+    later = timezone.now() + dt.timedelta(days=1)
+    keys = ["carol", "alice", "erin", "bob", "dave"]
+    Session.objects.bulk_create(
+        Session(session_key=k, session_data="", expire_date=later) for k in keys
+    )
+    with pytest.raises(BulkInvariantViolation) as caught:
+        GuardedQuerySet(model=Session).update(expire_date=timezone.now() - dt.timedelta(days=1))
+    assert caught.value.violations == {"unexpired": sorted(keys)}
+    assert caught.value.decision.reason == "Unexpired. (5 rows: alice, bob, carol, dave, erin)"

@@ -25,11 +25,11 @@ from clearance import (
     predicate,
     where,
 )
-from clearance.invariants import as_stored, check_instance, verify_rows
+from clearance.invariants import acting, as_stored, check_instance, verify_rows
 from clearance.request_context import current_request
 from clearance.signals import decision_made
 from clearance.testing import DecisionLog
-from tests.testapp.models import Document, Tenant
+from tests.testapp.models import Document, Membership, Tenant
 from tests.writepaths.models import Account, Project, Seat
 
 pytestmark = pytest.mark.django_db
@@ -515,3 +515,18 @@ def test_a_bulk_refusal_lists_text_keys_in_order(fresh_registry: Any) -> None:
         GuardedQuerySet(model=Session).update(expire_date=timezone.now() - dt.timedelta(days=1))
     assert caught.value.violations == {"unexpired": sorted(keys)}
     assert caught.value.decision.reason == "Unexpired. (5 rows: alice, bob, carol, dave, erin)"
+
+
+def test_a_guard_reads_the_actors_memberships_as_they_are_now(
+    fresh_registry: Any, make_doc: Any, alice: Any, other_tenant: Tenant
+) -> None:
+    doc = make_doc(tenant=other_tenant)
+    model_invariant(
+        Document, "members_write", where(tenant__memberships__user=ACTOR), reason="Members only."
+    )
+    with acting(alice):
+        with pytest.raises(InvariantViolation):
+            check_instance(doc)
+        Membership.objects.create(user=alice, tenant=other_tenant)
+        # Not what alice's earlier check saw: she is a member now.
+        check_instance(doc)

@@ -30,7 +30,7 @@ from clearance.request_context import current_request
 from clearance.signals import decision_made
 from clearance.testing import DecisionLog
 from tests.testapp.models import Document, Membership, Tenant
-from tests.writepaths.models import Account, Project, Seat
+from tests.writepaths.models import Account, Price, Project, Seat
 
 pytestmark = pytest.mark.django_db
 
@@ -530,3 +530,29 @@ def test_a_guard_reads_the_actors_memberships_as_they_are_now(
         Membership.objects.create(user=alice, tenant=other_tenant)
         # Not what alice's earlier check saw: she is a member now.
         check_instance(doc)
+
+
+# -- a primary key that is not the first column, and two decimal columns --------------------------
+
+
+@pytest.fixture
+def priced(fresh_registry: Any) -> Any:
+    return model_invariant(Price, "priced", where(amount__gt=0), reason="Prices are positive.")
+
+
+def test_rows_keyed_by_a_later_column_are_verified_and_named_by_their_key(
+    priced: Any,
+) -> None:
+    Price.objects.bulk_create(
+        Price(code=code, label=f"label of {code}", amount=Decimal("1")) for code in ("b", "a")
+    )
+    with pytest.raises(BulkInvariantViolation) as caught:
+        Price.objects.update(amount=0)
+    assert caught.value.violations == {"priced": ["a", "b"]}
+    assert set(Price.objects.values_list("amount", flat=True)) == {Decimal("1")}
+
+
+def test_each_decimal_column_is_judged_as_stored(priced: Any) -> None:
+    with pytest.raises(InvariantViolation):
+        Price.objects.create(code="c", discount=None, amount=Decimal("0.004"))
+    assert not Price.objects.exists()

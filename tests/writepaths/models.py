@@ -271,3 +271,20 @@ class Ticket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket {self.pk}"
+
+
+class Price(models.Model):
+    """Two decimal columns, and a primary key that is not the first column."""
+
+    label = models.CharField(max_length=50, default="")
+    code = models.CharField(max_length=20, primary_key=True)
+    discount = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
+    amount = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+
+    def __str__(self) -> str:
+        return self.code

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import F
 from django.test import RequestFactory
 from django.utils import timezone
@@ -556,3 +556,27 @@ def test_each_decimal_column_is_judged_as_stored(priced: Any) -> None:
     with pytest.raises(InvariantViolation):
         Price.objects.create(code="c", discount=None, amount=Decimal("0.004"))
     assert not Price.objects.exists()
+
+
+class ShardedDocuments:
+    """Documents titled "elsewhere" are written to the "other" database."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        instance = hints.get("instance")
+        if model is Document and getattr(instance, "title", None) == "elsewhere":
+            return "other"
+        return None
+
+
+def half_cent_in(alias: str) -> Decimal:
+    """How the database ``alias`` stores Decimal("0.005") in two decimal places."""
+    return Decimal("0.01") if connections[alias].vendor == "postgresql" else Decimal("0.00")
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_a_new_instance_is_rounded_as_the_database_it_goes_to_rounds(settings: Any) -> None:
+    settings.DATABASE_ROUTERS = [f"{__name__}.ShardedDocuments"]
+    here = Document(title="here", amount=Decimal("0.005"))
+    elsewhere = Document(title="elsewhere", amount=Decimal("0.005"))
+    assert as_stored(here).amount == half_cent_in("default")
+    assert as_stored(elsewhere).amount == half_cent_in("other")

@@ -77,6 +77,8 @@ TESTS: dict[str, list[str]] = {
         "tests/test_guarded_queryset.py",
         "tests/test_constraints.py",
         "tests/test_write_paths.py",
+        "tests/test_write_cascades.py",
+        "tests/test_invariant_refusals.py",
         "tests/test_write_matrix.py",
         "tests/test_write_state_machine.py",
         "tests/test_perform.py",

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clearance import ACTOR, CTX, predicate, where
-from clearance.rules import Context, Rule
+from clearance.rules import Context, Rule, RuleNotFilterable
 from tests.testapp.models import Document, Membership, Tenant
 
 # Case-insensitive text lookups ask the database once how it folds case (PostgreSQL and
@@ -208,6 +208,22 @@ def test_transforms_are_asked_of_the_database() -> None:
     assert holds(rule, doc) and not holds(rule, Document.objects.create(title="y"))
     with pytest.raises(ValueError, match="not saved"):
         holds(rule, Document(title="x"))
+
+
+def test_compiling_a_rule_that_reads_the_object_says_which_and_why() -> None:
+    # to_q() on a rule with no SQL form: the error carries the rule and the reason.
+    ctx = ctx_for(None)
+    reads_object = predicate(lambda ctx: ctx.obj is not None, name="has_object")
+    same_owner = where(owner=CTX.obj.owner)
+    for rule, reason in (
+        (reads_object, "predicate 'has_object' reads the object and has no SQL form"),
+        (same_owner, "where(owner=CTX.obj.owner) reads the object through CTX.obj, and a filter"),
+    ):
+        with pytest.raises(RuleNotFilterable) as raised:
+            (where(state="draft") & rule).to_q(ctx, Document)
+        assert str(raised.value).startswith(reason)
+        assert raised.value.detail == str(raised.value)
+        assert raised.value.rule is rule
 
 
 # -- the algebra ----------------------------------------------------------------------------

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import logging
 import pickle
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
+from django.db import connection
 from django.db.models import F
+from django.test.utils import CaptureQueriesContext
 
 from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, authorized, where
 from clearance.rules import Expr, Rule
@@ -223,6 +226,28 @@ def test_python_decides_without_a_query_for_own_columns(
     docs = list(Document.objects.filter(pk__in=[d.pk for d in docs]))
     with django_assert_num_queries(1):
         assert all(d.allowed for d in authorize_many(fresh, many, docs))
+
+
+def test_a_lookup_only_the_database_decides_reads_the_context_and_is_one_query_per_page(
+    fresh_registry: Any,
+    alice: User,
+    make_doc: Any,
+    settings: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings.CLEARANCE = {"AUDIT_SINKS": []}  # count the rule's queries alone
+    action = declare(where(title__regex=CTX.pattern))
+    docs = [make_doc(title=title) for title in ("q1 report", "q2 report", "memo", "q3 memo")]
+    assert agreed(alice, action, pattern=r"^q[0-9] ") == {docs[0].pk, docs[1].pk, docs[3].pk}
+    assert agreed(alice, action, pattern="report$") == {docs[0].pk, docs[1].pk}
+    caplog.set_level(logging.DEBUG, logger="clearance")
+    for page in (docs, docs[2:3]):
+        with CaptureQueriesContext(connection) as queries:
+            decisions = authorize_many(alice, action, page, pattern="memo")
+        assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]
+        assert [d.allowed for d in decisions] == ["memo" in d.title for d in page]
+    # The page is answered by the batch query itself, not by a fallback after a failure.
+    assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
 
 
 # -- reuse through a relation: Rule.through() ------------------------------------------------------

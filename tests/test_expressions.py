@@ -21,7 +21,7 @@ from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 
 from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, authorized, where
-from clearance.rules import Expr, Rule
+from clearance.rules import Expr, Predicate, Rule
 from tests.testapp.models import Document
 
 pytestmark = pytest.mark.django_db
@@ -311,6 +311,47 @@ def test_predicates_follow_a_relation_only_when_they_declare_how(
     # One that does not read the object is the same rule anywhere.
     constant = predicate(lambda ctx: True, uses_object=False, name="always")
     assert constant.through("parent") is constant
+
+
+def test_a_predicate_follows_a_path_of_several_relations(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    from clearance import predicate
+
+    def owned(ctx: Any) -> bool:
+        return bool(ctx.obj.owner_id == ctx.actor.pk)
+
+    mine = make_doc(owner=alice)
+    grandchild = make_doc(owner=bob, parent=make_doc(owner=bob, parent=mine))
+    other = make_doc(owner=alice, parent=make_doc(owner=alice, parent=make_doc(owner=bob)))
+    at_once = predicate(owned, reach=True).through("parent__parent")
+    in_steps = predicate(owned, reach=True).through("parent").through("parent")
+    for rule in (at_once, in_steps):
+        assert str(rule) == 'owned().through("parent__parent")'
+        assert isinstance(rule, Predicate) and rule.reach is True  # as declared
+        action = declare(rule)
+        assert authorize(alice, action, grandchild).allowed
+        assert not authorize(alice, action, other).allowed
+        assert not authorize(alice, action, mine).allowed  # no grandparent
+
+
+def test_a_predicate_through_a_relation_is_not_filterable_and_says_which(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from clearance import NotFilterable, predicate
+
+    def owned(ctx: Any) -> bool:
+        return bool(ctx.obj.owner_id == ctx.actor.pk)
+
+    rule = predicate(owned, reach=True, name="parent_is_mine").through("parent")
+    assert not rule.filterable
+    action = declare(rule)
+    child = make_doc(parent=make_doc(owner=alice))
+    make_doc(parent=make_doc())
+    with pytest.raises(NotFilterable, match="predicate 'parent_is_mine' reads the object"):
+        authorized(alice, action, Document.objects.all())
+    allowed = authorized(alice, action, Document.objects.all(), evaluate_in_python=True)
+    assert list(allowed) == [child]
 
 
 def test_rules_that_cannot_be_re_rooted_say_why() -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import FieldError
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clearance import ACTOR, CTX, predicate, where
+from clearance import ACTOR, ANYONE, CTX, Action, authorize, predicate, where
 from clearance.rules import Context, Rule, RuleNotFilterable
 from tests.testapp.models import Document, Membership, Tenant
 
@@ -348,6 +350,54 @@ def test_str_shows_the_structure() -> None:
         return True
 
     assert str(a & business_hours) == "where(state='paid') & business_hours()"
+
+
+@pytest.mark.parametrize(
+    ("use_tz", "now", "error", "message"),
+    [
+        (True, "2025-06-01", TypeError, "now= must be a datetime, got str: '2025-06-01'"),
+        (
+            True,
+            dt.datetime(2025, 6, 1, 12, 30),
+            ValueError,
+            "now= must be an aware datetime (USE_TZ is True), "
+            "got datetime.datetime(2025, 6, 1, 12, 30)",
+        ),
+        (
+            False,
+            dt.datetime(2025, 6, 1, 12, 30, tzinfo=dt.timezone.utc),
+            ValueError,
+            "now= must be a naive datetime (USE_TZ is False), "
+            "got datetime.datetime(2025, 6, 1, 12, 30, tzinfo=datetime.timezone.utc)",
+        ),
+    ],
+)
+def test_a_now_of_the_wrong_kind_is_refused_saying_what_is_expected(
+    fresh_registry: Any,
+    alice: User,
+    make_doc: Any,
+    use_tz: bool,
+    now: Any,
+    error: type[Exception],
+    message: str,
+) -> None:
+    action = Action("testapp.dated_rules", model=Document, permission=ANYONE)
+    action.policy("submitted", where(state="submitted"), reason="Submitted only.")
+    doc = make_doc()
+    with override_settings(USE_TZ=use_tz), pytest.raises(error) as raised:
+        authorize(alice, action, doc, now=now)
+    assert str(raised.value) == message
+
+
+def test_a_now_in_a_named_time_zone_is_an_aware_now(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # A zoneinfo time zone only knows its offset for a given instant.
+    action = Action("testapp.zoned_rules", model=Document, permission=ANYONE)
+    action.policy("submitted", where(state="submitted"), reason="Submitted only.")
+    paris = dt.datetime(2025, 6, 1, 14, 30, tzinfo=ZoneInfo("Europe/Paris"))
+    decision = authorize(alice, action, make_doc(), now=paris)
+    assert decision.allowed and decision.at == paris
 
 
 def test_predicate_receives_the_context() -> None:

@@ -246,6 +246,10 @@ def test_a_lookup_only_the_database_decides_reads_the_context_and_is_one_query_p
             decisions = authorize_many(alice, action, page, pattern="memo")
         assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]
         assert [d.allowed for d in decisions] == ["memo" in d.title for d in page]
+    # A None value matches nothing, and the database is not asked.
+    with CaptureQueriesContext(connection) as queries:
+        decisions = authorize_many(alice, action, docs, pattern=None)
+    assert len(queries) == 0 and not any(d.allowed for d in decisions)
     # The page is answered by the batch query itself, not by a fallback after a failure.
     assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
 

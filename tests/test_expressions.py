@@ -254,6 +254,28 @@ def test_a_lookup_only_the_database_decides_reads_the_context_and_is_one_query_p
     assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
 
 
+def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
+    fresh_registry: Any, alice: User, settings: Any
+) -> None:
+    # The key is the third column (`code`), after `label`: the batch must match rows
+    # by their key, not by whatever column comes first.
+    from clearance import ANYONE, Action
+    from tests.writepaths.models import Price
+
+    settings.CLEARANCE = {"AUDIT_SINKS": []}
+    action = Action("writepaths.see_price", model=Price, permission=ANYONE)
+    action.policy("pattern", where(label__regex=CTX.pattern), reason="Matching labels.")
+    prices = [
+        Price.objects.create(code="a", label="b"),
+        Price.objects.create(code="b", label="memo"),
+        Price.objects.create(code="memo", label="a"),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        decisions = authorize_many(alice, action, prices, pattern="^memo$")
+    assert len(queries) == 1
+    assert [d.allowed for d in decisions] == [False, True, False]
+
+
 # -- reuse through a relation: Rule.through() ------------------------------------------------------
 
 

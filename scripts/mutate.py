@@ -61,7 +61,9 @@ TESTS: dict[str, list[str]] = {
     "rules": [
         "tests/test_rules.py",
         "tests/test_expressions.py",
+        "tests/test_clock.py",
         "tests/test_engine.py",
+        "tests/test_authorize_many.py",
         "tests/test_filtering.py",
         "tests/test_filtering_properties.py",
         "tests/test_compiled_plans.py",

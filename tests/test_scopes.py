@@ -541,7 +541,7 @@ def test_a_scope_that_raises_is_logged_as_the_scope_not_as_has_perm(
 
 
 def test_a_scope_whose_fields_are_wrong_denies_with_the_error(
-    fresh_registry: Any, world: dict[str, Any]
+    fresh_registry: Any, world: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
     Scope("organization", model=Org, membership=OrgMembership, user_field="org", groups="groups")
     Action("testapp.change_project", model=Project, permission=CHANGE, scope="org")
@@ -550,10 +550,20 @@ def test_a_scope_whose_fields_are_wrong_denies_with_the_error(
     )
     assert not decision and "not to the user model" in (decision.error or "")
     assert not can_attempt(world["users"]["maint"], "testapp.change_project")
-    assert (
-        list(authorized(world["users"]["maint"], "testapp.change_project", Project.objects.all()))
-        == []
+    caplog.clear()
+    with caplog.at_level("ERROR", logger="clearance"):
+        assert (
+            list(
+                authorized(world["users"]["maint"], "testapp.change_project", Project.objects.all())
+            )
+            == []
+        )
+    # The list's refusal says which action's scopes failed, with the error.
+    [logged] = [r for r in caplog.records if r.name.startswith("clearance")]
+    assert logged.getMessage() == (
+        "The scopes of action testapp.change_project raised while filtering"
     )
+    assert logged.exc_info is not None
     # Global holders are not affected: has_perm() answers before the scope is asked.
     assert authorize(
         world["users"]["global_editor"], "testapp.change_project", world["projects"]["acme"]
@@ -841,3 +851,63 @@ def test_the_testing_helpers_restore_the_scopes(fresh_registry: Any) -> None:
         Scope("organization", model=Org, membership=OrgMembership, groups="groups")
         assert "organization" in scope_registry
     assert "organization" not in scope_registry
+
+
+# -- actors of another class -------------------------------------------------------------------
+
+
+class _GlobalJob:
+    """An actor of the caller's own: signed in, holds every permission, no ``is_active``."""
+
+    is_authenticated = True
+    pk = None
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+
+class _Anonymous:
+    """Says it holds every permission, but not that it is signed in."""
+
+    pk = None
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+
+def test_a_scoped_list_reads_what_an_actor_of_another_class_says_as_gate_one_does(
+    scoped: dict[str, Any], world: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    # No is_active: active (as Django's AnonymousUser and system actors are), so a job that
+    # holds the permission globally sees every row, as authorize() allows each.
+    job = _GlobalJob()
+    rows = set(authorized(job, scoped["change"], Project.objects.all()))
+    assert rows == set(Project.objects.all())
+    assert all(authorize(job, scoped["change"], p).allowed for p in rows)
+    # No is_authenticated: not signed in, so nothing, whatever has_perm() says, and no error.
+    stranger = _Anonymous()
+    assert not authorized(stranger, scoped["change"], Project.objects.all()).exists()
+    assert authorize(stranger, scoped["change"], world["projects"]["acme"]).allowed is False
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+class _Broken:
+    """Signed in, active, and its permission backend is down."""
+
+    is_authenticated = True
+    is_active = True
+    pk = None
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        raise RuntimeError("backend down")
+
+
+def test_a_list_of_an_unscoped_action_blames_has_perm_not_the_scopes(
+    caplog: pytest.LogCaptureFixture, db: None
+) -> None:
+    from tests.testapp.models import Document
+
+    with caplog.at_level("ERROR", logger="clearance"):
+        assert not authorized(_Broken(), "testapp.approve", Document.objects.all()).exists()
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("clearance")]
+    assert messages == ["has_perm('testapp.approve_document') raised for action testapp.approve"]

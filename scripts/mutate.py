@@ -164,7 +164,8 @@ def prepare(only_mutate: list[str]) -> bool:
     mutmut keeps a file's mutants while they are newer than the file. A run of another scope
     leaves a plain copy of the file instead (newer than the results it keeps beside it, in
     ``.meta``): that copy is removed, so that mutmut mutates the file again (and keeps the
-    results of the functions that did not change). When every file's mutants are current, the
+    results of the functions that did not change); when one file must be mutated again, every
+    file of the scope is. When every file's mutants are current, the
     coverage run that ``mutate_only_covered_lines`` asks for (a whole plain run of the suite)
     would be wasted, and is skipped.
     """
@@ -183,6 +184,12 @@ def prepare(only_mutate: list[str]) -> bool:
             mutated.unlink()
         if not mutated.exists() or mutated.stat().st_mtime <= path.stat().st_mtime:
             current = False
+    if not current:
+        # Generate every file of the scope again, in one pass under one coverage run: a file
+        # mutated again alone, beside the others' mutated copies, once came out with a tenth
+        # of its mutants (mutmut 3.8.1: 102 for rules/lookups.py instead of 1,032).
+        for path in sources:
+            (Path("mutants") / path).unlink(missing_ok=True)
     return current
 
 

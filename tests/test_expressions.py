@@ -416,3 +416,69 @@ def test_rules_that_cannot_be_re_rooted_say_why() -> None:
         where(state="x").through("")
     with pytest.raises(TypeError, match="relation path"):
         where(state="x").through("parent____owner")
+
+
+def test_field_arithmetic_with_a_function_is_asked_of_the_database(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from django.db.models.functions import Length
+
+    top = make_doc(priority=5)
+    below = make_doc(priority=6, parent=top, title="ab")
+    make_doc(priority=8, parent=top, title="ab")
+    make_doc(priority=1, title="abc")  # no parent: NULL never matches
+    rule = where(priority__lt=F("parent__priority") + Length("title"))
+    assert agreed(alice, declare(rule)) == {below.pk}
+
+
+def test_a_function_of_a_field_is_asked_of_the_database(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from django.db.models.functions import Lower
+
+    same = make_doc(title="draft", state="DRAFT")
+    make_doc(title="Draft", state="draft")
+    assert agreed(alice, declare(where(title=Lower("state")))) == {same.pk}
+
+
+def test_a_field_across_a_to_many_relation_is_asked_of_the_database(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    low = make_doc(priority=1)
+    high = make_doc(priority=9)
+    make_doc(priority=5, parent=low)
+    make_doc(priority=5, parent=high)
+    make_doc(priority=0)  # no children: nothing to compare with
+    assert agreed(alice, declare(where(priority__lt=F("children__priority")))) == {low.pk}
+
+
+def test_f_of_pk_on_a_loaded_relation_is_decided_without_a_query(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    older = make_doc()
+    newer = make_doc(parent=older)
+    action = declare(where(pk__gt=F("parent__pk")))
+    doc = Document.objects.select_related("parent").get(pk=newer.pk)
+    with CaptureQueriesContext(connection) as queries:
+        assert authorize(alice, action, doc).allowed
+    assert len(queries) == 0
+    assert agreed(alice, action) == {newer.pk}
+
+
+def test_a_page_compared_with_a_relation_of_its_parents_loads_the_parents_once(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any, caplog: Any
+) -> None:
+    # F("parent__owner") reads the parent's owner_id: the parents are loaded for the whole
+    # page in one query, the owners are not loaded at all.
+    action = declare(where(owner=F("parent__owner")))
+    same = [make_doc(owner=alice, parent=make_doc(owner=alice)) for _ in range(3)]
+    make_doc(owner=bob, parent=make_doc(owner=alice))
+    docs = list(Document.objects.filter(parent__isnull=False).order_by("pk"))
+    with (
+        caplog.at_level(logging.DEBUG, logger="clearance"),
+        CaptureQueriesContext(connection) as queries,
+    ):
+        decisions = authorize_many(alice, action, docs)
+    assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
+    assert len(queries) == 1
+    assert [d.resource.pk for d in decisions if d.allowed] == [d.pk for d in same]  # type: ignore[union-attr]

@@ -155,6 +155,22 @@ def test_to_many_cache_works_through_a_lazy_request_user(
         assert holds(rule, Document(tenant=acme), lazy)
 
 
+def test_the_actor_cache_keeps_apart_the_answers_for_different_context_lists() -> None:
+    acme = Tenant.objects.create(name="Acme")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme, role="viewer")
+    rule = where(tenant__memberships__user=ACTOR, tenant__memberships__role__in=CTX.roles)
+    doc = Document(tenant=acme)
+    # The same actor object throughout: its cache serves each list its own answer.
+    assert holds(rule, doc, user, roles=["viewer"])
+    assert not holds(rule, doc, user, roles=["admin"])
+    assert holds(rule, doc, user, roles=["admin", "viewer"])
+    assert not holds(rule, doc, user, roles=["admin", "owner"])
+    # Any iterable will do, hashable or not (the keys of a dict of roles).
+    assert holds(rule, doc, user, roles={"viewer": "can read"}.keys())
+    assert not holds(rule, doc, user, roles={"admin": "can do all"}.keys())
+
+
 def test_clearing_the_cache_of_an_actor_with_nothing_cached_is_harmless() -> None:
     from clearance.rules import clear_actor_cache
 

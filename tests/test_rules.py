@@ -171,6 +171,19 @@ def test_the_actor_cache_keeps_apart_the_answers_for_different_context_lists() -
     assert not holds(rule, doc, user, roles={"admin": "can do all"}.keys())
 
 
+@pytest.mark.filterwarnings("ignore::clearance.testing.NonBoolPredicateWarning")
+def test_a_predicate_result_that_is_not_a_bool_is_reported_with_what_was_returned(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    from clearance.testing import capture_non_bool_results
+
+    action = Action("testapp.chatty_rule", model=Document, permission=ANYONE)
+    action.policy("p", predicate(lambda ctx: "yes", name="chatty"), reason="chatty")
+    with capture_non_bool_results() as seen:
+        assert not authorize(alice, action, make_doc()).allowed
+    assert [(r.predicate, r.returned) for r in seen] == [("chatty", "'yes' (a str)")]
+
+
 def test_clearing_the_cache_of_an_actor_with_nothing_cached_is_harmless() -> None:
     from clearance.rules import clear_actor_cache
 

@@ -415,6 +415,8 @@ def test_rules_that_cannot_be_re_rooted_say_why() -> None:
     with pytest.raises(TypeError, match="relation path"):
         where(state="x").through("")
     with pytest.raises(TypeError, match="relation path"):
+        where(state="x").through(5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="relation path"):
         where(state="x").through("parent____owner")
 
 

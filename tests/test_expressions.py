@@ -310,6 +310,23 @@ def test_a_rule_used_through_a_relation(
     )
 
 
+def test_field_expressions_are_shown_as_written() -> None:
+    from django.db.models import Value
+    from django.db.models.functions import Length
+
+    def shown(value: Any) -> str:
+        return str(where(amount__lte=value)).removeprefix("where(amount__lte=")[:-1]
+
+    assert shown(F("parent__amount") + 3) == 'F("parent__amount") + 3'
+    assert shown(F("amount") - F("priority") - 1) == 'F("amount") - F("priority") - 1'
+    assert shown(F("amount") - (F("priority") - 1)) == 'F("amount") - (F("priority") - 1)'
+    assert shown((F("amount") + 1) * 2) == '(F("amount") + 1) * 2'
+    assert shown(F("amount") * (F("priority") + Value(1))) == 'F("amount") * (F("priority") + 1)'
+    assert shown(F("amount") / (F("priority") / 2)) == 'F("amount") / (F("priority") / 2)'
+    # What has no written form of its own is shown as Django shows it.
+    assert shown(F("amount") + Length("title")) == 'F("amount") + Length(F(title))'
+
+
 def test_field_arithmetic_is_re_rooted_through_a_relation(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:
@@ -472,15 +489,17 @@ def test_a_page_compared_with_a_relation_of_its_parents_loads_the_parents_once(
 ) -> None:
     # F("parent__owner") reads the parent's owner_id: the parents are loaded for the whole
     # page in one query, the owners are not loaded at all.
-    action = declare(where(owner=F("parent__owner")))
     same = [make_doc(owner=alice, parent=make_doc(owner=alice)) for _ in range(3)]
-    make_doc(owner=bob, parent=make_doc(owner=alice))
+    make_doc(owner=bob, parent=make_doc(owner=alice), amount=Decimal("500"))
     docs = list(Document.objects.filter(parent__isnull=False).order_by("pk"))
-    with (
-        caplog.at_level(logging.DEBUG, logger="clearance"),
-        CaptureQueriesContext(connection) as queries,
-    ):
-        decisions = authorize_many(alice, action, docs)
-    assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
-    assert len(queries) == 1
-    assert [d.resource.pk for d in decisions if d.allowed] == [d.pk for d in same]  # type: ignore[union-attr]
+    for rule in (where(owner=F("parent__owner")), where(amount__lte=F("parent__amount"))):
+        with (
+            caplog.at_level(logging.DEBUG, logger="clearance"),
+            CaptureQueriesContext(connection) as queries,
+        ):
+            decisions = authorize_many(alice, declare(rule), docs)
+        assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
+        assert len(queries) == 1
+        assert [d.resource.pk for d in decisions if d.allowed] == [d.pk for d in same]  # type: ignore[union-attr]
+        # Loaded again: the next rule finds no parent cached.
+        docs = list(Document.objects.filter(parent__isnull=False).order_by("pk"))

@@ -202,6 +202,47 @@ def test_a_predicate_called_directly_answers_for_the_context_it_is_given() -> No
     assert is_draft(ctx_for(Document(state="paid"))) is False
 
 
+def test_a_predicate_keeps_the_name_and_docstring_of_its_function() -> None:
+    from clearance.rules import Predicate
+
+    def is_draft(ctx: Context) -> bool:
+        """Only drafts."""
+        return bool(ctx.obj.state == "draft")
+
+    declared = predicate(is_draft)
+    assert declared.name == "is_draft" and declared.__doc__ == "Only drafts."
+    assert declared.__wrapped__ is is_draft  # type: ignore[attr-defined]
+    # Built directly, a predicate reads the object and does not follow relations, as declared.
+    direct = Predicate(is_draft)
+    assert direct(ctx_for(Document(state="draft"))) is True
+    assert not direct.filterable
+    with pytest.raises(TypeError, match="predicate 'is_draft' reads the object"):
+        direct.through("parent")
+
+    class OwnsIt:  # a callable object, no __name__: named after its class
+        def __call__(self, ctx: Context) -> bool:
+            return bool(ctx.obj.owner_id == ctx.actor.pk)
+
+    assert predicate(OwnsIt()).name == "OwnsIt"
+
+
+def test_predicate_with_options_decorates_as_declared() -> None:
+    @predicate(name="draft_only")
+    def is_draft(ctx: Context) -> bool:
+        return bool(ctx.obj.state == "draft")
+
+    assert is_draft.name == "draft_only" and str(is_draft) == "draft_only()"
+    assert is_draft(ctx_for(Document(state="draft"))) is True  # it reads the object
+    assert not is_draft.filterable
+
+    @predicate(reach=True)
+    def parent_is_draft(ctx: Context) -> bool:
+        return bool(ctx.obj.state == "draft")
+
+    child = Document(state="paid", parent=Document(state="draft"))
+    assert holds(parent_is_draft.through("parent"), child)
+
+
 @pytest.mark.django_db
 def test_to_many_lookups_in_one_where_match_the_same_row() -> None:
     acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")

@@ -503,3 +503,28 @@ def test_a_page_compared_with_a_relation_of_its_parents_loads_the_parents_once(
         assert [d.resource.pk for d in decisions if d.allowed] == [d.pk for d in same]  # type: ignore[union-attr]
         # Loaded again: the next rule finds no parent cached.
         docs = list(Document.objects.filter(parent__isnull=False).order_by("pk"))
+
+
+def test_placeholders_copy_and_are_not_mistaken_for_markup() -> None:
+    import copy
+
+    rule = copy.deepcopy(where(owner=ACTOR, priority__gte=CTX.level + 1))
+    assert str(rule) == "where(owner=ACTOR, priority__gte=CTX.level + 1)"
+    # Django's templates and format_html() look for __html__: a placeholder has none.
+    assert not hasattr(ACTOR, "__html__")
+    with pytest.raises(AttributeError, match=r"^__html__$"):
+        ACTOR.__html__  # noqa: B018
+
+
+def test_a_page_decided_by_a_rule_tied_to_the_actor_costs_one_query(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    for _ in range(3):
+        make_doc()  # in alice's tenant
+    action = declare(where(tenant__memberships__user=ACTOR))
+    actor = User.objects.get(pk=alice.pk)  # nothing cached on it yet
+    page = list(Document.objects.order_by("pk"))
+    with CaptureQueriesContext(connection) as queries:
+        decisions = authorize_many(actor, action, page)
+    assert [d.allowed for d in decisions] == [True, True, True]
+    assert len(queries) == 1

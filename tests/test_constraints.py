@@ -262,6 +262,6 @@ def test_a_bulk_update_refused_by_another_constraint_raises_the_databases_error(
     )
     # Two invoices of a tenant cannot share a number: no invariant says so, the database does.
     # (SQLite says "UNIQUE constraint failed", PostgreSQL "violates unique constraint".)
-    with pytest.raises(IntegrityError, match="(?i)unique constraint"):
+    with pytest.raises(IntegrityError, match=r"(?i)unique constraint"):
         Invoice.objects.update(number="A-1")
     assert sorted(Invoice.objects.values_list("number", flat=True)) == ["A-1", "A-2"]

@@ -528,3 +528,18 @@ def test_a_page_decided_by_a_rule_tied_to_the_actor_costs_one_query(
         decisions = authorize_many(actor, action, page)
     assert [d.allowed for d in decisions] == [True, True, True]
     assert len(queries) == 1
+
+
+def test_a_negative_constant_is_parenthesised_only_under_a_negation() -> None:
+    assert str(CTX.a + -1) == "CTX.a + -1"
+    assert str(CTX.a * -2.5) == "CTX.a * -2.5"
+    # Expressions are rebuilt from their parts (pickling does): -(-1) is not --1.
+    assert str(Expr("neg", -1)) == "-(-1)"
+    assert str(Expr("neg", 0)) == "-0"
+    assert str(Expr("neg", 0.5)) == "-0.5"
+
+
+def test_placeholder_names_may_begin_or_end_with_underscores() -> None:
+    assert str(getattr(CTX, "__draft")) == "CTX.__draft"
+    assert str(CTX.total__) == "CTX.total__"
+    assert str(ACTOR.profile.limit_) == "ACTOR.profile.limit_"

@@ -587,3 +587,14 @@ def test_a_range_comparison_with_the_actor_is_not_kept_on_the_actor(
     Membership.objects.filter(user=user).delete()
     with django_assert_num_queries(1):
         assert not holds(rule, Document(tenant=acme), user)  # seen at once
+
+
+def test_an_actor_that_takes_no_attributes_is_decided_without_a_cache() -> None:
+    acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    rule = where(tenant__memberships__user=ACTOR)
+    # A bare user id as the actor (a service calling on behalf of a user): nothing to keep
+    # the answer on, so each decision asks again.
+    assert holds(rule, Document(tenant=acme), user.pk)
+    assert not holds(rule, Document(tenant=globex), user.pk)

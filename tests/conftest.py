@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 
+from clearance import model_invariant, where
 from clearance.actions import registry
 from tests.testapp.models import Document, Membership, Tenant
 
@@ -21,6 +22,14 @@ def fresh_registry() -> Iterator[Any]:
         yield registry
     finally:
         registry.restore(state)
+
+
+@pytest.fixture
+def positive(fresh_registry: Any) -> Any:
+    """A model invariant: documents keep a positive amount (the guarded-write tests' rule)."""
+    return model_invariant(
+        Document, "positive_amount", where(amount__gt=0), reason="Amounts stay positive."
+    )
 
 
 @pytest.fixture

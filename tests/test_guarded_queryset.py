@@ -35,13 +35,6 @@ def amounts() -> list[Decimal]:
 
 
 @pytest.fixture
-def positive(fresh_registry: Any) -> Any:
-    return model_invariant(
-        Document, "positive_amount", where(amount__gt=0), reason="Amounts stay positive."
-    )
-
-
-@pytest.fixture
 def docs(make_doc: Any) -> list[Document]:
     return [make_doc(amount=Decimal(a), title=f"d{a}") for a in ("1", "5", "9")]
 

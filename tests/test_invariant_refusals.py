@@ -40,13 +40,6 @@ def guarded() -> GuardedQuerySet[Document]:
 
 
 @pytest.fixture
-def positive(fresh_registry: Any) -> Any:
-    return model_invariant(
-        Document, "positive_amount", where(amount__gt=0), reason="Amounts stay positive."
-    )
-
-
-@pytest.fixture
 def exploding(fresh_registry: Any) -> Any:
     @predicate
     def explodes(ctx: Any) -> bool:

@@ -163,11 +163,10 @@ def prepare(only_mutate: list[str]) -> bool:
 
     mutmut keeps a file's mutants while they are newer than the file. A run of another scope
     leaves a plain copy of the file instead (newer than the results it keeps beside it, in
-    ``.meta``): that copy is removed, so that mutmut mutates the file again (and keeps the
-    results of the functions that did not change); when one file must be mutated again, every
-    file of the scope is. When every file's mutants are current, the
-    coverage run that ``mutate_only_covered_lines`` asks for (a whole plain run of the suite)
-    would be wasted, and is skipped.
+    ``.meta``): such a copy, or a file changed since it was mutated, makes every file of the
+    scope mutated again (mutmut keeps the results of the functions that did not change). When
+    every file's mutants are current, the coverage run that ``mutate_only_covered_lines`` asks
+    for (a whole plain run of the suite) would be wasted, and is skipped.
     """
     sources = [
         path
@@ -178,11 +177,10 @@ def prepare(only_mutate: list[str]) -> bool:
     for path in sources:
         mutated = Path("mutants") / path
         meta = mutated.with_name(mutated.name + ".meta")
-        if mutated.exists() and (
+        plain_copy = mutated.exists() and (
             not meta.exists() or mutated.stat().st_mtime > meta.stat().st_mtime
-        ):
-            mutated.unlink()
-        if not mutated.exists() or mutated.stat().st_mtime <= path.stat().st_mtime:
+        )
+        if plain_copy or not mutated.exists() or mutated.stat().st_mtime <= path.stat().st_mtime:
             current = False
     if not current:
         # Generate every file of the scope again, in one pass under one coverage run: a file

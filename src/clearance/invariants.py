@@ -477,14 +477,14 @@ class GuardedQuerySet(models.QuerySet[_M]):
         try:
             with transaction.atomic(using=self.db):
                 pks = [obj.pk for obj in objs if obj.pk is not None]
-                deps = dependents_of(self.model)
-                before = reached_before(deps, pks, self.db)
+                # Django writes each batch through this queryset's update(), which verifies the
+                # batch's rows and the rows of other models they reach: what is left is to verify
+                # every row again once all the batches are written (a row of an early batch may
+                # read a row of a later one).
                 count = super().bulk_update(objs, fields, batch_size=batch_size)
                 verify_rows(
                     self.model, pks, "save", using=self.db, chunk_size=self.guard_chunk_size
                 )
-                if deps:
-                    verify_dependents(deps, pks, self.db, before)
         except IntegrityError as exc:
             invariant = _constraint_invariant(self.model, exc)
             if invariant is None:

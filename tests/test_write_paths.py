@@ -29,7 +29,19 @@ from clearance import (
 from clearance.constraints import missing_constraints
 from clearance.testing import DecisionLog
 from tests.testapp.models import Document, Tenant
-from tests.writepaths.models import Account, Card, Org, Person, Place, Project, Seat, Shop
+from tests.writepaths.models import (
+    RETIRED_BADGE,
+    Account,
+    Badge,
+    Card,
+    Grant,
+    Org,
+    Person,
+    Place,
+    Project,
+    Seat,
+    Shop,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -505,6 +517,23 @@ def test_a_constraint_refusal_on_another_database_names_that_databases_rows(
     assert caught.value.pks == (seats[1].pk,)
     assert "(1 row: " in caught.value.decision.reason
     assert list(Seat.objects.using("other").filter(org__isnull=True)) == []
+
+
+def test_a_constraint_refusal_on_a_key_to_a_uuid_row_names_the_rows_that_point_to_it(
+    fresh_registry: Any,
+) -> None:
+    # The rows a refused update would break are found by reading the new values back from
+    # the database: a foreign key to a UUID must come back as a UUID (SQLite stores text) for
+    # the rule to recognise the retired badge.
+    model_invariant(Grant, "not_retired", ~where(badge=RETIRED_BADGE), reason="Not retired.")
+    retired, live = Badge.objects.create(id=RETIRED_BADGE), Badge.objects.create(name="live")
+    grants = [Grant.objects.create(badge=live), Grant.objects.create(badge=None)]
+    for new in (retired, RETIRED_BADGE):
+        with pytest.raises(BulkInvariantViolation) as caught:
+            Grant.objects.filter(pk=grants[0].pk).update(badge=new)
+        assert caught.value.decision.rule == "not_retired"
+        assert caught.value.pks == (grants[0].pk,)
+    assert Grant.objects.filter(badge=live).count() == 1
 
 
 # -- the caller's transaction stays usable --------------------------------------------------------

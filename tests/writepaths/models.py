@@ -7,6 +7,9 @@ the rest of the suite is not affected by them. Models that the tests write throu
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.db import models
 
 from clearance import GuardedQuerySet, invariant_constraint, where
@@ -280,6 +283,9 @@ class Price(models.Model):
     code = models.CharField(max_length=20, primary_key=True)
     discount = models.DecimalField(max_digits=6, decimal_places=2, null=True, blank=True)
     amount = models.DecimalField(max_digits=8, decimal_places=2, default=0)
+    watchers = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="watched_prices"
+    )
 
     objects = GuardedQuerySet.as_manager()
 
@@ -288,3 +294,32 @@ class Price(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+
+#: The badge no grant may point to (``Grant``'s CHECK-backed invariant ``not_retired``).
+RETIRED_BADGE = uuid.UUID("00000000-0000-4000-8000-0000000000ff")
+
+
+class Badge(models.Model):
+    """A row keyed by a UUID."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    name = models.CharField(max_length=50, default="")
+
+    def __str__(self) -> str:
+        return self.name or str(self.pk)
+
+
+class Grant(models.Model):
+    """Points to a UUID-keyed badge; a CHECK constraint keeps it off the retired one."""
+
+    badge = models.ForeignKey(Badge, null=True, on_delete=models.CASCADE, related_name="grants")
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        base_manager_name = "objects"
+        constraints = [invariant_constraint("not_retired", ~where(badge=RETIRED_BADGE))]
+
+    def __str__(self) -> str:
+        return f"grant {self.pk}"

@@ -565,6 +565,39 @@ def test_a_warm_to_many_rule_through_a_parent_reads_the_parents_tenant(
         assert authorize(user, action, child_of_mine).allowed
 
 
+def test_a_warm_to_many_rule_decides_an_amount_not_converted_yet(fresh_registry: Any) -> None:
+    # An amount set from a form ("500" for a decimal) is compared as the database stores it.
+    # The compiled check then hands the object to the rule's own checker, which must still
+    # read the answer cached on the actor for the right object.
+    acme, globex = Tenant.objects.create(name="Acme"), Tenant.objects.create(name="Globex")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    direct = Action("testapp.big_in_my_tenant", model=Document, permission=ANYONE)
+    direct.policy("mine", where(amount__gte=100, tenant__memberships__user=ACTOR), reason="mine")
+    parent = Action("testapp.big_under_my_tenant", model=Document, permission=ANYONE)
+    parent.policy(
+        "mine", where(amount__gte=100, parent__tenant__memberships__user=ACTOR), reason="mine"
+    )
+    mine = Document.objects.create(tenant=acme, amount=500)
+    theirs = Document.objects.create(tenant=globex, amount=500)
+    child_of_theirs = Document.objects.create(tenant=acme, parent=theirs, amount=500)
+    child_of_mine = Document.objects.create(tenant=globex, parent=mine, amount=500)
+    # Cold: the answers are read and kept on the actor.
+    assert authorize(user, direct, mine).allowed
+    assert authorize(user, parent, child_of_mine).allowed
+    for doc in (mine, theirs, child_of_theirs, child_of_mine):
+        doc.amount = "500"
+    expected = {
+        (direct, mine): True,
+        (direct, theirs): False,
+        (parent, child_of_mine): True,
+        (parent, child_of_theirs): False,
+    }
+    for (action, doc), allowed in expected.items():
+        decision = authorize(user, action, doc)
+        assert (decision.allowed, decision.error) == (allowed, None), (action.name, doc.pk)
+
+
 def test_a_to_many_lookup_compared_with_an_actor_attribute_uses_that_attribute() -> None:
     acme = Tenant.objects.create(name="Acme")
     user = User.objects.create_user("member")

@@ -280,6 +280,32 @@ def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
     assert [d.allowed for d in decisions] == [False, True, False]
 
 
+def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
+    fresh_registry: Any, alice: User, bob: User, settings: Any
+) -> None:
+    # The rows a to-many lookup matches are read by their key (`code`, the third column), on
+    # the page that asks them all at once as for one object.
+    from clearance import ANYONE, Action
+    from tests.writepaths.models import Price
+
+    settings.CLEARANCE = {"AUDIT_SINKS": []}
+    mine = Action("writepaths.watch_price", model=Price, permission=ANYONE)
+    mine.policy("watching", where(watchers=ACTOR), reason="Prices I watch.")
+    named = Action("writepaths.watch_named_price", model=Price, permission=ANYONE)
+    named.policy("named", where(watchers__username=CTX.name), reason="Prices they watch.")
+    prices = [
+        Price.objects.create(code="a", label="b"),
+        Price.objects.create(code="b", label="memo"),
+        Price.objects.create(code="memo", label="a"),
+    ]
+    prices[1].watchers.add(alice)
+    expected = [False, True, False]
+    assert [d.allowed for d in authorize_many(alice, mine, prices)] == expected
+    assert [d.allowed for d in authorize_many(bob, named, prices, name="alice")] == expected
+    assert [authorize(alice, mine, p).allowed for p in prices] == expected
+    assert [authorize(bob, named, p, name="alice").allowed for p in prices] == expected
+
+
 # -- reuse through a relation: Rule.through() ------------------------------------------------------
 
 

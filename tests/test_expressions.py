@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import connection
-from django.db.models import F
+from django.db.models import F, Value
+from django.db.models.functions import Length
 from django.test.utils import CaptureQueriesContext
 
 from clearance import ACTOR, ANYONE, CTX, Action, authorize, authorize_many, authorized, where
@@ -306,6 +307,40 @@ def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
     assert [authorize(bob, named, p, name="alice").allowed for p in prices] == expected
 
 
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: where(priority__lt=F("parent__priority") + CTX.level), "CTX.level"),
+        (lambda: where(priority__lt=F("priority") * ACTOR.pk), "ACTOR.pk"),
+        (lambda: where(priority__lt=Value(CTX.level)), "CTX.level"),
+        (lambda: where(owner=Value(ACTOR)), "ACTOR"),
+        (lambda: where(priority__lt=Length("title") + CTX.level), "CTX.level"),
+        (lambda: where(owner=Value(User(pk=1, username="alice"))), "alice"),
+    ],
+)
+def test_a_placeholder_or_a_row_inside_a_database_expression_is_refused_when_declared(
+    make: Any, named: str
+) -> None:
+    # The database would receive the placeholder (or the row) itself: every decision would
+    # fail. Refused at once, saying what to write instead.
+    with pytest.raises(TypeError, match=rf"{named}.* cannot be used inside a database expression"):
+        make()
+
+
+def test_a_placeholder_expression_cannot_hold_a_database_expression() -> None:
+    with pytest.raises(TypeError, match=r"not the database expression F\(priority\)"):
+        CTX.level + F("priority")
+    with pytest.raises(TypeError, match="not the database expression"):
+        ACTOR.limit * Value(2)
+
+
+def test_database_expressions_of_constants_are_still_accepted() -> None:
+    assert str(where(priority__lt=F("parent__priority") + Value(2))) == (
+        'where(priority__lt=F("parent__priority") + 2)'
+    )
+    assert str(where(priority__lt=CTX.level + 1)) == "where(priority__lt=CTX.level + 1)"
+
+
 # -- reuse through a relation: Rule.through() ------------------------------------------------------
 
 
@@ -337,9 +372,6 @@ def test_a_rule_used_through_a_relation(
 
 
 def test_field_expressions_are_shown_as_written() -> None:
-    from django.db.models import Value
-    from django.db.models.functions import Length
-
     def shown(value: Any) -> str:
         return str(where(amount__lte=value)).removeprefix("where(amount__lte=")[:-1]
 

@@ -33,6 +33,7 @@ from .evaluate import (
     Step,
 )
 from .placeholders import (
+    Expr,
     Ref,
     bind_value,
     contains_ref,
@@ -386,6 +387,15 @@ class Where(Rule):
             last = key.rsplit("__", 1)[-1]
             if value is None and "__" in key and last in PY_LOOKUPS and last not in NONE_OK:
                 raise ValueError(f"where({key}=None): None only works with exact or iexact")
+            inside = _bound_inside(value)
+            if inside is not None:
+                what = "the row" if isinstance(inside, models.Model) else "the placeholder"
+                raise TypeError(
+                    f"where({key}=...): {what} {inside!r} cannot be used inside a database "
+                    "expression (F(), Value(), a function). Compare the field with F() and "
+                    "constants, or with placeholders and constants (CTX.level + 1), or write "
+                    "a predicate"
+                )
         self.lookups: dict[str, Any] = dict(lookups)
         self.uses_object = True
         #: The lookups whose value reads the object through ``CTX.obj`` (no SQL form).
@@ -719,6 +729,25 @@ def reroot(value: Any, path: str, key: str = "") -> Any:
 _FIELD_CONNECTORS = frozenset({"+", "-", "*"})
 
 
+def _bound_inside(value: Any) -> Any:
+    """The placeholder or model instance inside the database expression ``value`` (``F("x") +
+    CTX.level``, ``Value(ACTOR)``), or None. Such a value would reach the database as it is."""
+    if isinstance(value, (Ref, Expr)) or not hasattr(type(value), "resolve_expression"):
+        return None
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (Ref, Expr)):
+            return node
+        if isinstance(node, Value):
+            if contains_ref(node.value) or isinstance(node.value, models.Model):
+                return node.value
+            continue
+        if hasattr(type(node), "get_source_expressions"):
+            stack.extend(s for s in node.get_source_expressions() if s is not None)
+    return None
+
+
 def field_expression(model: type[models.Model], expr: Any) -> Any:
     """``F()`` (and ``+``, ``-``, ``*`` on it, with constants) as Python can evaluate it on an
     object of ``model``, or None when only the database can (a division, a function, a path
@@ -780,7 +809,8 @@ def where(**lookups: Any) -> Where:
     Placeholders combine with constants through ``+ - * /`` (``CTX.now - timedelta(days=30)``,
     ``ACTOR.limit * 2``); an operand that is None matches nothing. ``F("relation__field")``
     (with ``+ - *``) compares with another field of the object or its forward relations, where
-    a NULL on either side never matches. :meth:`Rule.through <clearance.rules.Rule.through>`
-    uses the rule on a related model.
+    a NULL on either side never matches; such an expression holds fields and constants, never
+    a placeholder (``F("x") + CTX.level`` raises ``TypeError``). :meth:`Rule.through
+    <clearance.rules.Rule.through>` uses the rule on a related model.
     """
     return Where(**lookups)

@@ -150,6 +150,12 @@ class Expr(_Arithmetic):
                 raise TypeError(
                     f"a rule expression combines placeholders and constants, not {operand!r}"
                 )
+            if hasattr(type(operand), "resolve_expression"):
+                raise TypeError(
+                    f"a rule expression combines placeholders and constants, not the database "
+                    f"expression {operand!r}: compare the field with F() and constants, or "
+                    "with placeholders and constants, or write a predicate"
+                )
         object.__setattr__(self, "op", op)
         object.__setattr__(self, "operands", operands)
 

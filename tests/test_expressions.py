@@ -142,6 +142,21 @@ def test_a_fractional_bound_on_an_integer_column(
     ) == {two.pk}
 
 
+def test_a_decimal_bound_beyond_the_range_of_a_float_on_an_integer_column(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # Decimal("1e400") has no float, but it is a finite number all the same: every priority is
+    # below it. A signalling NaN is no number: nothing matches, and the decision says so
+    # without an error.
+    one = make_doc(priority=1)
+    huge = Decimal("1e400")
+    assert agreed(alice, declare(where(priority__lt=CTX.level)), level=huge) == {one.pk}
+    assert agreed(alice, declare(where(priority__gt=CTX.level)), level=-huge) == {one.pk}
+    assert agreed(alice, declare(where(priority__gte=CTX.level)), level=huge) == set()
+    snan = authorize(alice, declare(where(priority__lt=CTX.level)), one, level=Decimal("sNaN"))
+    assert (snan.allowed, snan.error) == (False, None)
+
+
 def test_an_impossible_operation_denies(fresh_registry: Any, alice: User, make_doc: Any) -> None:
     doc = make_doc(priority=1)
     action = declare(where(priority__gte=CTX.level / 0))

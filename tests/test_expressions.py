@@ -167,6 +167,23 @@ def test_an_impossible_operation_denies(fresh_registry: Any, alice: User, make_d
 # -- comparisons with another field: F() ---------------------------------------------------------
 
 
+def test_a_none_in_a_boolean_field_read_by_f_is_a_null(fresh_registry: Any, alice: User) -> None:
+    # A project whose `archived` was set to None in memory (a form not cleaned yet): F() reads
+    # a NULL, which never matches, and the negation holds; no error, on either side.
+    from clearance import ANYONE, Action
+    from tests.testapp.models import Project, Task
+
+    same = Action("testapp.task_like_project", model=Task, permission=ANYONE)
+    same.policy("same", where(done=F("project__archived")), reason="Done as archived.")
+    other = Action("testapp.task_unlike_project", model=Task, permission=ANYONE)
+    other.policy("other", ~where(done=F("project__archived")), reason="Not as archived.")
+    task = Task(title="t", done=False, project=Project(name="p", archived=None))
+    assert [(d.allowed, d.error) for d in (authorize(alice, a, task) for a in (same, other))] == [
+        (False, None),
+        (True, None),
+    ]
+
+
 def test_compare_with_a_field_of_a_relation(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:

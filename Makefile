@@ -100,7 +100,8 @@ bench: $(STAMP)
 
 # Mutation testing (mutmut, configured in pyproject.toml; scripts/mutate.py picks the files).
 # MUTATE_SCOPE: core (engine, rules, invariants, perform; the default), audit, contrib, all, or a
-# comma-separated list of module names (engine,perform). MUTATE=clearance.perform* restricts the
+# comma-separated list of module names (engine,perform), run one module after the other, each
+# with its own tests. MUTATE=clearance.perform* restricts the
 # run to mutants whose names match (and runs them again even if decided). Interrupt it at any
 # time: the next run goes on where it stopped, and scripts/mutation_score.py reports what has been
 # decided so far.

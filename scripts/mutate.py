@@ -5,8 +5,10 @@
 
 The scope picks the files mutmut mutates (its ``only_mutate``), so a run, its results and the
 score all see the same mutants; every other setting comes from ``[tool.mutmut]`` in
-pyproject.toml. A scope is a comma-separated list of the names in ``SCOPES``; ``core`` (the
-default) is the engine, the rules, the invariants and ``perform``.
+pyproject.toml. A scope is a comma-separated list of the names in ``SCOPES`` or of the groups
+in ``GROUPS``; ``core`` (the default) is the engine, the rules, the invariants and ``perform``.
+A scope of several modules is run (and its results read) one module after the other, each with
+its own tests.
 
 Each module also names the test files that exercise it (``TESTS``): mutmut's first, plain run
 (the one that records which tests reach which function) runs only those, so a mutant runs the
@@ -22,6 +24,7 @@ import argparse
 import fnmatch
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,8 +37,11 @@ SCOPES: dict[str, list[str]] = {
     "audit": ["src/clearance/audit/*"],
     "contrib": ["src/clearance/contrib/*"],
 }
-SCOPES["core"] = [p for name in ("engine", "rules", "invariants", "perform") for p in SCOPES[name]]
-SCOPES["all"] = SCOPES["core"] + SCOPES["audit"] + SCOPES["contrib"]
+#: Names for several modules at once; each module is run with its own tests.
+GROUPS: dict[str, list[str]] = {
+    "core": ["engine", "rules", "invariants", "perform"],
+    "all": ["engine", "rules", "invariants", "perform", "audit", "contrib"],
+}
 
 # The test files that exercise each module (its own tests, and those of the code built on it
 # that check its decisions: filtering, plans, scopes). Not the console, the CLI, the checks or
@@ -99,18 +105,18 @@ TESTS: dict[str, list[str]] = {
     "audit": ["tests/test_audit*.py", "tests/console/test_audit_page.py"],
     "contrib": ["tests/contrib/", "example/invoices/tests/"],
 }
-TESTS["core"] = [t for name in ("engine", "rules", "invariants", "perform") for t in TESTS[name]]
-TESTS["all"] = ["tests/", "example/invoices/tests/"]
 
 
 def names(scope: str) -> list[str]:
     """The module names of a comma-separated scope; an unknown or empty one is an error."""
     found: list[str] = []
-    for name in filter(None, (part.strip() for part in scope.split(","))):
-        if name not in SCOPES:
-            raise SystemExit(f"unknown mutation scope {name!r}; pick from {', '.join(SCOPES)}")
-        if name not in found:
-            found.append(name)
+    for part in filter(None, (part.strip() for part in scope.split(","))):
+        if part not in SCOPES and part not in GROUPS:
+            known = ", ".join([*SCOPES, *GROUPS])
+            raise SystemExit(f"unknown mutation scope {part!r}; pick from {known}")
+        for name in GROUPS.get(part, [part]):
+            if name not in found:
+                found.append(name)
     if not found:
         raise SystemExit("empty mutation scope")
     return found
@@ -191,11 +197,48 @@ def prepare(only_mutate: list[str]) -> bool:
     return current
 
 
+def each(modules: list[str], mutmut_args: list[str]) -> int:
+    """Run ``mutmut run`` (or ``results``) for each module in turn, each with its own tests.
+
+    With mutant names or globs after ``run`` (``clearance.perform*``), only the modules whose
+    mutants they can name are run.
+    """
+    command = mutmut_args[:1]
+    if command not in (["run"], ["results"]):
+        raise SystemExit(
+            f"{' '.join(mutmut_args) or 'this command'}: pick one module "
+            f"({', '.join(modules)}), e.g. --scope {modules[0]}"
+        )
+    wanted = [a for a in mutmut_args[1:] if a.startswith("clearance")] if command == ["run"] else []
+    status = 0
+    for module in modules:
+        if wanted and not any(_may_name(glob, module) for glob in wanted):
+            continue
+        if command == ["run"]:
+            print(f"\n== {module}", flush=True)
+        status |= subprocess.call([sys.executable, __file__, "--scope", module, *mutmut_args])
+    return status
+
+
+def _may_name(glob: str, module: str) -> bool:
+    """Whether a mutant name glob can name a mutant of ``module``'s files."""
+    prefix = glob.split("*", 1)[0].split("?", 1)[0].split("[", 1)[0]
+    for pattern in SCOPES[module]:
+        dotted = pattern.removeprefix("src/").removesuffix(".py").removesuffix("/*")
+        dotted = dotted.replace("/", ".")
+        if prefix.startswith(dotted) or dotted.startswith(prefix):
+            return True
+    return False
+
+
 def main(argv: list[str]) -> int:
     """Set mutmut's ``only_mutate`` to the scope, then hand the other arguments to mutmut."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scope", default="core", help="e.g. core, all, engine,perform")
     args, mutmut_args = parser.parse_known_args(argv)
+    modules = names(args.scope)
+    if len(modules) > 1:
+        return each(modules, mutmut_args)
     only_mutate = patterns(args.scope)
 
     from mutmut.__main__ import cli

@@ -534,11 +534,27 @@ def test_a_permission_check_that_raises_could_not_be_decided(
         def has_perm(self, perm: str) -> bool:
             raise KeyError(perm)
 
-    decision = authorize(Broken(), "testapp.approve", make_doc())
+    doc = make_doc()
+    decision = authorize(Broken(), "testapp.approve", doc)
     assert not decision.allowed and decision.layer is Layer.PERMISSION
     assert decision.reason == (
         "could not be decided: rule testapp.approve_document raised KeyError"
     )
+    # Every other way of asking gate 1 fails closed too, and says why.
+    from clearance import authorize_many, authorized, can_attempt
+
+    for other in (
+        explain(Broken(), "testapp.approve", doc),
+        *authorize_many(Broken(), "testapp.approve", [doc]),
+    ):
+        assert (other.allowed, other.layer, other.reason) == (
+            False,
+            Layer.PERMISSION,
+            decision.reason,
+        )
+        assert other.error is not None and "KeyError" in other.error
+    assert can_attempt(Broken(), "testapp.approve") is False
+    assert list(authorized(Broken(), "testapp.approve", Document.objects.all())) == []
 
 
 # -- a rule holds only when it evaluates to exactly True ----------------------------------------

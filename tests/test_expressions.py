@@ -125,6 +125,20 @@ def test_a_none_operand_matches_nothing_and_its_negation_everything(
     assert agreed(AnonymousUser(), declare(where(priority__lte=ACTOR.pk * 2))) == set()
 
 
+def test_nested_arithmetic_reads_every_placeholder_inside(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    low, high = make_doc(priority=3), make_doc(priority=9)
+    # (3 + 1) * 2 = 8: the placeholder sits two levels down.
+    assert agreed(alice, declare(where(priority__gte=(CTX.level + 1) * 2)), level=3) == {high.pk}
+    assert agreed(alice, declare(where(priority__lt=2 * (ACTOR.pk + CTX.level))), level=1) == {
+        low.pk
+    }
+    # An expression that reads the object, however deep, has no SQL form.
+    deep = where(priority__lt=(CTX.obj.amount + 1) * 2)
+    assert deep.object_keys == ("priority__lt",) and not deep.filterable
+
+
 def test_a_fractional_bound_on_an_integer_column(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:

@@ -423,6 +423,28 @@ def test_str_shows_the_structure() -> None:
     assert str(a & business_hours) == "where(state='paid') & business_hours()"
 
 
+def test_predicates_that_do_not_read_the_object_keep_their_own_answers(
+    fresh_registry: Any, alice: User
+) -> None:
+    # Each is asked once per decision and its answer kept for that decision: two of them in
+    # one rule must not share the answer.
+    @predicate(uses_object=False)
+    def open_today(ctx: Any) -> bool:
+        return True
+
+    @predicate(uses_object=False)
+    def not_frozen(ctx: Any) -> bool:
+        return False
+
+    action = Action("testapp.two_flags", model=Document, permission=ANYONE)
+    action.policy("both", open_today & not_frozen, reason="Open and not frozen.")
+    doc = Document.objects.create(title="d")
+    assert not authorize(alice, action, doc).allowed
+    assert not holds(open_today & not_frozen, doc, alice)
+    assert holds(open_today | not_frozen, doc, alice)
+    assert holds(~not_frozen & open_today, doc, alice)
+
+
 @pytest.mark.parametrize(
     ("use_tz", "now", "error", "message"),
     [

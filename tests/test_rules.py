@@ -622,6 +622,22 @@ def test_a_warm_to_many_rule_decides_an_amount_not_converted_yet(fresh_registry:
             assert (decision.allowed, decision.error) == (allowed, None), (action.name, doc.pk)
 
 
+def test_a_fresh_decision_reads_a_to_many_rule_as_the_rows_are_now() -> None:
+    # perform() and the write guards decide on fresh data: the answer kept on the actor by an
+    # earlier decision is not used, also for the context made for each object.
+    acme = Tenant.objects.create(name="Acme")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    rule = where(tenant__memberships__user=ACTOR)
+    doc = Document.objects.create(tenant=acme)
+    assert holds(rule, doc, user)  # kept on the actor
+    Membership.objects.filter(user=user).delete()
+    assert holds(rule, doc, user)  # a decision that is not fresh may use what is kept
+    fresh = Context(user, None, doc, now=timezone.now(), fresh=True)
+    assert not rule.evaluate(fresh)
+    assert not rule.evaluate(Context(user, None, None, now=fresh.now, fresh=True).with_object(doc))
+
+
 def test_a_to_many_lookup_compared_with_an_actor_attribute_uses_that_attribute() -> None:
     acme = Tenant.objects.create(name="Acme")
     user = User.objects.create_user("member")

@@ -244,6 +244,22 @@ def test_a_null_field_on_either_side_never_matches(
     assert same.pk in agreed(alice, declare(~where(priority__lte=F("priority"))))
 
 
+def test_a_page_reads_a_path_of_two_relations_once_for_every_object(
+    fresh_registry: Any, alice: User, make_doc: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="clearance")
+    action = declare(where(parent__parent__state="published"))
+    grand = [make_doc(state="published"), make_doc(state="draft")]
+    page = [make_doc(parent=make_doc(parent=grand[i % 2])) for i in range(6)]
+    page = list(Document.objects.filter(pk__in=[d.pk for d in page]).order_by("pk"))
+    with CaptureQueriesContext(connection) as queries:
+        decisions = authorize_many(alice, action, page)
+    assert [d.allowed for d in decisions] == [True, False] * 3
+    # The parents, then the grandparents: two queries for the page, not two per document.
+    assert len(queries) == 2
+    assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
+
+
 def test_dates_with_a_timedelta(fresh_registry: Any, alice: User, make_doc: Any) -> None:
     first = make_doc(submitted_at=NOW)
     late = make_doc(submitted_at=NOW + dt.timedelta(days=31), parent=first)

@@ -443,6 +443,14 @@ def test_predicates_that_do_not_read_the_object_keep_their_own_answers(
     assert not holds(open_today & not_frozen, doc, alice)
     assert holds(open_today | not_frozen, doc, alice)
     assert holds(~not_frozen & open_today, doc, alice)
+    # A composite reads the object when one of its parts does; nested ones are flattened.
+    mine = where(owner=ACTOR)
+    assert (open_today & not_frozen).uses_object is False
+    assert (open_today | not_frozen).uses_object is False
+    assert (open_today & mine).uses_object is True
+    assert (open_today | mine).uses_object is True
+    assert (open_today | (not_frozen | mine)).rules == (open_today, not_frozen, mine)
+    assert (open_today & (not_frozen & mine)).rules == (open_today, not_frozen, mine)
 
 
 @pytest.mark.parametrize(

@@ -646,6 +646,45 @@ def test_a_fresh_decision_reads_a_to_many_rule_as_the_rows_are_now() -> None:
     assert not rule.evaluate(Context(user, None, None, now=fresh.now, fresh=True).with_object(doc))
 
 
+class _Kiosk:
+    """An actor of the caller's own that says it is signed in, and has no ``has_perm``."""
+
+    is_anonymous = False
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+
+class _Job:
+    """An actor of the caller's own with permissions, and no ``is_anonymous``."""
+
+    is_authenticated = True
+
+    def __init__(self, pk: int) -> None:
+        self.pk = pk
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+
+def test_an_actor_that_is_not_a_row_is_no_member_whatever_key_it_carries(
+    fresh_registry: Any,
+) -> None:
+    # Each carries the key of a member: it is not that member, and the rule simply does not
+    # hold (no error for the audit to show).
+    acme = Tenant.objects.create(name="Acme")
+    user = User.objects.create_user("member")
+    Membership.objects.create(user=user, tenant=acme)
+    action = Action("testapp.in_my_tenant", model=Document, permission=ANYONE)
+    action.policy("member", where(tenant__memberships__user=ACTOR), reason="Members only.")
+    doc = Document.objects.create(tenant=acme)
+    assert authorize(user, action, doc).allowed
+    for stranger in (_Kiosk(user.pk), _Job(user.pk)):
+        decision = authorize(stranger, action, doc)
+        assert (decision.allowed, decision.error) == (False, None), type(stranger).__name__
+
+
 def test_a_to_many_lookup_compared_with_an_actor_attribute_uses_that_attribute() -> None:
     acme = Tenant.objects.create(name="Acme")
     user = User.objects.create_user("member")

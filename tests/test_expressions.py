@@ -139,6 +139,31 @@ def test_nested_arithmetic_reads_every_placeholder_inside(
     assert deep.object_keys == ("priority__lt",) and not deep.filterable
 
 
+def test_a_placeholder_that_is_zero_or_empty_is_compared_as_it_is(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # 0, "" and False are values like any other: only None matches nothing.
+    zero, one = make_doc(priority=0, title=""), make_doc(priority=1, title="x")
+    assert agreed(alice, declare(where(priority=CTX.level)), level=0) == {zero.pk}
+    assert agreed(alice, declare(where(priority__lte=CTX.level)), level=0) == {zero.pk}
+    assert agreed(alice, declare(where(title=CTX.title)), title="") == {zero.pk}
+    assert agreed(alice, declare(~where(priority=CTX.level)), level=0) == {one.pk}
+
+
+def test_a_text_range_through_a_relation_compares_the_related_field(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # By code point, as everywhere: "Zebra" < "apple" < "m".
+    low, high = make_doc(title="Zebra"), make_doc(title="zoo")
+    under_low, under_high = make_doc(parent=low, title="zz"), make_doc(parent=high, title="A")
+    assert agreed(alice, declare(where(parent__title__lt="m"))) == {under_low.pk}
+    assert agreed(alice, declare(where(parent__title__gte="m"))) == {under_high.pk}
+    # Two relations away.
+    deep_low, deep_high = make_doc(parent=under_low), make_doc(parent=under_high)
+    assert agreed(alice, declare(where(parent__parent__title__lt="m"))) == {deep_low.pk}
+    assert agreed(alice, declare(where(parent__parent__title__gte="m"))) == {deep_high.pk}
+
+
 def test_a_fractional_bound_on_an_integer_column(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:

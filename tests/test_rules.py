@@ -97,6 +97,11 @@ def test_ctx_values_and_attribute_paths() -> None:
     assert holds(where(state=ACTOR.first_name), doc, actor)
     with pytest.raises(LookupError, match=r"CTX\.limit has no value"):
         holds(where(amount__lte=CTX.limit), doc)
+    # The message names what was given instead.
+    with pytest.raises(LookupError, match=r"\(given: level, state\)$"):
+        holds(where(amount__lte=CTX.limit), doc, state="x", level=1)
+    with pytest.raises(LookupError, match=r"\(given: nothing\)$"):
+        holds(where(amount__lte=CTX.limit), doc)
     when = timezone.now() + dt.timedelta(days=1)
     assert holds(where(state="submitted") & predicate(lambda c: c.now < when), doc)
 
@@ -450,6 +455,8 @@ def test_predicates_that_do_not_read_the_object_keep_their_own_answers(
     assert (open_today & mine).uses_object is True
     assert (open_today | mine).uses_object is True
     assert (open_today | (not_frozen | mine)).rules == (open_today, not_frozen, mine)
+    assert (~open_today).uses_object is False
+    assert (~mine).uses_object is True
     assert (open_today & (not_frozen & mine)).rules == (open_today, not_frozen, mine)
 
 

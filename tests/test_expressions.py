@@ -164,6 +164,30 @@ def test_a_text_range_through_a_relation_compares_the_related_field(
     assert agreed(alice, declare(where(parent__parent__title__gte="m"))) == {deep_high.pk}
 
 
+def test_comparisons_through_a_relation_at_their_edges(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # Decided in Python on the related row, as the database decides it in the filter.
+    parent = make_doc(priority=5, amount=Decimal("10.00"), title="Quarterly Report")
+    child = make_doc(parent=parent)
+    assert agreed(alice, declare(where(parent__priority__lt=5))) == set()
+    assert agreed(alice, declare(where(parent__priority__lte=5))) == {child.pk}
+    assert agreed(alice, declare(where(parent__amount=CTX.x)), x=Decimal("10")) == {child.pk}
+    # iexact is the whole text, whatever its case; not a text it ends with.
+    assert agreed(alice, declare(where(parent__title__iexact="quarterly report"))) == {child.pk}
+    assert agreed(alice, declare(where(parent__title__iexact="report"))) == set()
+    assert agreed(alice, declare(where(title__iexact="report"))) == set()
+
+
+def test_a_lookup_only_the_database_decides_through_a_relation_with_a_missing_value(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    make_doc(parent=make_doc(title="memo"))
+    action = declare(where(parent__title__regex=CTX.pattern))
+    assert agreed(alice, action, pattern="^me") != set()
+    assert agreed(alice, action, pattern=None) == set()
+
+
 def test_a_fractional_bound_on_an_integer_column(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:
@@ -381,6 +405,8 @@ def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
     mine.policy("watching", where(watchers=ACTOR), reason="Prices I watch.")
     named = Action("writepaths.watch_named_price", model=Price, permission=ANYONE)
     named.policy("named", where(watchers__username=CTX.name), reason="Prices they watch.")
+    by_name = Action("writepaths.watch_price_by_name", model=Price, permission=ANYONE)
+    by_name.policy("by_name", where(watchers__username=ACTOR.username), reason="By my name.")
     prices = [
         Price.objects.create(code="a", label="b"),
         Price.objects.create(code="b", label="memo"),
@@ -392,6 +418,7 @@ def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
     assert [d.allowed for d in authorize_many(bob, named, prices, name="alice")] == expected
     assert [authorize(alice, mine, p).allowed for p in prices] == expected
     assert [authorize(bob, named, p, name="alice").allowed for p in prices] == expected
+    assert [authorize(alice, by_name, p).allowed for p in prices] == expected
 
 
 @pytest.mark.parametrize(

@@ -637,6 +637,20 @@ def test_a_warm_to_many_rule_decides_an_amount_not_converted_yet(fresh_registry:
             assert (decision.allowed, decision.error) == (allowed, None), (action.name, doc.pk)
 
 
+def test_two_to_many_groups_in_one_rule_keep_their_own_answers() -> None:
+    # Neither is tied to the actor: each is one query for this object, and its answer is kept
+    # for this decision apart from the other's.
+    user = User.objects.create_user("watcher")
+    doc = Document.objects.create(title="d")
+    doc.watchers.add(user)
+    Document.objects.create(title="other child", parent=doc)
+    watched, titled = where(watchers__username="watcher"), where(children__title="child")
+    assert holds(watched, doc) and not holds(titled, doc)
+    assert not holds(watched & titled, doc)
+    assert not holds(titled & watched, doc)
+    assert holds(watched | titled, doc)
+
+
 def test_a_fresh_decision_reads_a_to_many_rule_as_the_rows_are_now() -> None:
     # perform() and the write guards decide on fresh data: the answer kept on the actor by an
     # earlier decision is not used, also for the context made for each object.

@@ -373,7 +373,7 @@ def test_a_lookup_only_the_database_decides_reads_the_context_and_is_one_query_p
 def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
     fresh_registry: Any, alice: User, settings: Any
 ) -> None:
-    # The key is the third column (`code`), after `label`: the batch must match rows
+    # The key is the second column (`code`), after `label`: the batch must match rows
     # by their key, not by whatever column comes first.
     from clearance import ANYONE, Action
     from tests.writepaths.models import Price
@@ -395,7 +395,7 @@ def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
 def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
     fresh_registry: Any, alice: User, bob: User, settings: Any
 ) -> None:
-    # The rows a to-many lookup matches are read by their key (`code`, the third column), on
+    # The rows a to-many lookup matches are read by their key (`code`, the second column), on
     # the page that asks them all at once as for one object.
     from clearance import ANYONE, Action
     from tests.writepaths.models import Price

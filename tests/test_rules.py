@@ -716,6 +716,18 @@ def test_a_negated_rule_decides_an_amount_not_converted_yet(fresh_registry: Any)
     small.amount, large.amount = "50", "500"
     decisions = [authorize(user, action, doc) for doc in (small, large)]
     assert [(d.allowed, d.error) for d in decisions] == [(True, None), (False, None)]
+    # Beside it, a literal None (IS NULL) and a lookup compared in no direct way (in).
+    beside = Action("testapp.small_draft", model=Document, permission=ANYONE)
+    beside.policy(
+        "small_draft",
+        where(amount__lte=100, priority=None, state__in=["draft"]),
+        reason="Small drafts without a priority.",
+    )
+    decision = authorize(user, beside, small)
+    assert (decision.allowed, decision.error) == (True, None)
+    small.priority = 1
+    decision = authorize(user, beside, small)
+    assert (decision.allowed, decision.error) == (False, None)
 
 
 def test_a_to_many_lookup_compared_with_an_actor_attribute_uses_that_attribute() -> None:

@@ -716,11 +716,12 @@ def test_a_negated_rule_decides_an_amount_not_converted_yet(fresh_registry: Any)
     small.amount, large.amount = "50", "500"
     decisions = [authorize(user, action, doc) for doc in (small, large)]
     assert [(d.allowed, d.error) for d in decisions] == [(True, None), (False, None)]
-    # Beside it, a literal None (IS NULL) and a lookup compared in no direct way (in).
+    # Beside it, a literal None (IS NULL), a lookup compared in no direct way (in) and a plain
+    # equality.
     beside = Action("testapp.small_draft", model=Document, permission=ANYONE)
     beside.policy(
         "small_draft",
-        where(amount__lte=100, priority=None, state__in=["draft"]),
+        where(amount__lte=100, priority=None, state__in=["draft"], state="draft"),
         reason="Small drafts without a priority.",
     )
     decision = authorize(user, beside, small)

@@ -33,7 +33,6 @@ from .evaluate import (
     Step,
 )
 from .placeholders import (
-    Expr,
     Ref,
     bind_value,
     contains_ref,
@@ -732,12 +731,12 @@ _FIELD_CONNECTORS = frozenset({"+", "-", "*"})
 def _bound_inside(value: Any) -> Any:
     """The placeholder or model instance inside the database expression ``value`` (``F("x") +
     CTX.level``, ``Value(ACTOR)``), or None. Such a value would reach the database as it is."""
-    if isinstance(value, (Ref, Expr)) or not hasattr(type(value), "resolve_expression"):
+    if is_placeholder(value) or not hasattr(type(value), "resolve_expression"):
         return None
     stack = [value]
     while stack:
         node = stack.pop()
-        if isinstance(node, (Ref, Expr)):
+        if is_placeholder(node):
             return node
         if isinstance(node, Value):
             if contains_ref(node.value) or isinstance(node.value, models.Model):

@@ -754,10 +754,8 @@ def field_expression(model: type[models.Model], expr: Any) -> Any:
     if type(expr) is F:
         return field_path(model, cast(Any, expr).name)
     if type(expr) is Value:
-        constant = expr.value
-        if contains_ref(constant) or isinstance(constant, models.Model):
-            return None
-        return FieldConstant(constant)
+        # where() refuses a placeholder or a row inside a Value(): a constant is all it holds.
+        return FieldConstant(expr.value)
     if isinstance(expr, CombinedExpression) and expr.connector in _FIELD_CONNECTORS:
         left = field_expression(model, expr.lhs)
         right = field_expression(model, expr.rhs)

@@ -372,22 +372,30 @@ def test_a_lookup_only_the_database_decides_reads_the_context_and_is_one_query_p
     assert not [r for r in caplog.records if "prefetch" in r.getMessage()]
 
 
-def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
-    fresh_registry: Any, alice: User, settings: Any
-) -> None:
-    # The key is the second column (`code`), after `label`: the batch must match rows
-    # by their key, not by whatever column comes first.
-    from clearance import ANYONE, Action
+@pytest.fixture
+def prices(settings: Any) -> list[Any]:
+    """Three ``writepaths.Price`` rows keyed by their second column (``code``), after
+    ``label``; each label is another row's code, so reading the first column for the key
+    picks the wrong row. Without audit sinks."""
     from tests.writepaths.models import Price
 
     settings.CLEARANCE = {"AUDIT_SINKS": []}
-    action = Action("writepaths.see_price", model=Price, permission=ANYONE)
-    action.policy("pattern", where(label__regex=CTX.pattern), reason="Matching labels.")
-    prices = [
+    return [
         Price.objects.create(code="a", label="b"),
         Price.objects.create(code="b", label="memo"),
         Price.objects.create(code="memo", label="a"),
     ]
+
+
+def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
+    fresh_registry: Any, alice: User, prices: list[Any]
+) -> None:
+    # The batch must match rows by their key, not by whatever column comes first.
+    from clearance import ANYONE, Action
+    from tests.writepaths.models import Price
+
+    action = Action("writepaths.see_price", model=Price, permission=ANYONE)
+    action.policy("pattern", where(label__regex=CTX.pattern), reason="Matching labels.")
     with CaptureQueriesContext(connection) as queries:
         decisions = authorize_many(alice, action, prices, pattern="^memo$")
     assert len(queries) == 1
@@ -395,25 +403,19 @@ def test_a_lookup_only_the_database_decides_on_a_model_keyed_by_a_later_column(
 
 
 def test_a_to_many_rule_on_a_model_keyed_by_a_later_column(
-    fresh_registry: Any, alice: User, bob: User, settings: Any
+    fresh_registry: Any, alice: User, bob: User, prices: list[Any]
 ) -> None:
-    # The rows a to-many lookup matches are read by their key (`code`, the second column), on
-    # the page that asks them all at once as for one object.
+    # The rows a to-many lookup matches are read by their key, on the page that asks them
+    # all at once as for one object.
     from clearance import ANYONE, Action
     from tests.writepaths.models import Price
 
-    settings.CLEARANCE = {"AUDIT_SINKS": []}
     mine = Action("writepaths.watch_price", model=Price, permission=ANYONE)
     mine.policy("watching", where(watchers=ACTOR), reason="Prices I watch.")
     named = Action("writepaths.watch_named_price", model=Price, permission=ANYONE)
     named.policy("named", where(watchers__username=CTX.name), reason="Prices they watch.")
     by_name = Action("writepaths.watch_price_by_name", model=Price, permission=ANYONE)
     by_name.policy("by_name", where(watchers__username=ACTOR.username), reason="By my name.")
-    prices = [
-        Price.objects.create(code="a", label="b"),
-        Price.objects.create(code="b", label="memo"),
-        Price.objects.create(code="memo", label="a"),
-    ]
     prices[1].watchers.add(alice)
     expected = [False, True, False]
     assert [d.allowed for d in authorize_many(alice, mine, prices)] == expected

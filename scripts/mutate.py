@@ -256,6 +256,9 @@ def main(argv: list[str]) -> int:
     cfg = config()
     cfg.only_mutate = only_mutate
     cfg.pytest_add_cli_args_test_selection = tests(args.scope)
+    if cfg.type_check_command[:1] == ["mypy"]:
+        # The virtualenv's mypy, whatever PATH says (mutmut recognises the report by the word).
+        cfg.type_check_command = [sys.executable, "-m", *cfg.type_check_command]
     if mutmut_args[:1] == ["run"] and prepare(only_mutate):
         cfg.mutate_only_covered_lines = False
     return int(cli.main(args=mutmut_args, prog_name="mutmut", standalone_mode=False) or 0)

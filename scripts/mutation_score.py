@@ -5,9 +5,11 @@
 scripts/mutate.py). It reads ``mutmut results --all true``, so it sees whatever the last
 (possibly interrupted) run decided.
 
-The score of a module is killed / decided, where a mutant is *killed* when a test failed or timed
-out on it, and *decided* when it was run at all (not ``not checked`` or ``skipped``). Mutants no
-test reached (``no tests``) count as decided and not killed: code that no test runs is a gap too.
+The score of a module is (killed + typed) / decided, where a mutant is *killed* when a test
+failed or timed out on it, *typed* when mypy (strict) refused it before any test ran (mutmut's
+``caught by type check``: such a change could not pass ``make lint``), and *decided* when it was
+run at all (not ``not checked`` or ``skipped``). Mutants no test reached (``no tests``) count as
+decided and not killed: code that no test runs is a gap too.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 KILLED = {"killed", "timeout"}
+TYPED = {"caught by type check"}
 UNDECIDED = {"not checked", "skipped"}
 # clearance.rules.xǁWhereǁcheck__mutmut_3 or clearance.perform.x_aperform__mutmut_1
 NAME = re.compile(r"^(?P<module>[\w.]+?)\.x[_ǁ]")
@@ -57,22 +60,23 @@ def main(argv: list[str]) -> int:
         per_module[module][status] += 1
         if status in ("survived", "no tests", "suspicious"):
             survivors.append(f"{name}: {status}")
-    print(f"{'module':<36} {'killed':>7} {'decided':>8} {'score':>7} {'unrun':>6}")
-    total_killed = total_decided = 0
+    print(f"{'module':<36} {'killed':>7} {'typed':>6} {'decided':>8} {'score':>7} {'unrun':>6}")
+    total_killed = total_typed = total_decided = 0
     for module in sorted(per_module):
         counts = per_module[module]
         killed = sum(counts[s] for s in KILLED)
+        typed = sum(counts[s] for s in TYPED)
         decided = sum(n for s, n in counts.items() if s not in UNDECIDED)
         unrun = sum(counts[s] for s in UNDECIDED)
         total_killed += killed
+        total_typed += typed
         total_decided += decided
-        score = f"{100 * killed / decided:.1f}%" if decided else "-"
-        print(f"{module:<36} {killed:>7} {decided:>8} {score:>7} {unrun:>6}")
+        score = f"{100 * (killed + typed) / decided:.1f}%" if decided else "-"
+        print(f"{module:<36} {killed:>7} {typed:>6} {decided:>8} {score:>7} {unrun:>6}")
     if total_decided:
-        print(
-            f"{'all':<36} {total_killed:>7} {total_decided:>8} "
-            f"{100 * total_killed / total_decided:.1f}%"
-        )
+        score = 100 * (total_killed + total_typed) / total_decided
+        print(f"{'all':<36} {total_killed:>7} {total_typed:>6} {total_decided:>8} {score:.1f}%")
+    print("(killed: by a failing or timed-out test; typed: refused by mypy --strict)")
     print(f"\nSurvivors ({len(survivors)}); inspect one with `.venv/bin/mutmut show NAME`:")
     for line in survivors:
         print(f"  {line}")

@@ -11,6 +11,13 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import Phase, settings
+
+# `make mutate` runs each mutant's tests with --hypothesis-profile=mutation: a property a mutant
+# breaks fails at its first counterexample, without the search for a smaller one. That search
+# re-runs the test for up to minutes (each example builds rows), so a mutant a law catches would
+# otherwise often be stopped as a timeout, after the longest wait of the run.
+settings.register_profile("mutation", phases=(Phase.explicit, Phase.reuse, Phase.generate))
 
 
 def _postgres_problem() -> str | None:

@@ -119,6 +119,45 @@ def test_anonymous_actor_matches_no_owner(fresh_registry: Any, make_doc: Any) ->
     ) == {unowned.pk}
 
 
+def test_a_to_many_rule_through_a_nullable_foreign_key_lists_no_row_without_it(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # tenant__memberships__user=ACTOR: a document without a tenant has no member, in the
+    # per-object check and in the filter (which compares the tenant column with a subquery: a
+    # NULL there must not be read as a match).
+    mine, orphan = make_doc(), make_doc(tenant=None)
+    child_of_orphan, child_of_mine = make_doc(parent=orphan), make_doc(parent=mine)
+    make_doc(tenant=None, parent=None)
+    action = declare(where(tenant__memberships__user=ACTOR))
+    assert orphan.pk not in assert_agree(alice, action)
+    parents = declare(where(parent__tenant__memberships__user=ACTOR), name="testapp.f2")
+    assert assert_agree(alice, parents) == {child_of_mine.pk}
+    assert child_of_orphan.pk not in assert_agree(alice, parents)
+
+
+def test_every_part_of_a_conjunction_narrows_the_list(
+    fresh_registry: Any, alice: User, bob: User, make_doc: Any
+) -> None:
+    # Lookups and to-many groups in one where(), and where()s joined with &: the list is the
+    # rows every part holds for, as the per-object check decides.
+    wanted = make_doc(owner=alice, state="open")
+    make_doc(owner=alice, state="draft")
+    make_doc(owner=bob, state="open")
+    no_tenant = make_doc(owner=alice, state="open", tenant=None)
+    expected = {
+        where(state="open") & where(owner=ACTOR): {wanted.pk, no_tenant.pk},
+        where(owner=ACTOR) & where(state="open"): {wanted.pk, no_tenant.pk},
+        where(state="open") & where(owner=ACTOR) & where(tenant__memberships__user=ACTOR): {
+            wanted.pk
+        },
+        where(state="open", owner=ACTOR, tenant__memberships__user=ACTOR): {wanted.pk},
+        where(tenant__memberships__user=ACTOR, owner__tenant_memberships__role="member")
+        & where(state="open", owner=ACTOR): {wanted.pk},
+    }
+    for i, (rule, allowed) in enumerate(expected.items()):
+        assert assert_agree(alice, declare(rule, name=f"testapp.conj{i}")) == allowed, str(rule)
+
+
 def test_placeholders_in_a_list_through_a_to_many_relation(
     fresh_registry: Any, alice: User, bob: User, make_doc: Any
 ) -> None:

@@ -420,6 +420,9 @@ def test_str_shows_the_structure() -> None:
         "where(tenant__memberships__user=ACTOR.pk)"
     )
     assert str(where(due__lte=CTX.now)) == "where(due__lte=CTX.now)"
+    assert str(where(state__in=["b", "a"])) == "where(state__in=['b', 'a'])"
+    assert str(where(state__in=("b",))) == "where(state__in=('b',))"
+    assert str(where(state__in=("b", "a"))) == "where(state__in=('b', 'a'))"
 
     @predicate(uses_object=False)
     def business_hours(ctx: Any) -> bool:
@@ -704,6 +707,39 @@ def test_an_actor_that_is_not_a_row_is_no_member_whatever_key_it_carries(
     for stranger in (_Kiosk(user.pk), _Job(user.pk)):
         decision = authorize(stranger, action, doc)
         assert (decision.allowed, decision.error) == (False, None), type(stranger).__name__
+
+
+def test_an_actor_that_is_not_a_row_owns_nothing_whatever_key_it_carries(
+    fresh_registry: Any,
+) -> None:
+    # owner=ACTOR, decided in Python: the same for a foreign key on the object itself.
+    owner = User.objects.create_user("owner")
+    action = Action("testapp.own", model=Document, permission=ANYONE)
+    action.policy("mine", where(owner=ACTOR), reason="Owners only.")
+    doc = Document.objects.create(owner=owner)
+    assert authorize(owner, action, doc).allowed
+    for stranger in (_Kiosk(owner.pk), _Job(owner.pk)):
+        decision = authorize(stranger, action, doc)
+        assert (decision.allowed, decision.error) == (False, None), type(stranger).__name__
+
+
+def test_an_unsaved_row_as_a_value_matches_no_object_without_one(fresh_registry: Any) -> None:
+    # CTX.who is a user not saved yet (no key): it is nobody's owner, not the owner of the
+    # documents that have none.
+    action = Action("testapp.owned_by", model=Document, permission=ANYONE)
+    action.policy("theirs", where(owner=CTX.who), reason="Theirs.")
+    clerk = User.objects.create_user("clerk")
+    unowned = Document.objects.create(owner=None)
+    decision = authorize(clerk, action, unowned, who=User(username="new"))
+    assert (decision.allowed, decision.error) == (False, None)
+
+
+def test_attribute_names_the_compiled_plans_read_directly() -> None:
+    from clearance.rules.context import attribute_name
+
+    assert attribute_name("owner_id")
+    assert not attribute_name("class")  # a keyword: obj.class is not Python
+    assert not attribute_name("due-date")  # not an identifier
 
 
 def test_a_negated_rule_decides_an_amount_not_converted_yet(fresh_registry: Any) -> None:

@@ -734,6 +734,36 @@ def test_an_unsaved_row_as_a_value_matches_no_object_without_one(fresh_registry:
     assert (decision.allowed, decision.error) == (False, None)
 
 
+def test_a_relation_compared_with_another_user_than_the_actor_reads_that_user(
+    fresh_registry: Any,
+) -> None:
+    # The compiled plans read the actor's key directly only for owner=ACTOR itself: owner=CTX.who
+    # and owner=ACTOR.boss compare with the user they name.
+    owner, clerk = User.objects.create_user("owner"), User.objects.create_user("clerk")
+    doc = Document.objects.create(owner=owner)
+    by_ctx = Action("testapp.owned_by_who", model=Document, permission=ANYONE)
+    by_ctx.policy("theirs", where(owner=CTX.who), reason="Theirs.")
+    by_boss = Action("testapp.owned_by_boss", model=Document, permission=ANYONE)
+    by_boss.policy("boss", where(owner=ACTOR.boss), reason="My boss's.")
+    clerk.boss = owner  # type: ignore[attr-defined]
+    for _ in range(2):  # cold, then warm
+        assert authorize(clerk, by_ctx, doc, who=owner).allowed
+        assert not authorize(owner, by_ctx, doc, who=clerk).allowed
+        assert authorize(clerk, by_boss, doc).allowed
+
+
+def test_a_text_given_where_a_collection_is_expected_is_an_error(fresh_registry: Any) -> None:
+    # state__in=CTX.states with states="draft": not the letters of "draft", an error.
+    clerk = User.objects.create_user("clerk")
+    action = Action("testapp.in_states", model=Document, permission=ANYONE)
+    action.policy("listed", where(state__in=CTX.states), reason="Listed states.")
+    doc = Document.objects.create(state="d")
+    decision = authorize(clerk, action, doc, states="draft")
+    assert not decision.allowed
+    assert decision.error is not None and "expected a collection" in decision.error
+    assert authorize(clerk, action, doc, states=["d"]).allowed
+
+
 def test_attribute_names_the_compiled_plans_read_directly() -> None:
     from clearance.rules.context import attribute_name
 

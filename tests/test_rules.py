@@ -114,6 +114,8 @@ def test_unknown_field_is_a_field_error() -> None:
 def test_none_with_a_comparison_is_refused_at_declaration() -> None:
     with pytest.raises(ValueError, match="None only works with exact or iexact"):
         where(amount__gt=None)
+    # Both of those take None (IS NULL), and match the same rows.
+    assert holds(where(owner__iexact=None), Document()) and holds(where(owner=None), Document())
 
 
 def test_wrong_model_instance_as_value_is_refused() -> None:

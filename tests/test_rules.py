@@ -697,32 +697,25 @@ class _Job:
 def test_an_actor_that_is_not_a_row_is_no_member_whatever_key_it_carries(
     fresh_registry: Any,
 ) -> None:
-    # Each carries the key of a member: it is not that member, and the rule simply does not
-    # hold (no error for the audit to show).
+    # Each carries the key of the member who owns the document: it is not that member, and
+    # neither rule holds (no error for the audit to show). One reads the actor's tenants through
+    # a to-many relation, the other compares a foreign key of the object itself, in Python.
     acme = Tenant.objects.create(name="Acme")
     user = User.objects.create_user("member")
     Membership.objects.create(user=user, tenant=acme)
-    action = Action("testapp.in_my_tenant", model=Document, permission=ANYONE)
-    action.policy("member", where(tenant__memberships__user=ACTOR), reason="Members only.")
-    doc = Document.objects.create(tenant=acme)
-    assert authorize(user, action, doc).allowed
-    for stranger in (_Kiosk(user.pk), _Job(user.pk)):
-        decision = authorize(stranger, action, doc)
-        assert (decision.allowed, decision.error) == (False, None), type(stranger).__name__
-
-
-def test_an_actor_that_is_not_a_row_owns_nothing_whatever_key_it_carries(
-    fresh_registry: Any,
-) -> None:
-    # owner=ACTOR, decided in Python: the same for a foreign key on the object itself.
-    owner = User.objects.create_user("owner")
-    action = Action("testapp.own", model=Document, permission=ANYONE)
-    action.policy("mine", where(owner=ACTOR), reason="Owners only.")
-    doc = Document.objects.create(owner=owner)
-    assert authorize(owner, action, doc).allowed
-    for stranger in (_Kiosk(owner.pk), _Job(owner.pk)):
-        decision = authorize(stranger, action, doc)
-        assert (decision.allowed, decision.error) == (False, None), type(stranger).__name__
+    member = Action("testapp.in_my_tenant", model=Document, permission=ANYONE)
+    member.policy("member", where(tenant__memberships__user=ACTOR), reason="Members only.")
+    own = Action("testapp.own", model=Document, permission=ANYONE)
+    own.policy("mine", where(owner=ACTOR), reason="Owners only.")
+    doc = Document.objects.create(tenant=acme, owner=user)
+    for action in (member, own):
+        assert authorize(user, action, doc).allowed
+        for stranger in (_Kiosk(user.pk), _Job(user.pk)):
+            decision = authorize(stranger, action, doc)
+            assert (decision.allowed, decision.error) == (False, None), (
+                action.name,
+                type(stranger).__name__,
+            )
 
 
 def test_an_unsaved_row_as_a_value_matches_no_object_without_one(fresh_registry: Any) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
+from django.db.models import F
 from django.test import override_settings
 
 from clearance import ANYONE, Action, authorize, authorized, explain, where
@@ -140,6 +141,25 @@ def test_text_ranges_through_a_foreign_key_compare_by_code_point(fresh_registry:
         "éva",
         "nobody",
     }
+
+
+@pytest.mark.parametrize("lookup", ["gt", "gte", "lt", "lte"])
+def test_text_compared_with_another_text_field_follows_the_databases_order(
+    titled: list[str], lookup: str
+) -> None:
+    # where(title__gt=F("state")) compares two columns: the database decides it (the check
+    # asks it too), in the collation's order. Under ICU "apple" > "M" is false, by code point
+    # it is true: a check that compared in Python would keep a row the list leaves out.
+    Document.objects.update(state="M")
+    kept = agree(where(**{f"title__{lookup}": F("state")}), f"testapp.field_{lookup}")
+    assert agree(~where(**{f"title__{lookup}": F("state")}), f"testapp.not_field_{lookup}") == (
+        set(titled) - kept
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 'apple' < 'M'")
+        (apple_first,) = cursor.fetchone()
+    apple_below = bool(apple_first)  # "apple" < "M" in the database's order
+    assert ("apple" in kept) == (apple_below if lookup in ("lt", "lte") else not apple_below)
 
 
 @pytest.mark.parametrize("lookup", ["iexact", "icontains", "istartswith", "iendswith"])

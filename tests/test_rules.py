@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import FieldError
+from django.db.models import F
 from django.test import override_settings
 from django.utils import timezone
 from hypothesis import given, settings
@@ -114,6 +115,8 @@ def test_unknown_field_is_a_field_error() -> None:
 def test_none_with_a_comparison_is_refused_at_declaration() -> None:
     with pytest.raises(ValueError, match="None only works with exact or iexact"):
         where(amount__gt=None)
+    with pytest.raises(ValueError, match="None only works with exact or iexact"):
+        where(owner__username__gt=None)  # the lookup is the last part, however long the path
     # Both of those take None (IS NULL), and match the same rows.
     assert holds(where(owner__iexact=None), Document()) and holds(where(owner=None), Document())
 
@@ -304,6 +307,9 @@ def test_compiling_a_rule_that_reads_the_object_says_which_and_why() -> None:
         assert str(raised.value).startswith(reason)
         assert raised.value.detail == str(raised.value)
         assert raised.value.rule is rule
+    # CTX.obj inside a list reads the object too.
+    with pytest.raises(RuleNotFilterable, match=r"reads the object through CTX\.obj"):
+        where(state__in=["draft", CTX.obj.state]).to_q(ctx, Document)
 
 
 # -- the algebra ----------------------------------------------------------------------------
@@ -825,3 +831,106 @@ def test_an_actor_that_takes_no_attributes_is_decided_without_a_cache() -> None:
     # the answer on, so each decision asks again.
     assert holds(rule, Document(tenant=acme), user.pk)
     assert not holds(rule, Document(tenant=globex), user.pk)
+
+
+# -- a relation named by its key, one-to-one relations ----------------------------------------
+
+
+def test_a_relation_named_by_its_key_is_decided_on_the_foreign_key_without_a_query(
+    django_assert_num_queries: Any,
+) -> None:
+    # owner__id=..., owner__pk__gt=...: the key is the foreign key's own column, so the check
+    # reads owner_id and never fetches the user; the lookup after the key name is kept.
+    first, second = User.objects.create_user("first"), User.objects.create_user("second")
+    Document.objects.create(owner=first)
+    doc = Document.objects.get()
+    cases = [
+        (where(owner__id=first.pk), True),
+        (where(owner__pk=second.pk), False),
+        (where(owner__id__gt=first.pk), False),
+        (where(owner__pk__gte=first.pk), True),
+        (where(owner__id__lt=second.pk), True),
+        (where(owner__pk__in=[second.pk]), False),
+        (where(owner__id__range=(first.pk, second.pk)), True),
+    ]
+    for rule, expected in cases:
+        with django_assert_num_queries(0):
+            assert holds(rule, doc, first) is expected, rule
+        listed = Document.objects.filter(rule.to_q(ctx_for(None, first), Document)).exists()
+        assert listed is expected, rule
+
+
+def test_a_relation_compared_with_another_fields_relation_is_decided_in_python(
+    django_assert_num_queries: Any,
+) -> None:
+    # owner=F("parent__owner") (or owner__id=..., owner__pk=...): both sides are at hand once
+    # the parent is loaded, so no query is made per object, and the list agrees.
+    mine, theirs = User.objects.create_user("mine"), User.objects.create_user("theirs")
+    parent = Document.objects.create(owner=mine)
+    Document.objects.create(owner=mine, parent=parent, title="same")
+    Document.objects.create(owner=theirs, parent=parent, title="other")
+    children = list(Document.objects.select_related("parent").filter(parent__isnull=False))
+    for rule in (
+        where(owner=F("parent__owner")),
+        where(owner__id=F("parent__owner")),
+        where(owner__pk__exact=F("parent__owner")),
+    ):
+        with django_assert_num_queries(0):
+            kept = {doc.title for doc in children if holds(rule, doc, mine)}
+        assert kept == {"same"}, rule
+        listed = Document.objects.filter(rule.to_q(ctx_for(None, mine), Document))
+        assert set(listed.values_list("title", flat=True)) == {"same"}, rule
+
+
+def test_a_forward_one_to_one_is_a_plain_relation_and_a_reverse_one_is_asked_of_the_database(
+    django_assert_num_queries: Any,
+) -> None:
+    from django.contrib.auth.models import Group
+
+    from tests.githubapp.models import Organization, Team
+
+    org = Organization.objects.create(name="acme")
+    core, ops = Group.objects.create(name="core"), Group.objects.create(name="ops")
+    team = Team.objects.create(organization=org, name="Core", group=core)
+    team = Team.objects.get(pk=team.pk)
+    # Team.group: the team's own column, compared without a query.
+    with django_assert_num_queries(0):
+        assert holds(where(group=CTX.group), team, None, group=core)
+        assert not holds(where(group=CTX.group), team, None, group=ops)
+    # Group.team (the reverse side): no column on the group; the database answers.
+    rule = where(team__name="Core")
+    for group, expected in ((core, True), (ops, False)):
+        group = Group.objects.get(pk=group.pk)
+        with django_assert_num_queries(1):
+            assert holds(rule, group) is expected
+    assert list(Group.objects.filter(rule.to_q(ctx_for(None), Group))) == [core]
+
+
+def test_a_bare_ctx_as_a_value_is_an_error_not_the_actor(fresh_registry: Any) -> None:
+    # where(owner=CTX) names no context value: the decision fails closed with the reason; it
+    # is not read as owner=ACTOR.
+    owner = User.objects.create_user("owner")
+    doc = Document.objects.create(owner=owner)
+    action = Action("testapp.bare_ctx", model=Document, permission=ANYONE)
+    action.policy("mine", where(owner=CTX), reason="Mine.")
+    for _ in range(2):  # cold, then warm
+        decision = authorize(owner, action, doc)
+        assert not decision.allowed
+        assert decision.error is not None and "CTX must be followed by a name" in decision.error
+
+
+def test_a_database_lookup_after_a_relations_key_is_asked_of_the_database(
+    django_assert_num_queries: Any,
+) -> None:
+    # owner__id__regex: a lookup Python does not decide, after the key's name: the database
+    # answers, as the filter does.
+    first, second = User.objects.create_user("first"), User.objects.create_user("second")
+    Document.objects.create(owner=first)
+    doc = Document.objects.get()
+    for user, expected in ((first, True), (second, False)):
+        rule = where(owner__id__regex=rf"^{user.pk}$")
+        with django_assert_num_queries(1):
+            assert holds(rule, doc, first) is expected
+        assert Document.objects.filter(rule.to_q(ctx_for(None, first), Document)).exists() is (
+            expected
+        )

@@ -197,6 +197,17 @@ def test_a_child_model_is_locked_decided_and_re_checked_on_its_parents_columns(
     assert Place.objects.get(pk=shop.pk).name == "bakery"
 
 
+def test_a_child_row_gone_before_the_lock_raises_the_models_own_error(rename_shop: Action) -> None:
+    # A child model takes the ORM's way to its row: a row gone is the same error there.
+    shop = Shop.objects.create(name="corner")
+    Place.objects.filter(pk=shop.pk).delete()
+    with (
+        pytest.raises(Shop.DoesNotExist, match=r"^Shop matching query does not exist\.$"),
+        perform(JOB, "writepaths.rename_shop", shop),
+    ):
+        pass
+
+
 # -- another database --------------------------------------------------------------------------
 
 

@@ -934,3 +934,29 @@ def test_a_database_lookup_after_a_relations_key_is_asked_of_the_database(
         assert Document.objects.filter(rule.to_q(ctx_for(None, first), Document)).exists() is (
             expected
         )
+
+
+def test_a_to_many_rule_on_context_values_is_not_kept_on_the_actor(
+    django_assert_num_queries: Any,
+) -> None:
+    # Only a to-many rule bound to the actor keeps its answer on the actor; one bound to the
+    # context (a list of CTX values, an expression on one) asks again, and sees a change.
+    acme = Tenant.objects.create(name="Acme")
+    clerk, member = User.objects.create_user("clerk"), User.objects.create_user("member")
+    for rule in (
+        where(tenant__memberships__user__in=[CTX.who]),
+        where(tenant__memberships__user__id=CTX.who.pk + 0),
+    ):
+        Membership.objects.create(user=member, tenant=acme)
+        with django_assert_num_queries(1):
+            assert holds(rule, Document(tenant=acme), clerk, who=member)
+        Membership.objects.filter(user=member).delete()
+        with django_assert_num_queries(1):
+            assert not holds(rule, Document(tenant=acme), clerk, who=member), rule
+
+
+def test_isnull_compared_with_a_context_value_reads_it_as_true_or_false() -> None:
+    titled, untitled = Document(title="memo"), Document(title=None)
+    rule = where(title__isnull=CTX.missing)
+    assert holds(rule, titled, None, missing=False) and not holds(rule, titled, None, missing=True)
+    assert holds(rule, untitled, None, missing=True) and not holds(rule, untitled, None, missing=0)

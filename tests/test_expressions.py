@@ -641,6 +641,22 @@ def test_field_arithmetic_with_a_function_is_asked_of_the_database(
     assert agreed(alice, declare(rule)) == {below.pk}
 
 
+def test_a_lookup_through_a_relation_the_database_decides_keeps_its_nulls_under_a_negation(
+    fresh_registry: Any, alice: User, make_doc: Any
+) -> None:
+    # parent__amount__lt=F("priority") / 2: a division, so the database decides; for a row
+    # whose priority is NULL the comparison is unknown: it does not hold, and its negation
+    # does, in the list as in the check (NOT of an unknown comparison would drop the row).
+    top = make_doc(amount=Decimal("3"))
+    small = make_doc(parent=top, priority=10)
+    unknown = make_doc(parent=top, priority=None)
+    large = make_doc(parent=top, priority=2)
+    orphan = make_doc(priority=10)
+    rule = where(parent__amount__lt=F("priority") / 2)
+    assert agreed(alice, declare(rule)) == {small.pk}
+    assert agreed(alice, declare(~rule)) == {top.pk, unknown.pk, large.pk, orphan.pk}
+
+
 def test_a_function_of_a_field_is_asked_of_the_database(
     fresh_registry: Any, alice: User, make_doc: Any
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -370,6 +371,24 @@ def test_an_update_in_several_chunks_counts_every_row(positive: Any, make_doc: A
     assert amounts() == [Decimal(i + 2) for i in range(5)]
 
 
+def test_a_bulk_update_verifies_the_rows_again_in_chunks(positive: Any, make_doc: Any) -> None:
+    rows = [make_doc(amount=Decimal(i + 1)) for i in range(5)]
+    for row in rows:
+        row.amount += 1
+    queryset = guarded()
+    queryset.guard_chunk_size = 2
+    with CaptureQueriesContext(connection) as queries:
+        assert queryset.bulk_update(rows, ["amount"]) == 5
+    # One UPDATE through a queryset of Django's own (its rows locked, then verified in one
+    # chunk: the default size), then every row again, in chunks of 2, once the write is done.
+    assert len(document_queries(queries, "UPDATE")) == 1
+    selects = document_queries(queries, "SELECT")
+    assert len(selects) == 1 + 1 + 3, selects
+    chunks = [re.search(r" IN \(([^)]*)\)", sql) for sql in selects[2:]]
+    assert [len(m.group(1).split(",")) if m else 0 for m in chunks] == [2, 2, 1]
+    assert amounts() == [Decimal(i + 2) for i in range(5)]
+
+
 def test_a_delete_verifies_the_rows_in_chunks(archived_kept: Any, make_doc: Any) -> None:
     for _ in range(5):
         make_doc(state="draft")
@@ -473,6 +492,30 @@ def test_bulk_update_on_another_database_is_verified_and_undone_there(
     assert refused.value.pks == (elsewhere[2].pk,)
     # The caller's transaction on that database goes on.
     assert amounts_in("other") == [Decimal("1"), Decimal("5"), Decimal("9")]
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+def test_bulk_update_in_batches_on_another_database_is_verified_there_once_all_are_written(
+    fresh_registry: Any, make_doc: Any
+) -> None:
+    # As test_bulk_update_in_batches_is_verified_once_every_batch_is_written, with the rows in
+    # "other" only: the last verification (no batch's own catches it) reads them there.
+    @predicate
+    def parent_live(ctx: Any) -> bool:
+        return ctx.obj.parent is None or ctx.obj.parent.state != "archived"
+
+    model_invariant(
+        Document, "parent_not_archived", parent_live, reason="A document's parent is live."
+    )
+    there = Tenant.objects.using("other").create(name="Acme")
+    parent = Document.objects.using("other").create(tenant=there, state="draft")
+    child = Document.objects.using("other").create(tenant=there, state="draft", parent=parent)
+    child.state, parent.state = "submitted", "archived"
+    with pytest.raises(BulkInvariantViolation) as caught:
+        guarded().using("other").bulk_update([child, parent], ["state"], batch_size=1)
+    assert caught.value.pks == (child.pk,)
+    states = Document.objects.using("other").order_by("pk").values_list("state", flat=True)
+    assert list(states) == ["draft", "draft"]
 
 
 @pytest.mark.django_db(databases=["default", "other"])

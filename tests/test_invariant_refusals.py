@@ -208,6 +208,24 @@ def test_a_rule_that_raises_refuses_the_instance_and_says_it_could_not_decide(
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)
 
 
+def test_an_invariant_whose_filter_cannot_be_built_refuses_a_bulk_write_and_says_so(
+    positive: Any, tenant: Tenant, caplog: pytest.LogCaptureFixture
+) -> None:
+    # CTX.limit has no value in a write: the rows cannot be asked about, so none is written.
+    model_invariant(Document, "under_limit", where(amount__lte=CTX.limit), reason="Capped.")
+    docs_with_ids(tenant, range(1, 3))
+    with (
+        caplog.at_level(logging.ERROR, logger="clearance"),
+        pytest.raises(BulkInvariantViolation) as caught,
+    ):
+        guarded().update(amount=2)
+    assert caught.value.decision.error is not None and "CTX.limit" in caught.value.decision.error
+    assert [r.getMessage() for r in caplog.records if r.name == "clearance"] == [
+        "A model invariant of testapp.Document raised; refusing the write"
+    ]
+    assert set(Document.objects.values_list("amount", flat=True)) != {Decimal("2")}
+
+
 # -- the request and the actor --------------------------------------------------------------------
 
 
@@ -351,6 +369,29 @@ def test_a_bulk_insert_decides_a_database_lookup_on_the_values_inserted(
         guarded().bulk_create(old, ignore_conflicts=True)
     assert caught.value.decision.rule == "this_century"
     assert caught.value.decision.error is None
+
+
+def test_a_new_row_saved_alone_decides_a_database_lookup_on_its_values(
+    positive: Any, tenant: Tenant
+) -> None:
+    # A new row has no database yet when it is checked (before its INSERT): the question goes
+    # to the one it will be written to, and the row that keeps the invariant is written.
+    model_invariant(
+        Document,
+        "this_century",
+        where(submitted_at__year__gte=2000),
+        reason="Submitted this century.",
+    )
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
+    Document.objects.create(tenant=tenant, amount=Decimal("1"), submitted_at=when)
+    assert Document.objects.filter(submitted_at=when).count() == 1
+    with pytest.raises(InvariantViolation) as caught:
+        Document.objects.create(
+            tenant=tenant, amount=Decimal("1"), submitted_at=when.replace(year=1999)
+        )
+    assert caught.value.decision.rule == "this_century"
+    assert caught.value.decision.error is None
+    assert Document.objects.count() == 1
 
 
 # -- the context of the check ---------------------------------------------------------------------

@@ -495,6 +495,22 @@ def test_bulk_update_on_another_database_is_verified_and_undone_there(
 
 
 @pytest.mark.django_db(databases=["default", "other"])
+def test_a_distinct_update_on_another_database_locks_and_writes_its_rows_there(
+    positive: Any,
+) -> None:
+    # The rows of a DISTINCT query are locked by key: the keys are looked up where they are.
+    there = Tenant.objects.using("other").create(name="Acme")
+    for amount in ("1", "5"):
+        Document.objects.using("other").create(tenant=there, amount=Decimal(amount))
+    distinct = guarded().using("other").filter(tenant__documents__amount__gt=0).distinct()
+    assert distinct.update(amount=F("amount") + 1) == 2
+    with pytest.raises(BulkInvariantViolation) as refused:
+        distinct.update(amount=F("amount") - 3)
+    assert len(refused.value.pks) == 1
+    assert amounts_in("other") == [Decimal("2"), Decimal("6")]
+
+
+@pytest.mark.django_db(databases=["default", "other"])
 def test_bulk_update_in_batches_on_another_database_is_verified_there_once_all_are_written(
     fresh_registry: Any, make_doc: Any
 ) -> None:

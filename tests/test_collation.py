@@ -12,12 +12,12 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, connections
 from django.db.models import F
 from django.test import override_settings
 
 from clearance import ANYONE, Action, authorize, authorized, explain, where
-from clearance.rules import Rule, fold_case
+from clearance.rules import Context, Rule, fold_case
 from tests.testapp.models import Document
 
 pytestmark = [
@@ -229,3 +229,21 @@ def test_text_ranges_and_warm_case_folding_cost_no_query_per_decision(titled: li
             for doc in docs:
                 authorize(actor, action, doc)
     assert len(queries) == 0, [q["sql"] for q in queries.captured_queries]
+
+
+@pytest.mark.django_db(databases=["default", "other"])
+@pytest.mark.parametrize("lookup", ["iexact", "icontains", "istartswith"])
+def test_a_row_is_compared_as_the_database_it_comes_from_folds_case(lookup: str) -> None:
+    # SQLite folds ASCII letters only, PostgreSQL every letter: a row read from "other"
+    # (SQLite, beside a PostgreSQL default in the PostgreSQL passes) is decided as "other"
+    # decides it, whatever the default database does.
+    rule = where(**{f"title__{lookup}": "élan"})
+    for alias in ("default", "other"):
+        Document.objects.using(alias).create(title="Élan")
+        row = Document.objects.using(alias).get()
+        stored = Document.objects.using(alias).filter(**{f"title__{lookup}": "élan"}).exists()
+        assert rule.evaluate(Context(None, None, row, now=None, extra={})) is stored, alias
+    vendors = {connections[a].vendor for a in ("default", "other")}
+    if vendors == {"sqlite", "postgresql"}:  # the case that tells the databases apart
+        assert Document.objects.using("default").filter(title__iexact="élan").exists()
+        assert not Document.objects.using("other").filter(title__iexact="élan").exists()

@@ -140,6 +140,9 @@ def test_an_update_of_a_queryset_with_extra_columns_writes_its_own_rows(
         extra.filter(amount__gt=2).update(amount=0)
     assert refused.value.pks == (docs[1].pk, docs[2].pk)
     assert amounts() == [Decimal("1"), Decimal("6"), Decimal("10")]
+    # The same under DISTINCT, whose rows are locked by key: the keys are read, not the column.
+    assert extra.filter(amount__gt=2).distinct().update(amount=F("amount") + 1) == 2
+    assert amounts() == [Decimal("1"), Decimal("7"), Decimal("11")]
 
 
 def test_update_nested_in_a_caller_transaction(positive: Any, docs: list[Document]) -> None:

@@ -385,13 +385,19 @@ def test_a_new_row_saved_alone_decides_a_database_lookup_on_its_values(
     when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
     Document.objects.create(tenant=tenant, amount=Decimal("1"), submitted_at=when)
     assert Document.objects.filter(submitted_at=when).count() == 1
+    # A value not converted yet (text from a form) is asked as the column's type.
+    Document.objects.create(tenant=tenant, amount=Decimal("1"), submitted_at="2024-06-01T00:00Z")
     with pytest.raises(InvariantViolation) as caught:
         Document.objects.create(
             tenant=tenant, amount=Decimal("1"), submitted_at=when.replace(year=1999)
         )
     assert caught.value.decision.rule == "this_century"
     assert caught.value.decision.error is None
-    assert Document.objects.count() == 1
+    # No value: NULL's year is no year; refused as well, still without an error.
+    with pytest.raises(InvariantViolation) as caught:
+        Document.objects.create(tenant=tenant, amount=Decimal("1"), submitted_at=None)
+    assert caught.value.decision.error is None
+    assert Document.objects.count() == 2
 
 
 # -- the context of the check ---------------------------------------------------------------------

@@ -963,16 +963,17 @@ def test_isnull_compared_with_a_context_value_reads_it_as_true_or_false() -> Non
 
 
 def test_pk_after_a_relation_to_another_column_than_the_key_reads_the_related_row() -> None:
-    # Badge.holder refers to User.username: holder__pk is the user's key, which the badge does
-    # not hold (holder_id is the username); the check reads the user, as the filter joins it.
-    from tests.testapp.models import Badge
+    # Nameplate.holder refers to User.username: holder__pk is the user's key, which the
+    # nameplate does not hold (holder_id is the username); the check reads the user, as the
+    # filter joins it.
+    from tests.testapp.models import Nameplate
 
     alice, bob = User.objects.create_user("alice"), User.objects.create_user("bob")
-    Badge.objects.create(holder=alice, label="gold")
-    badge = Badge.objects.get()
+    Nameplate.objects.create(holder=alice, label="gold")
+    plate = Nameplate.objects.get()
     for user, expected in ((alice, True), (bob, False)):
         for rule in (where(holder__pk=user.pk), where(holder__id=user.pk)):
-            assert holds(rule, badge, user) is expected, (rule.lookups, user)
-            listed = Badge.objects.filter(rule.to_q(ctx_for(None, user), Badge)).exists()
+            assert holds(rule, plate, user) is expected, (rule.lookups, user)
+            listed = Nameplate.objects.filter(rule.to_q(ctx_for(None, user), Nameplate)).exists()
             assert listed is expected, (rule.lookups, user)
-    assert holds(where(holder="alice"), badge) and holds(where(holder__username="alice"), badge)
+    assert holds(where(holder="alice"), plate) and holds(where(holder__username="alice"), plate)

@@ -150,16 +150,16 @@ class Task(models.Model):
         return self.title or f"Task {self.pk}"
 
 
-class Badge(models.Model):
+class Nameplate(models.Model):
     """Refers to its holder by username, not by key (a foreign key with ``to_field``)."""
 
     holder = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         to_field="username",
         on_delete=models.CASCADE,
-        related_name="badges",
+        related_name="nameplates",
     )
     label = models.CharField(max_length=50, default="")
 
     def __str__(self) -> str:
-        return self.label or f"Badge {self.pk}"
+        return self.label or f"Nameplate {self.pk}"

@@ -12,7 +12,7 @@ import pytest
 from django.contrib.sessions.models import Session
 from django.db import connection, connections
 from django.db.models import F
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 from clearance import (
@@ -219,10 +219,21 @@ def test_an_invariant_whose_filter_cannot_be_built_refuses_a_bulk_write_and_says
         pytest.raises(BulkInvariantViolation) as caught,
     ):
         guarded().update(amount=2)
+    # The refusal names the invariant that could not be decided, not the first one declared.
+    assert caught.value.decision.rule == "under_limit"
+    assert caught.value.violations == {"under_limit": [1, 2]}
     assert caught.value.decision.error is not None and "CTX.limit" in caught.value.decision.error
-    assert [r.getMessage() for r in caplog.records if r.name == "clearance"] == [
-        "A model invariant of testapp.Document raised; refusing the write"
-    ]
+    [record] = [r for r in caplog.records if r.name == "clearance"]
+    assert record.getMessage() == "A model invariant of testapp.Document raised; refusing the write"
+    assert record.exc_info is not None and isinstance(record.exc_info[1], LookupError)
+    assert set(Document.objects.values_list("amount", flat=True)) != {Decimal("2")}
+    # With RAISE_RULE_ERRORS (while developing), the rule's own error comes out, and nothing
+    # is written either.
+    with (
+        override_settings(CLEARANCE={"RAISE_RULE_ERRORS": True}),
+        pytest.raises(LookupError, match=r"CTX\.limit has no value"),
+    ):
+        guarded().update(amount=2)
     assert set(Document.objects.values_list("amount", flat=True)) != {Decimal("2")}
 
 

@@ -344,13 +344,25 @@ class _Split:
     in_python: list[ModelInvariant]
 
 
+class _FilterRaised(Exception):
+    """An invariant's filter could not be built; the error it raised is the ``__cause__``."""
+
+    def __init__(self, invariant: ModelInvariant) -> None:
+        super().__init__(invariant.code)
+        self.invariant = invariant
+
+
 def _split(invariants: Sequence[ModelInvariant], model: type[models.Model], ctx: Context) -> _Split:
+    """The invariants asked of the database (with their filters) and those decided in Python;
+    raises :class:`_FilterRaised` naming the invariant whose filter raised."""
     split = _Split([], [])
     for invariant in invariants:
         try:
             split.in_db.append((invariant, invariant.rule.to_q(ctx, model)))
         except RuleNotFilterable:
             split.in_python.append(invariant)
+        except Exception as exc:
+            raise _FilterRaised(invariant) from exc
     return split
 
 
@@ -389,11 +401,18 @@ def verify_rows(
     errors: dict[str, str] = {}
     try:
         split = _split(invariants, model, ctx)
-    except Exception as exc:
+    except _FilterRaised as raised:
+        exc = cast(Exception, raised.__cause__)
         if clearance_settings.RAISE_RULE_ERRORS:
-            raise
-        logger.exception("A model invariant of %s raised; refusing the write", model._meta.label)
-        raise_bulk(model, event, invariants[0], ctx, {invariants[0].name: list(pks)}, error=exc)
+            raise exc from None
+        logger.error(
+            "A model invariant of %s raised; refusing the write",
+            model._meta.label,
+            exc_info=exc,
+        )
+        # The refusal names the invariant that could not be decided, and every row.
+        culprit = raised.invariant
+        raise_bulk(model, event, culprit, ctx, {culprit.name: list(pks)}, error=exc)
     combined: Q | bool = True
     for invariant, q in split.in_db:
         if q is False:

@@ -269,17 +269,23 @@ def test_bulk_update_that_keeps_the_invariants_succeeds(
     assert amounts() == [Decimal("2"), Decimal("6"), Decimal("10")]
 
 
-def test_bulk_update_in_batches_is_verified_once_every_batch_is_written(
-    fresh_registry: Any, make_doc: Any
-) -> None:
-    # A predicate reads the parent row in Python: no relation tells that the child reads it.
+@pytest.fixture
+def parent_live(fresh_registry: Any) -> Any:
+    """A model invariant a predicate decides by reading the parent row in Python: no relation
+    tells that a child reads its parent."""
+
     @predicate
-    def parent_live(ctx: Any) -> bool:
+    def live(ctx: Any) -> bool:
         return ctx.obj.parent is None or ctx.obj.parent.state != "archived"
 
-    model_invariant(
-        Document, "parent_not_archived", parent_live, reason="A document's parent is live."
+    return model_invariant(
+        Document, "parent_not_archived", live, reason="A document's parent is live."
     )
+
+
+def test_bulk_update_in_batches_is_verified_once_every_batch_is_written(
+    parent_live: Any, make_doc: Any
+) -> None:
     parent = make_doc(state="draft")
     child = make_doc(state="draft", parent=parent)
     child.state = "submitted"
@@ -515,17 +521,10 @@ def test_a_distinct_update_on_another_database_locks_and_writes_its_rows_there(
 
 @pytest.mark.django_db(databases=["default", "other"])
 def test_bulk_update_in_batches_on_another_database_is_verified_there_once_all_are_written(
-    fresh_registry: Any, make_doc: Any
+    parent_live: Any,
 ) -> None:
     # As test_bulk_update_in_batches_is_verified_once_every_batch_is_written, with the rows in
     # "other" only: the last verification (no batch's own catches it) reads them there.
-    @predicate
-    def parent_live(ctx: Any) -> bool:
-        return ctx.obj.parent is None or ctx.obj.parent.state != "archived"
-
-    model_invariant(
-        Document, "parent_not_archived", parent_live, reason="A document's parent is live."
-    )
     there = Tenant.objects.using("other").create(name="Acme")
     parent = Document.objects.using("other").create(tenant=there, state="draft")
     child = Document.objects.using("other").create(tenant=there, state="draft", parent=parent)

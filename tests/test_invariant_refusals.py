@@ -361,16 +361,20 @@ def test_verify_rows_decides_the_save_invariants_by_default(positive: Any, make_
 # -- lookups only the database can decide ---------------------------------------------------------
 
 
-def test_a_bulk_insert_decides_a_database_lookup_on_the_values_inserted(
-    positive: Any, tenant: Tenant
-) -> None:
-    # submitted_at__year is a transform: Python cannot decide it, the database can.
-    model_invariant(
+@pytest.fixture
+def this_century(positive: Any) -> Any:
+    """submitted_at__year is a transform: Python cannot decide it, the database can."""
+    return model_invariant(
         Document,
         "this_century",
         where(submitted_at__year__gte=2000),
         reason="Submitted this century.",
     )
+
+
+def test_a_bulk_insert_decides_a_database_lookup_on_the_values_inserted(
+    this_century: Any, tenant: Tenant
+) -> None:
     when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
     objs = [Document(tenant=tenant, amount=Decimal("1"), submitted_at=when)]
     guarded().bulk_create(objs, ignore_conflicts=True)
@@ -383,16 +387,10 @@ def test_a_bulk_insert_decides_a_database_lookup_on_the_values_inserted(
 
 
 def test_a_new_row_saved_alone_decides_a_database_lookup_on_its_values(
-    positive: Any, tenant: Tenant
+    this_century: Any, tenant: Tenant
 ) -> None:
     # A new row has no database yet when it is checked (before its INSERT): the question goes
     # to the one it will be written to, and the row that keeps the invariant is written.
-    model_invariant(
-        Document,
-        "this_century",
-        where(submitted_at__year__gte=2000),
-        reason="Submitted this century.",
-    )
     when = dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)
     Document.objects.create(tenant=tenant, amount=Decimal("1"), submitted_at=when)
     assert Document.objects.filter(submitted_at=when).count() == 1

@@ -836,14 +836,20 @@ def test_an_actor_that_takes_no_attributes_is_decided_without_a_cache() -> None:
 # -- a relation named by its key, one-to-one relations ----------------------------------------
 
 
+@pytest.fixture
+def owned_by_first() -> tuple[User, User, Document]:
+    """Two users, and a document of the first, loaded afresh (nothing of its owner cached)."""
+    first, second = User.objects.create_user("first"), User.objects.create_user("second")
+    Document.objects.create(owner=first)
+    return first, second, Document.objects.get()
+
+
 def test_a_relation_named_by_its_key_is_decided_on_the_foreign_key_without_a_query(
-    django_assert_num_queries: Any,
+    owned_by_first: tuple[User, User, Document], django_assert_num_queries: Any
 ) -> None:
     # owner__id=..., owner__pk__gt=...: the key is the foreign key's own column, so the check
     # reads owner_id and never fetches the user; the lookup after the key name is kept.
-    first, second = User.objects.create_user("first"), User.objects.create_user("second")
-    Document.objects.create(owner=first)
-    doc = Document.objects.get()
+    first, second, doc = owned_by_first
     cases = [
         (where(owner__id=first.pk), True),
         (where(owner__pk=second.pk), False),
@@ -920,13 +926,11 @@ def test_a_bare_ctx_as_a_value_is_an_error_not_the_actor(fresh_registry: Any) ->
 
 
 def test_a_database_lookup_after_a_relations_key_is_asked_of_the_database(
-    django_assert_num_queries: Any,
+    owned_by_first: tuple[User, User, Document], django_assert_num_queries: Any
 ) -> None:
     # owner__id__regex: a lookup Python does not decide, after the key's name: the database
     # answers, as the filter does.
-    first, second = User.objects.create_user("first"), User.objects.create_user("second")
-    Document.objects.create(owner=first)
-    doc = Document.objects.get()
+    first, second, doc = owned_by_first
     for user, expected in ((first, True), (second, False)):
         rule = where(owner__id__regex=rf"^{user.pk}$")
         with django_assert_num_queries(1):

@@ -345,11 +345,12 @@ class _Split:
 
 
 class _FilterRaised(Exception):
-    """An invariant's filter could not be built; the error it raised is the ``__cause__``."""
+    """An invariant's filter could not be built: which invariant, and the error it raised."""
 
-    def __init__(self, invariant: ModelInvariant) -> None:
+    def __init__(self, invariant: ModelInvariant, error: Exception) -> None:
         super().__init__(invariant.code)
         self.invariant = invariant
+        self.error = error
 
 
 def _split(invariants: Sequence[ModelInvariant], model: type[models.Model], ctx: Context) -> _Split:
@@ -362,7 +363,7 @@ def _split(invariants: Sequence[ModelInvariant], model: type[models.Model], ctx:
         except RuleNotFilterable:
             split.in_python.append(invariant)
         except Exception as exc:
-            raise _FilterRaised(invariant) from exc
+            raise _FilterRaised(invariant, exc) from exc
     return split
 
 
@@ -402,7 +403,7 @@ def verify_rows(
     try:
         split = _split(invariants, model, ctx)
     except _FilterRaised as raised:
-        exc = cast(Exception, raised.__cause__)
+        exc = raised.error
         if clearance_settings.RAISE_RULE_ERRORS:
             raise exc from None
         logger.error(
